@@ -1,0 +1,153 @@
+//! `onus check`: the engine on files, for deploy pipelines.
+
+mod load;
+mod output;
+
+pub use load::{Document, InputError, load, parse_stream};
+pub use output::{Format, render};
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+use crate::api::{ClusterResponsibilityBaseline, ResponsibilityBaseline};
+use crate::baseline::BaselineSet;
+use crate::declared::is_declared_kind;
+use crate::engine::{Verdict, evaluate, evaluate_namespace};
+use crate::inventory::Inventory;
+use crate::object::Object;
+use crate::refs::pod_template_path;
+
+/// What to check.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    pub baselines: Vec<PathBuf>,
+    pub paths: Vec<PathBuf>,
+    pub namespace: String,
+    pub now: DateTime<Utc>,
+}
+
+/// Everything `onus check` found.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub verdicts: Vec<Verdict>,
+    /// Where each judged object came from: (object, file, document index, line).
+    pub sources: Vec<(crate::object::ObjectRef, String, usize, usize)>,
+    pub objects: usize,
+    pub judged: usize,
+    /// Objects of kinds onus does not judge, by kind.
+    pub skipped_kinds: std::collections::BTreeMap<String, usize>,
+    /// Namespaces with objects but no baseline.
+    pub unguarded_namespaces: BTreeSet<String>,
+    pub baselines: usize,
+    pub errors: Vec<InputError>,
+}
+
+impl CheckReport {
+    /// 0: nothing at Deny; 1: at least one Deny verdict; 2: input or usage error.
+    pub fn exit_code(&self) -> i32 {
+        if !self.errors.is_empty() {
+            2
+        } else if self.verdicts.iter().any(Verdict::denies) {
+            1
+        } else {
+            0
+        }
+    }
+
+    pub fn source_of(&self, r: &crate::object::ObjectRef) -> Option<(&str, usize, usize)> {
+        self.sources.iter().find(|s| &s.0 == r).map(|s| (s.1.as_str(), s.2, s.3))
+    }
+}
+
+/// Kinds that only give context (the snapshot), never verdicts of their own.
+fn is_context_kind(group: &str, kind: &str) -> bool {
+    matches!((group, kind), ("", "ConfigMap" | "Namespace") | ("networking.k8s.io", "NetworkPolicy"))
+        || (group == "storage.azure.com" && kind == "StorageAccountsBlobService")
+}
+
+fn is_judged_kind(group: &str, kind: &str) -> bool {
+    pod_template_path(kind).is_some()
+        || matches!(
+            (group, kind),
+            ("", "ServiceAccount" | "Service") | ("networking.k8s.io" | "extensions", "Ingress") | ("storage.k8s.io", "StorageClass")
+        )
+        || is_declared_kind(group, kind)
+}
+
+/// Run the engine over the files.
+pub fn run(opts: &CheckOptions) -> CheckReport {
+    let mut report = CheckReport::default();
+    let (baseline_docs, mut errors) = load(&opts.baselines);
+    let (docs, more) = load(&opts.paths);
+    errors.extend(more);
+
+    let mut baselines = BaselineSet::default();
+    let mut objects: Vec<(Object, &Document)> = Vec::new();
+    for doc in baseline_docs.iter().chain(docs.iter()) {
+        let err = |message: String| InputError { file: doc.file.clone(), document: Some(doc.index), line: Some(doc.line), message };
+        let obj = match Object::from_value(doc.value.clone(), Some(&opts.namespace)) {
+            Ok(o) => o,
+            Err(e) => {
+                errors.push(err(format!("not a Kubernetes object: {e}")));
+                continue;
+            }
+        };
+        if obj.group() == "onus.dev" {
+            let added = match obj.kind() {
+                "ResponsibilityBaseline" => serde_json::from_value::<ResponsibilityBaseline>(doc.value.clone())
+                    .map_err(|e| format!("invalid ResponsibilityBaseline {}: {e}", obj.id.name))
+                    .and_then(|rb| baselines.add_namespaced(&rb, &opts.namespace).map_err(|e| e.to_string())),
+                "ClusterResponsibilityBaseline" => serde_json::from_value::<ClusterResponsibilityBaseline>(doc.value.clone())
+                    .map_err(|e| format!("invalid ClusterResponsibilityBaseline {}: {e}", obj.id.name))
+                    .and_then(|crb| baselines.add_cluster(&crb).map_err(|e| e.to_string())),
+                other => Err(format!("unknown onus.dev kind {other}")),
+            };
+            if let Err(m) = added {
+                errors.push(err(m));
+            }
+            continue;
+        }
+        objects.push((obj, doc));
+    }
+    report.baselines = baselines.len();
+    if baselines.is_empty() && errors.is_empty() {
+        errors.push(InputError {
+            file: opts.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            document: None,
+            line: None,
+            message: "no ResponsibilityBaseline or ClusterResponsibilityBaseline found: give one with --baseline or among the files".into(),
+        });
+    }
+
+    let inventory = Inventory::from_objects(objects.iter().map(|(o, _)| o));
+    let mut namespaces = BTreeSet::new();
+    report.objects = objects.len();
+    for (obj, doc) in &objects {
+        let ns = obj.namespace().unwrap_or(&opts.namespace).to_string();
+        if !is_judged_kind(obj.group(), obj.kind()) {
+            if !is_context_kind(obj.group(), obj.kind()) {
+                *report.skipped_kinds.entry(format!("{}/{}", obj.id.api_version, obj.kind())).or_default() += 1;
+            }
+            continue;
+        }
+        let applying = baselines.for_namespace(&ns, &inventory.namespace_labels(&ns));
+        if applying.is_empty() {
+            report.unguarded_namespaces.insert(ns);
+            continue;
+        }
+        namespaces.insert(ns);
+        let refs: Vec<&crate::baseline::EffectiveBaseline> = applying.iter().map(|b| b.as_ref()).collect();
+        report.judged += 1;
+        report.sources.push((obj.id.clone(), doc.file.clone(), doc.index, doc.line));
+        report.verdicts.extend(evaluate(obj, &refs, &inventory, opts.now));
+    }
+    for ns in namespaces {
+        let applying = baselines.for_namespace(&ns, &inventory.namespace_labels(&ns));
+        let refs: Vec<&crate::baseline::EffectiveBaseline> = applying.iter().map(|b| b.as_ref()).collect();
+        report.verdicts.extend(evaluate_namespace(&ns, &refs, &inventory, opts.now));
+    }
+    report.errors = errors;
+    report
+}

@@ -1,0 +1,172 @@
+//! `onus check` output: text for people, JSON for tools, SARIF 2.1.0 for code scanning.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde_json::json;
+
+use crate::api::Action;
+use crate::engine::{Outcome, Verdict};
+use crate::model::ControlId;
+use crate::object::ObjectRef;
+
+use super::CheckReport;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Sarif,
+}
+
+/// Render the report. `colour` only applies to text.
+pub fn render(report: &CheckReport, format: Format, colour: bool) -> String {
+    match format {
+        Format::Text => text(report, colour),
+        Format::Json => serde_json::to_string_pretty(&report.verdicts).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")) + "\n",
+        Format::Sarif => serde_json::to_string_pretty(&sarif(report)).unwrap_or_default() + "\n",
+    }
+}
+
+struct Paint(bool);
+
+impl Paint {
+    fn code(&self, code: &str, s: &str) -> String {
+        if self.0 { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+    }
+}
+
+fn label(v: &Verdict) -> &'static str {
+    match (v.result, v.action) {
+        (Outcome::Fail, Action::Deny) => "DENY",
+        (Outcome::Fail, Action::Warn) => "WARN",
+        (Outcome::Fail, Action::Audit) => "AUDIT",
+        (Outcome::Error, _) => "ERROR",
+        (Outcome::Warn, _) => "WARN",
+        (Outcome::Pass, _) => "PASS",
+        (Outcome::Skip, _) => "SKIP",
+    }
+}
+
+fn text(report: &CheckReport, colour: bool) -> String {
+    let paint = Paint(colour);
+    let mut out = String::new();
+    // Group findings by object, in the order objects were read; failing controls first.
+    let mut order: Vec<&ObjectRef> = Vec::new();
+    let mut by_object: BTreeMap<&ObjectRef, Vec<&Verdict>> = BTreeMap::new();
+    for v in report.verdicts.iter().filter(|v| v.is_finding()) {
+        if !by_object.contains_key(&v.resource) {
+            order.push(&v.resource);
+        }
+        by_object.entry(&v.resource).or_default().push(v);
+    }
+    for obj in order {
+        let mut vs = by_object.remove(obj).unwrap_or_default();
+        vs.sort_by_key(|v| (!v.denies(), v.result != Outcome::Fail, v.control));
+        let place = report.source_of(obj).map(|(f, _, l)| format!("  ({f}:{l})")).unwrap_or_default();
+        let _ = writeln!(out, "{}{}", paint.code("1", &obj.to_string()), paint.code("2", &place));
+        for v in vs {
+            let tag = label(v);
+            let tag = match tag {
+                "DENY" | "ERROR" => paint.code("1;31", tag),
+                "WARN" => paint.code("1;33", tag),
+                _ => paint.code("1;36", tag),
+            };
+            let _ = writeln!(out, "  {tag:<5} {}  {}", paint.code("1", v.control.as_str()), v.message);
+            if let Some(fix) = &v.remediation {
+                let _ = writeln!(out, "        {} {fix}", paint.code("32", "fix:"));
+            }
+        }
+        out.push('\n');
+    }
+    let count = |o: Outcome| report.verdicts.iter().filter(|v| v.result == o).count();
+    let denies = report.verdicts.iter().filter(|v| v.denies()).count();
+    let _ = writeln!(
+        out,
+        "{} objects read, {} judged under {} baseline(s): {} fail ({} deny), {} error, {} warn, {} pass, {} skip",
+        report.objects,
+        report.judged,
+        report.baselines,
+        count(Outcome::Fail),
+        denies,
+        count(Outcome::Error),
+        count(Outcome::Warn),
+        count(Outcome::Pass),
+        count(Outcome::Skip)
+    );
+    if !report.skipped_kinds.is_empty() {
+        let kinds: Vec<String> = report.skipped_kinds.iter().map(|(k, n)| format!("{k} ({n})")).collect();
+        let _ = writeln!(out, "not judged (kinds onus does not check): {}", kinds.join(", "));
+    }
+    if !report.unguarded_namespaces.is_empty() {
+        let ns: Vec<&str> = report.unguarded_namespaces.iter().map(String::as_str).collect();
+        let _ = writeln!(out, "no baseline applies to namespace(s): {}", ns.join(", "));
+    }
+    out
+}
+
+fn sarif(report: &CheckReport) -> serde_json::Value {
+    let rules: Vec<serde_json::Value> = ControlId::ALL
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.as_str(),
+                "name": c.as_str(),
+                "shortDescription": {"text": c.title()},
+                "fullDescription": {"text": format!("{} (domain: {})", c.title(), c.domain())},
+                "helpUri": format!("https://onus.dev/controls#{}", c.as_str().replace('.', "-")),
+                "properties": {"domain": c.domain().as_str(), "tags": ["security", "shared-responsibility", c.domain().as_str()]},
+            })
+        })
+        .collect();
+    let results: Vec<serde_json::Value> = report
+        .verdicts
+        .iter()
+        .filter(|v| v.is_finding())
+        .map(|v| {
+            let level = match (v.result, v.action) {
+                (Outcome::Warn, _) | (_, Action::Warn) => "warning",
+                (_, Action::Deny) => "error",
+                (_, Action::Audit) => "note",
+            };
+            let mut r = json!({
+                "ruleId": v.control.as_str(),
+                "ruleIndex": ControlId::ALL.iter().position(|c| *c == v.control).unwrap_or(0),
+                "level": level,
+                "message": {"text": match &v.remediation { Some(f) => format!("{} Fix: {f}", v.message), None => v.message.clone() }},
+                "properties": {
+                    "result": v.result.as_str(),
+                    "action": v.action.as_str(),
+                    "owner": v.owner.as_str(),
+                    "rule": v.rule,
+                    "cloudResource": v.cloud_resource,
+                    "baseline": v.baseline,
+                },
+                "partialFingerprints": {"onus/v1": format!("{}|{}|{}|{}", v.control, v.rule, v.resource, v.cloud_resource.as_deref().unwrap_or(""))},
+            });
+            let logical = json!([{"name": v.resource.name, "fullyQualifiedName": v.resource.to_string(), "kind": "object"}]);
+            let location = match report.source_of(&v.resource) {
+                Some((file, _, line)) => json!([{
+                    "physicalLocation": {"artifactLocation": {"uri": file}, "region": {"startLine": line}},
+                    "logicalLocations": logical,
+                }]),
+                None => json!([{"logicalLocations": logical}]),
+            };
+            r["locations"] = location;
+            r
+        })
+        .collect();
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "onus",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://onus.dev",
+                "rules": rules,
+            }},
+            "results": results,
+        }],
+    })
+}

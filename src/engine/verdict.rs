@@ -1,0 +1,95 @@
+//! Verdicts: what the engine says about one check on one object.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::api::Action;
+use crate::model::{ControlId, Domain, Owner};
+use crate::object::ObjectRef;
+
+/// Result of one check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Warn,
+    Error,
+    Skip,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Warn => "warn",
+            Outcome::Error => "error",
+            Outcome::Skip => "skip",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verdict {
+    pub control: ControlId,
+    /// The check inside the control, e.g. `acl-grants`, `privileged`.
+    pub rule: &'static str,
+    pub result: Outcome,
+    pub action: Action,
+    pub domain: Domain,
+    pub owner: Owner,
+    pub resource: ObjectRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_resource: Option<String>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<String>,
+    /// The baseline that produced the verdict.
+    pub baseline: String,
+}
+
+impl Verdict {
+    /// This verdict refuses the object (and makes `onus check` exit 1).
+    pub fn denies(&self) -> bool {
+        self.action == Action::Deny && matches!(self.result, Outcome::Fail | Outcome::Error)
+    }
+
+    /// A gap that needs attention: fail, error or warn.
+    pub fn is_finding(&self) -> bool {
+        matches!(self.result, Outcome::Fail | Outcome::Error | Outcome::Warn)
+    }
+
+    fn severity(&self) -> u8 {
+        match self.result {
+            Outcome::Fail | Outcome::Error => match self.action {
+                Action::Deny => 7,
+                Action::Warn => 6,
+                Action::Audit => 5,
+            },
+            Outcome::Warn => 4,
+            Outcome::Pass => 2,
+            Outcome::Skip => 1,
+        }
+    }
+}
+
+/// Keep the strictest verdict of each check (control, rule, cloud resource), in first-seen order.
+pub fn strictest(all: Vec<Verdict>) -> Vec<Verdict> {
+    let mut index: HashMap<(ControlId, &'static str, Option<String>), usize> = HashMap::new();
+    let mut out: Vec<Verdict> = Vec::with_capacity(all.len());
+    for v in all {
+        let key = (v.control, v.rule, v.cloud_resource.clone());
+        match index.get(&key) {
+            Some(&i) if out[i].severity() >= v.severity() => {}
+            Some(&i) => out[i] = v,
+            None => {
+                index.insert(key, out.len());
+                out.push(v);
+            }
+        }
+    }
+    out
+}

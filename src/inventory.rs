@@ -1,0 +1,145 @@
+//! The snapshot the engine reads: ServiceAccounts, ConfigMaps, NetworkPolicies, namespaces and
+//! declared cloud postures. `onus check` fills it from files; the webhook keeps it fresh from watches.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde_json::Value;
+
+use crate::declared::{NameResolver, declared};
+use crate::engine::World;
+use crate::object::Object;
+use crate::posture::{CloudResource, Knowledge, PostureLookup, PostureMap};
+use crate::refs::ConfigMaps;
+
+#[derive(Clone, Debug, Default)]
+pub struct Inventory {
+    service_accounts: HashMap<(String, String), Object>,
+    config_maps: HashMap<(String, String), Value>,
+    default_deny: HashSet<String>,
+    namespace_labels: HashMap<String, BTreeMap<String, String>>,
+    /// Cloud names of managed objects: (group, kind, name) -> external name.
+    cloud_names: HashMap<(String, String, String), String>,
+    /// Declared postures, merged per cloud resource.
+    pub declared: PostureMap,
+    /// Live postures (from audits); they win over declared facts.
+    pub live: PostureMap,
+}
+
+impl Inventory {
+    /// Build from a set of objects: first names, then everything that needs them.
+    pub fn from_objects<'a>(objects: impl IntoIterator<Item = &'a Object> + Clone) -> Inventory {
+        let mut inv = Inventory::default();
+        for o in objects.clone() {
+            inv.index_names(o);
+        }
+        for o in objects {
+            inv.add(o);
+        }
+        inv
+    }
+
+    fn index_names(&mut self, o: &Object) {
+        let key = |n: &str| (o.group().to_string(), o.kind().to_string(), n.to_string());
+        let cloud = match (o.group(), o.kind()) {
+            (g, _) if g.ends_with(".aws.upbound.io") => {
+                Some(o.annotation("crossplane.io/external-name").unwrap_or(&o.id.name).to_string())
+            }
+            ("iam.services.k8s.aws", _) | ("s3.services.k8s.aws", _) => Some(o.str_at("spec.name").unwrap_or(&o.id.name).to_string()),
+            // A blobServices object resolves to the account that owns it.
+            ("storage.azure.com", "StorageAccountsBlobService") => o.str_at("spec.owner.name").map(|owner| {
+                self.cloud_names
+                    .get(&("storage.azure.com".into(), "StorageAccount".into(), owner.to_string()))
+                    .cloned()
+                    .unwrap_or_else(|| owner.to_string())
+            }),
+            ("storage.azure.com", _) | ("network.azure.com", _) => Some(o.str_at("spec.azureName").unwrap_or(&o.id.name).to_string()),
+            _ => None,
+        };
+        if let Some(c) = cloud {
+            self.cloud_names.insert(key(&o.id.name), c);
+        }
+    }
+
+    /// Add or replace one object.
+    pub fn add(&mut self, o: &Object) {
+        let ns = || o.namespace().unwrap_or("default").to_string();
+        match (o.group(), o.kind()) {
+            ("", "ServiceAccount") => {
+                self.service_accounts.insert((ns(), o.id.name.clone()), o.clone());
+            }
+            ("", "ConfigMap") => {
+                let data = o.at("data").cloned().unwrap_or(Value::Object(Default::default()));
+                self.config_maps.insert((ns(), o.id.name.clone()), data);
+            }
+            ("networking.k8s.io", "NetworkPolicy") => {
+                if crate::engine::is_default_deny(&o.body) {
+                    self.default_deny.insert(ns());
+                }
+            }
+            ("", "Namespace") => {
+                let labels = o
+                    .at("metadata.labels")
+                    .and_then(Value::as_object)
+                    .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+                    .unwrap_or_default();
+                self.namespace_labels.insert(o.id.name.clone(), labels);
+            }
+            _ => {
+                if let Some(d) = declared(o, self) {
+                    self.declared.add(d.posture);
+                }
+            }
+        }
+    }
+
+    /// Namespace labels as known; `kubernetes.io/metadata.name` is implied by the selector code.
+    pub fn namespace_labels(&self, ns: &str) -> BTreeMap<String, String> {
+        self.namespace_labels.get(ns).cloned().unwrap_or_default()
+    }
+
+    fn lookup(&self, r: &CloudResource) -> Option<&crate::posture::Posture> {
+        self.live.get(r).or_else(|| self.declared.get(r))
+    }
+}
+
+impl PostureLookup for Inventory {
+    fn posture(&self, resource: &CloudResource) -> Knowledge<'_> {
+        if let Some(p) = self.lookup(resource) {
+            return Knowledge::Known(p);
+        }
+        // Declared IAM objects are known by name only; an ARN reference falls back to the name.
+        let by_name = match resource {
+            CloudResource::IamRole(arn) if arn.starts_with("arn:") => resource.role_name().map(|n| CloudResource::IamRole(format!("role/{n}"))),
+            CloudResource::IamPolicy(arn) if arn.starts_with("arn:") => {
+                arn.rsplit('/').next().map(|n| CloudResource::IamPolicy(format!("policy/{n}")))
+            }
+            _ => None,
+        };
+        match by_name.as_ref().and_then(|r| self.lookup(r)) {
+            Some(p) => Knowledge::Known(p),
+            None => Knowledge::Unknown,
+        }
+    }
+}
+
+impl ConfigMaps for Inventory {
+    fn config_map_data(&self, namespace: &str, name: &str) -> Option<&Value> {
+        self.config_maps.get(&(namespace.to_string(), name.to_string()))
+    }
+}
+
+impl NameResolver for Inventory {
+    fn cloud_name(&self, group: &str, kind: &str, _namespace: Option<&str>, name: &str) -> Option<String> {
+        self.cloud_names.get(&(group.to_string(), kind.to_string(), name.to_string())).cloned()
+    }
+}
+
+impl World for Inventory {
+    fn service_account(&self, namespace: &str, name: &str) -> Option<&Object> {
+        self.service_accounts.get(&(namespace.to_string(), name.to_string()))
+    }
+
+    fn has_default_deny(&self, namespace: &str) -> bool {
+        self.default_deny.contains(namespace)
+    }
+}

@@ -1,0 +1,17 @@
+//! onus: the customer's side of the cloud shared-responsibility model, enforced in Kubernetes.
+//!
+//! One pure engine ([`engine::evaluate`]) and its drivers: `onus check` ([`check`]), the
+//! admission webhook and the controller.
+
+pub mod api;
+pub mod baseline;
+pub mod check;
+pub mod declared;
+pub mod engine;
+pub mod iam;
+pub mod inventory;
+pub mod model;
+pub mod network;
+pub mod object;
+pub mod posture;
+pub mod refs;

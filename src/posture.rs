@@ -1,0 +1,329 @@
+//! Posture: the normalised fact sheet of one cloud resource, live or declared.
+//!
+//! Live audits and declared custom resources (ACK, Crossplane, ASO, Config Connector) both produce
+//! a `Posture`, so each control is written once. A fact that is `None` was not observed.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::iam::IamFinding;
+use crate::model::Provider;
+
+/// A cloud resource onus can audit.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(tag = "type", content = "id", rename_all = "kebab-case")]
+pub enum CloudResource {
+    S3Bucket(String),
+    /// Role ARN, or `role/NAME` when only the name is known (declared roles).
+    IamRole(String),
+    /// Managed policy ARN or name.
+    IamPolicy(String),
+    SecurityGroup(String),
+    AzureStorageAccount(String),
+    AzureContainer { account: String, container: String },
+    /// Azure network security group, by name.
+    AzureNsg(String),
+    GcsBucket(String),
+    /// An AWS account, for account-level facts (CloudTrail, account Block Public Access).
+    AwsAccount(String),
+}
+
+impl CloudResource {
+    pub fn provider(&self) -> Provider {
+        use CloudResource::*;
+        match self {
+            S3Bucket(_) | IamRole(_) | IamPolicy(_) | SecurityGroup(_) | AwsAccount(_) => Provider::Aws,
+            AzureStorageAccount(_) | AzureContainer { .. } | AzureNsg(_) => Provider::Azure,
+            GcsBucket(_) => Provider::Gcp,
+        }
+    }
+
+    /// Short kind label, used in metrics and reports.
+    pub fn kind(&self) -> &'static str {
+        use CloudResource::*;
+        match self {
+            S3Bucket(_) => "s3-bucket",
+            IamRole(_) => "iam-role",
+            IamPolicy(_) => "iam-policy",
+            SecurityGroup(_) => "security-group",
+            AzureStorageAccount(_) => "azure-storage-account",
+            AzureContainer { .. } => "azure-blob-container",
+            AzureNsg(_) => "azure-nsg",
+            GcsBucket(_) => "gcs-bucket",
+            AwsAccount(_) => "aws-account",
+        }
+    }
+
+    /// The role name of an IAM role reference (`arn:...:role/path/NAME` or `role/NAME`).
+    pub fn role_name(&self) -> Option<&str> {
+        match self {
+            CloudResource::IamRole(r) => r.rsplit('/').next(),
+            _ => None,
+        }
+    }
+
+    /// Account id of an ARN-named resource.
+    pub fn aws_account(&self) -> Option<&str> {
+        match self {
+            CloudResource::IamRole(arn) | CloudResource::IamPolicy(arn) => {
+                arn.split(':').nth(4).filter(|a| a.len() == 12)
+            }
+            CloudResource::AwsAccount(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for CloudResource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use CloudResource::*;
+        match self {
+            S3Bucket(b) => write!(f, "s3://{b}"),
+            IamRole(r) | IamPolicy(r) => f.write_str(r),
+            SecurityGroup(g) => f.write_str(g),
+            AzureStorageAccount(a) => write!(f, "azure storage account {a}"),
+            AzureContainer { account, container } => write!(f, "azblob://{account}/{container}"),
+            AzureNsg(n) => write!(f, "azure nsg {n}"),
+            GcsBucket(b) => write!(f, "gs://{b}"),
+            AwsAccount(a) => write!(f, "aws account {a}"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Live,
+    Declared,
+}
+
+/// Who can reach the data.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PublicAccess {
+    /// Why the resource is public: ACL grants, policy statements, container access levels.
+    pub exposures: Vec<String>,
+    /// The account/bucket-level guard (S3 Block Public Access, GCS public access prevention,
+    /// Azure `allowBlobPublicAccess=false`): `Some(Ok)` when fully on, `Some(Err(why))` when not.
+    pub guard: Option<Result<(), String>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EncryptionAtRest {
+    pub enabled: bool,
+    /// Algorithm or key source as the provider names it (`AES256`, `aws:kms`, `Microsoft.Keyvault`).
+    pub algorithm: Option<String>,
+    /// A customer-managed key is used (SSE-KMS with a customer key, Key Vault key, CMEK).
+    pub customer_managed_key: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Transit {
+    /// Only HTTPS is accepted (Azure `supportsHttpsTrafficOnly`).
+    pub https_only: Option<bool>,
+    /// Minimum TLS version accepted, normalised as `1.0`, `1.1`, `1.2`, `1.3`.
+    pub min_tls: Option<String>,
+    /// A bucket policy denies `aws:SecureTransport = false`.
+    pub secure_transport_policy: Option<bool>,
+}
+
+/// One ingress rule of a security group or network security group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IngressRule {
+    /// `tcp`, `udp`, `icmp`, or `all` (`-1`, `*`).
+    pub protocol: String,
+    pub from_port: u16,
+    pub to_port: u16,
+    /// CIDR or a provider tag (`Internet`, `Any`, `*`).
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AuditTrail {
+    /// Names of multi-region trails that are logging.
+    pub logging_multi_region_trails: Vec<String>,
+}
+
+/// Normalised facts about one cloud resource.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Posture {
+    pub resource: CloudResource,
+    pub source: Source,
+    pub observed_at: Option<DateTime<Utc>>,
+    /// Set when the resource could not be read; every control on it is then `error`.
+    pub error: Option<String>,
+    /// The Kubernetes object that declares the resource (`Kind/namespace/name`), when declared.
+    pub declared_by: Option<String>,
+    pub public_access: Option<PublicAccess>,
+    pub encryption_at_rest: Option<EncryptionAtRest>,
+    pub transit: Option<Transit>,
+    /// IAM findings of every policy the identity holds (inline and attached).
+    pub iam: Option<Vec<IamFinding>>,
+    /// Managed policies attached to a role, to look up when declared separately.
+    pub attached_policies: Vec<String>,
+    pub ingress: Option<Vec<IngressRule>>,
+    /// Server access logging on a bucket.
+    pub access_logging: Option<bool>,
+    pub audit_trail: Option<AuditTrail>,
+}
+
+impl Posture {
+    pub fn new(resource: CloudResource, source: Source) -> Posture {
+        Posture {
+            resource,
+            source,
+            observed_at: None,
+            error: None,
+            declared_by: None,
+            public_access: None,
+            encryption_at_rest: None,
+            transit: None,
+            iam: None,
+            attached_policies: Vec::new(),
+            ingress: None,
+            access_logging: None,
+            audit_trail: None,
+        }
+    }
+
+    /// A posture that records a failed read.
+    pub fn failed(resource: CloudResource, error: impl Into<String>, at: DateTime<Utc>) -> Posture {
+        let mut p = Posture::new(resource, Source::Live);
+        p.error = Some(error.into());
+        p.observed_at = Some(at);
+        p
+    }
+
+    /// Fold `other`'s facts into `self`; `other` wins where both know a fact. Public-access
+    /// exposures add up, since each declaring object can open the resource on its own.
+    pub fn merge(&mut self, other: &Posture) {
+        if other.error.is_some() {
+            self.error.clone_from(&other.error);
+        }
+        if self.declared_by.is_none() {
+            self.declared_by.clone_from(&other.declared_by);
+        }
+        match (&mut self.public_access, &other.public_access) {
+            (Some(mine), Some(theirs)) => {
+                for e in &theirs.exposures {
+                    if !mine.exposures.contains(e) {
+                        mine.exposures.push(e.clone());
+                    }
+                }
+                if theirs.guard.is_some() {
+                    mine.guard.clone_from(&theirs.guard);
+                }
+            }
+            (None, Some(theirs)) => self.public_access = Some(theirs.clone()),
+            _ => {}
+        }
+        macro_rules! take {
+            ($($f:ident),*) => { $(if other.$f.is_some() { self.$f.clone_from(&other.$f); })* };
+        }
+        take!(encryption_at_rest, observed_at, access_logging, audit_trail);
+        match (&mut self.transit, &other.transit) {
+            (Some(mine), Some(theirs)) => {
+                if theirs.https_only.is_some() {
+                    mine.https_only = theirs.https_only;
+                }
+                if theirs.min_tls.is_some() {
+                    mine.min_tls.clone_from(&theirs.min_tls);
+                }
+                if theirs.secure_transport_policy.is_some() {
+                    mine.secure_transport_policy = theirs.secure_transport_policy;
+                }
+            }
+            (None, Some(theirs)) => self.transit = Some(theirs.clone()),
+            _ => {}
+        }
+        match (&mut self.iam, &other.iam) {
+            (Some(mine), Some(theirs)) => {
+                for f in theirs {
+                    if !mine.contains(f) {
+                        mine.push(f.clone());
+                    }
+                }
+            }
+            (None, Some(theirs)) => self.iam = Some(theirs.clone()),
+            _ => {}
+        }
+        match (&mut self.ingress, &other.ingress) {
+            (Some(mine), Some(theirs)) => {
+                for r in theirs {
+                    if !mine.contains(r) {
+                        mine.push(r.clone());
+                    }
+                }
+            }
+            (None, Some(theirs)) => self.ingress = Some(theirs.clone()),
+            _ => {}
+        }
+        for p in &other.attached_policies {
+            if !self.attached_policies.contains(p) {
+                self.attached_policies.push(p.clone());
+            }
+        }
+    }
+}
+
+/// What the engine knows about a resource.
+#[derive(Clone, Copy, Debug)]
+pub enum Knowledge<'a> {
+    Known(&'a Posture),
+    /// Referenced but not audited yet.
+    Unknown,
+}
+
+/// Read access to postures; the engine never fetches anything itself.
+pub trait PostureLookup {
+    fn posture(&self, resource: &CloudResource) -> Knowledge<'_>;
+}
+
+/// A plain in-memory posture map.
+#[derive(Clone, Debug, Default)]
+pub struct PostureMap {
+    map: HashMap<CloudResource, Posture>,
+}
+
+impl PostureMap {
+    /// Insert, merging with what is already known about the same resource.
+    pub fn add(&mut self, posture: Posture) {
+        match self.map.get_mut(&posture.resource) {
+            Some(existing) => existing.merge(&posture),
+            None => {
+                self.map.insert(posture.resource.clone(), posture);
+            }
+        }
+    }
+
+    pub fn replace(&mut self, posture: Posture) {
+        self.map.insert(posture.resource.clone(), posture);
+    }
+
+    pub fn get(&self, resource: &CloudResource) -> Option<&Posture> {
+        self.map.get(resource)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Posture> {
+        self.map.values()
+    }
+}
+
+impl PostureLookup for PostureMap {
+    fn posture(&self, resource: &CloudResource) -> Knowledge<'_> {
+        match self.map.get(resource) {
+            Some(p) => Knowledge::Known(p),
+            None => Knowledge::Unknown,
+        }
+    }
+}

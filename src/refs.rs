@@ -1,0 +1,261 @@
+//! Cloud references found in Kubernetes objects.
+//!
+//! Where they come from: the `onus.dev/uses` annotation, env values and ConfigMap values that hold
+//! resource URIs, the ServiceAccount's IRSA role, and Service annotations for load balancers.
+
+use serde_json::Value;
+
+use crate::object::{Object, list};
+use crate::posture::CloudResource;
+
+/// Annotation naming the cloud resources a workload uses (comma-separated URIs).
+pub const USES_ANNOTATION: &str = "onus.dev/uses";
+pub const IRSA_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+pub const AZURE_WI_ANNOTATION: &str = "azure.workload.identity/client-id";
+pub const GKE_WI_ANNOTATION: &str = "iam.gke.io/gcp-service-account";
+pub const AWS_LB_SECURITY_GROUPS: &str = "service.beta.kubernetes.io/aws-load-balancer-security-groups";
+
+/// A cloud resource a Kubernetes object uses, and where in the object it was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reference {
+    pub resource: CloudResource,
+    pub found_at: String,
+}
+
+/// Workload kinds that carry a pod template, and where it sits.
+pub fn pod_template_path(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Pod" => Some(""),
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "ReplicationController" => {
+            Some("spec.template")
+        }
+        "CronJob" => Some("spec.jobTemplate.spec.template"),
+        _ => None,
+    }
+}
+
+/// The pod template of a workload: its metadata and its pod spec.
+pub struct PodTemplate<'a> {
+    pub metadata: Option<&'a Value>,
+    pub spec: &'a Value,
+}
+
+impl<'a> PodTemplate<'a> {
+    pub fn of(obj: &'a Object) -> Option<PodTemplate<'a>> {
+        let path = pod_template_path(obj.kind())?;
+        let template = if path.is_empty() { Some(&obj.body) } else { obj.at(path) }?;
+        Some(PodTemplate { metadata: template.get("metadata"), spec: template.get("spec")? })
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&'a str> {
+        self.metadata?.get("annotations")?.get(key)?.as_str()
+    }
+
+    /// The ServiceAccount pods run as.
+    pub fn service_account(&self) -> &'a str {
+        self.spec
+            .get("serviceAccountName")
+            .or_else(|| self.spec.get("serviceAccount"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or("default")
+    }
+
+    /// Every container: init, regular and ephemeral, with the list it sits in.
+    pub fn containers(&self) -> impl Iterator<Item = (&'static str, &'a Value)> + '_ {
+        ["initContainers", "containers", "ephemeralContainers"]
+            .into_iter()
+            .flat_map(move |field| list(self.spec, field).iter().map(move |c| (field, c)))
+    }
+}
+
+/// Parse one URI or id into a cloud resource.
+pub fn parse_reference(s: &str) -> Option<CloudResource> {
+    let s = s.trim().trim_matches(|c| c == '"' || c == '\'');
+    if let Some(rest) = s.strip_prefix("s3://").or_else(|| s.strip_prefix("s3a://")) {
+        let bucket = rest.split('/').next()?;
+        return valid_bucket(bucket).then(|| CloudResource::S3Bucket(bucket.to_string()));
+    }
+    if let Some(rest) = s.strip_prefix("arn:aws:s3:::") {
+        let bucket = rest.split('/').next()?;
+        return valid_bucket(bucket).then(|| CloudResource::S3Bucket(bucket.to_string()));
+    }
+    if s.starts_with("arn:aws") {
+        let parts: Vec<&str> = s.splitn(6, ':').collect();
+        if parts.len() == 6 && parts[2] == "iam" {
+            if parts[5].starts_with("role/") {
+                return Some(CloudResource::IamRole(s.to_string()));
+            }
+            if parts[5].starts_with("policy/") {
+                return Some(CloudResource::IamPolicy(s.to_string()));
+            }
+        }
+        return None;
+    }
+    if let Some(rest) = s.strip_prefix("azblob://") {
+        let mut it = rest.split('/');
+        let (account, container) = (it.next()?, it.next()?);
+        return (!account.is_empty() && !container.is_empty()).then(|| CloudResource::AzureContainer {
+            account: account.to_string(),
+            container: container.to_string(),
+        });
+    }
+    if let Some(rest) = s.strip_prefix("https://") {
+        let (host, path) = rest.split_once('/')?;
+        let account = host.strip_suffix(".blob.core.windows.net")?;
+        let container = path.split('/').next().filter(|c| !c.is_empty())?;
+        return Some(CloudResource::AzureContainer { account: account.to_string(), container: container.to_string() });
+    }
+    if let Some(rest) = s.strip_prefix("gs://") {
+        let bucket = rest.split('/').next()?;
+        return valid_bucket(bucket).then(|| CloudResource::GcsBucket(bucket.to_string()));
+    }
+    if let Some(id) = s.strip_prefix("sg-") {
+        return (id.len() >= 8 && id.len() <= 17 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| CloudResource::SecurityGroup(s.to_string()));
+    }
+    None
+}
+
+fn valid_bucket(b: &str) -> bool {
+    (3..=222).contains(&b.len())
+        && b.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'_'))
+}
+
+/// References inside a free-form value (env value, ConfigMap value): any token that parses.
+pub fn references_in_text(text: &str) -> impl Iterator<Item = CloudResource> + '_ {
+    // Cheap gate: most values hold no URI at all.
+    let maybe = ["s3://", "s3a://", "arn:aws", "azblob://", ".blob.core.windows.net", "gs://", "sg-"]
+        .iter()
+        .any(|m| text.contains(m));
+    text.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '=' | '"' | '\'' | '(' | ')'))
+        .filter(move |_| maybe)
+        .filter_map(parse_reference)
+}
+
+/// A problem in a reference the user wrote on purpose (the `onus.dev/uses` annotation).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("annotation {USES_ANNOTATION}: {entry:?} is not a cloud resource URI (expected s3://NAME, arn:aws:s3:::NAME, azblob://ACCOUNT/CONTAINER, gs://NAME, arn:aws:iam::ACCOUNT:role/NAME or sg-ID)")]
+pub struct BadReference {
+    pub entry: String,
+}
+
+/// Parse the `onus.dev/uses` annotation.
+pub fn uses_annotation(value: &str) -> (Vec<CloudResource>, Vec<BadReference>) {
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        match parse_reference(entry) {
+            Some(r) => ok.push(r),
+            None => bad.push(BadReference { entry: entry.to_string() }),
+        }
+    }
+    (ok, bad)
+}
+
+/// Looks up ConfigMap data, so that env values taken from ConfigMaps are followed.
+pub trait ConfigMaps {
+    fn config_map_data(&self, namespace: &str, name: &str) -> Option<&Value>;
+}
+
+/// Every cloud reference of a workload (without its ServiceAccount, which the engine resolves).
+pub fn workload_references(
+    obj: &Object,
+    pod: &PodTemplate<'_>,
+    config_maps: &dyn ConfigMaps,
+    bad: &mut Vec<BadReference>,
+) -> Vec<Reference> {
+    let mut out: Vec<Reference> = Vec::new();
+    let mut push = |resource: CloudResource, found_at: String| {
+        if !out.iter().any(|r| r.resource == resource) {
+            out.push(Reference { resource, found_at });
+        }
+    };
+    for value in [obj.annotation(USES_ANNOTATION), pod.annotation(USES_ANNOTATION)].into_iter().flatten() {
+        let (ok, errs) = uses_annotation(value);
+        bad.extend(errs);
+        for r in ok {
+            push(r, format!("annotation {USES_ANNOTATION}"));
+        }
+    }
+    let ns = obj.namespace().unwrap_or("default");
+    for (_, c) in pod.containers() {
+        let cname = c.get("name").and_then(Value::as_str).unwrap_or("?");
+        for e in list(c, "env") {
+            let ename = e.get("name").and_then(Value::as_str).unwrap_or("?");
+            if let Some(v) = e.get("value").and_then(Value::as_str) {
+                for r in references_in_text(v) {
+                    push(r, format!("env {ename} of container {cname}"));
+                }
+            }
+            let cm_ref = e.get("valueFrom").and_then(|v| v.get("configMapKeyRef"));
+            if let Some((cm, key)) = cm_ref.and_then(|r| Some((r.get("name")?.as_str()?, r.get("key")?.as_str()?))) {
+                if let Some(v) = config_maps.config_map_data(ns, cm).and_then(|d| d.get(key)).and_then(Value::as_str) {
+                    for r in references_in_text(v) {
+                        push(r, format!("ConfigMap {cm} key {key} (env {ename} of container {cname})"));
+                    }
+                }
+            }
+        }
+        for ef in list(c, "envFrom") {
+            if let Some(cm) = ef.get("configMapRef").and_then(|r| r.get("name")).and_then(Value::as_str) {
+                if let Some(data) = config_maps.config_map_data(ns, cm).and_then(Value::as_object) {
+                    for (key, v) in data {
+                        for r in v.as_str().into_iter().flat_map(references_in_text) {
+                            push(r, format!("ConfigMap {cm} key {key} (envFrom of container {cname})"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// IRSA role of a ServiceAccount.
+pub fn service_account_role(sa: &Object) -> Option<CloudResource> {
+    sa.annotation(IRSA_ANNOTATION).and_then(parse_reference).filter(|r| matches!(r, CloudResource::IamRole(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_parse() {
+        assert_eq!(parse_reference("s3://logs/2024/"), Some(CloudResource::S3Bucket("logs".into())));
+        assert_eq!(parse_reference("arn:aws:s3:::logs/*"), Some(CloudResource::S3Bucket("logs".into())));
+        assert_eq!(
+            parse_reference("arn:aws:iam::123456789012:role/app"),
+            Some(CloudResource::IamRole("arn:aws:iam::123456789012:role/app".into()))
+        );
+        assert_eq!(
+            parse_reference("azblob://acct/files"),
+            Some(CloudResource::AzureContainer { account: "acct".into(), container: "files".into() })
+        );
+        assert_eq!(
+            parse_reference("https://acct.blob.core.windows.net/files/a.txt"),
+            Some(CloudResource::AzureContainer { account: "acct".into(), container: "files".into() })
+        );
+        assert_eq!(parse_reference("gs://media"), Some(CloudResource::GcsBucket("media".into())));
+        assert_eq!(parse_reference("sg-0123456789abcdef0"), Some(CloudResource::SecurityGroup("sg-0123456789abcdef0".into())));
+        assert_eq!(parse_reference("sg-xyz"), None);
+        assert_eq!(parse_reference("s3://UPPER"), None);
+        assert_eq!(parse_reference("https://example.com/x"), None);
+    }
+
+    #[test]
+    fn text_scanning_finds_embedded_uris() {
+        let found: Vec<_> = references_in_text("--input=s3://raw-data/in --out gs://out-data").collect();
+        assert_eq!(found, vec![CloudResource::S3Bucket("raw-data".into()), CloudResource::GcsBucket("out-data".into())]);
+        assert_eq!(references_in_text("postgres://db:5432").count(), 0);
+    }
+
+    #[test]
+    fn bad_annotation_entries_are_reported() {
+        let (ok, bad) = uses_annotation("s3://good, ftp://nope ,");
+        assert_eq!(ok.len(), 1);
+        assert_eq!(bad, vec![BadReference { entry: "ftp://nope".into() }]);
+        assert!(bad[0].to_string().contains("onus.dev/uses"));
+    }
+}
