@@ -137,7 +137,10 @@ pub fn run(opts: &CheckOptions) -> CheckReport {
             report.unguarded_namespaces.insert(ns);
             continue;
         }
-        namespaces.insert(ns);
+        // Segmentation matters where pods run.
+        if pod_template_path(obj.kind()).is_some() {
+            namespaces.insert(ns);
+        }
         let refs: Vec<&crate::baseline::EffectiveBaseline> = applying.iter().map(|b| b.as_ref()).collect();
         report.judged += 1;
         report.sources.push((obj.id.clone(), doc.file.clone(), doc.index, doc.line));

@@ -91,5 +91,9 @@ pub fn strictest(all: Vec<Verdict>) -> Vec<Verdict> {
             }
         }
     }
+    // A control that one baseline skips and another enforces is enforced.
+    let enforced: std::collections::HashSet<ControlId> =
+        out.iter().filter(|v| v.rule != "applicability").map(|v| v.control).collect();
+    out.retain(|v| v.rule != "applicability" || !enforced.contains(&v.control));
     out
 }
