@@ -107,6 +107,8 @@ pub fn parse_stream(file: &str, text: &str, docs: &mut Vec<Document>, errors: &m
             continue;
         }
         index += 1;
+        // Point at the first line with content, past leading comments.
+        let line = line + chunk.lines().take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#')).count();
         let value: Result<Value, String> = if file.ends_with(".json") {
             serde_json::from_str(&chunk).map_err(|e| e.to_string())
         } else {
@@ -154,6 +156,7 @@ mod tests {
         parse_stream("x.yaml", text, &mut docs, &mut errs);
         assert_eq!(docs.len(), 3);
         assert_eq!((docs[0].index, docs[0].line), (1, 3));
+        assert_eq!(docs[1].line, 8);
         assert_eq!(docs[1].index, 2);
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].document, Some(3));
