@@ -7,16 +7,27 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use crate::api::{Action, BaselineSpec, ClusterResponsibilityBaseline, Exception, ResponsibilityBaseline, UnknownPolicy};
-use crate::model::{ControlId, ControlParameters, Matrix, Owner, ParameterError, Provider, ServiceModel};
+use crate::api::{
+    Action, BaselineSpec, ClusterResponsibilityBaseline, Exception, ResponsibilityBaseline,
+    UnknownPolicy,
+};
+use crate::model::{
+    ControlId, ControlParameters, Matrix, Owner, ParameterError, Provider, ServiceModel,
+};
 
 /// A baseline that cannot be used as written.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BaselineError {
     #[error("{baseline}: {source}")]
-    Parameter { baseline: String, source: ParameterError },
+    Parameter {
+        baseline: String,
+        source: ParameterError,
+    },
     #[error("{baseline}: control {control} is listed more than once in spec.controls")]
-    DuplicateControl { baseline: String, control: ControlId },
+    DuplicateControl {
+        baseline: String,
+        control: ControlId,
+    },
     #[error("{baseline}: domain {domain} is listed more than once in spec.responsibilities")]
     DuplicateDomain { baseline: String, domain: String },
     #[error("{baseline}: namespaceSelector: {problem}")]
@@ -48,22 +59,34 @@ pub enum ExceptionState<'a> {
 }
 
 impl EffectiveBaseline {
-    pub fn compile(name: impl Into<String>, spec: &BaselineSpec) -> Result<EffectiveBaseline, BaselineError> {
+    pub fn compile(
+        name: impl Into<String>,
+        spec: &BaselineSpec,
+    ) -> Result<EffectiveBaseline, BaselineError> {
         let name = name.into();
         let mut params = ControlParameters::default();
         let mut overrides = BTreeMap::new();
         for c in &spec.controls {
             if overrides.insert(c.id, (c.action, c.disabled)).is_some() {
-                return Err(BaselineError::DuplicateControl { baseline: name, control: c.id });
+                return Err(BaselineError::DuplicateControl {
+                    baseline: name,
+                    control: c.id,
+                });
             }
             params
                 .apply(c.id, &c.parameters)
-                .map_err(|source| BaselineError::Parameter { baseline: name.clone(), source })?;
+                .map_err(|source| BaselineError::Parameter {
+                    baseline: name.clone(),
+                    source,
+                })?;
         }
         let mut seen = std::collections::BTreeSet::new();
         for r in &spec.responsibilities {
             if !seen.insert(r.domain) {
-                return Err(BaselineError::DuplicateDomain { baseline: name, domain: r.domain.to_string() });
+                return Err(BaselineError::DuplicateDomain {
+                    baseline: name,
+                    domain: r.domain.to_string(),
+                });
             }
         }
         Ok(EffectiveBaseline {
@@ -93,14 +116,25 @@ impl EffectiveBaseline {
         if control.audit_only() {
             return Action::Audit;
         }
-        self.overrides.get(&control).and_then(|o| o.0).unwrap_or(self.action)
+        self.overrides
+            .get(&control)
+            .and_then(|o| o.0)
+            .unwrap_or(self.action)
     }
 
     /// Does an exception cover this object for this control?
-    pub fn exception(&self, control: ControlId, kind: &str, name: &str, now: DateTime<Utc>) -> ExceptionState<'_> {
+    pub fn exception(
+        &self,
+        control: ControlId,
+        kind: &str,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> ExceptionState<'_> {
         let mut expired = None;
         for e in self.exceptions.iter().filter(|e| e.control == control) {
-            let hit = e.resources.iter().any(|r| (r.kind == "*" || r.kind == kind) && crate::iam::glob_match(&r.name, name));
+            let hit = e.resources.iter().any(|r| {
+                (r.kind == "*" || r.kind == kind) && crate::iam::glob_match(&r.name, name)
+            });
             if !hit {
                 continue;
             }
@@ -121,21 +155,42 @@ pub struct BaselineSet {
 }
 
 impl BaselineSet {
-    pub fn add_namespaced(&mut self, rb: &ResponsibilityBaseline, default_namespace: &str) -> Result<(), BaselineError> {
-        let ns = rb.metadata.namespace.clone().unwrap_or_else(|| default_namespace.to_string());
-        let name = format!("ResponsibilityBaseline/{ns}/{}", rb.metadata.name.as_deref().unwrap_or(""));
+    pub fn add_namespaced(
+        &mut self,
+        rb: &ResponsibilityBaseline,
+        default_namespace: &str,
+    ) -> Result<(), BaselineError> {
+        let ns = rb
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| default_namespace.to_string());
+        let name = format!(
+            "ResponsibilityBaseline/{ns}/{}",
+            rb.metadata.name.as_deref().unwrap_or("")
+        );
         let b = EffectiveBaseline::compile(name, &rb.spec.baseline)?;
         self.namespaced.entry(ns).or_default().push(Arc::new(b));
         Ok(())
     }
 
-    pub fn add_cluster(&mut self, crb: &ClusterResponsibilityBaseline) -> Result<(), BaselineError> {
-        let name = format!("ClusterResponsibilityBaseline/{}", crb.metadata.name.as_deref().unwrap_or(""));
+    pub fn add_cluster(
+        &mut self,
+        crb: &ClusterResponsibilityBaseline,
+    ) -> Result<(), BaselineError> {
+        let name = format!(
+            "ClusterResponsibilityBaseline/{}",
+            crb.metadata.name.as_deref().unwrap_or("")
+        );
         if let Some(sel) = &crb.spec.namespace_selector {
-            validate_selector(sel).map_err(|problem| BaselineError::Selector { baseline: name.clone(), problem })?;
+            validate_selector(sel).map_err(|problem| BaselineError::Selector {
+                baseline: name.clone(),
+                problem,
+            })?;
         }
         let b = EffectiveBaseline::compile(name, &crb.spec.baseline)?;
-        self.cluster.push((crb.spec.namespace_selector.clone(), Arc::new(b)));
+        self.cluster
+            .push((crb.spec.namespace_selector.clone(), Arc::new(b)));
         Ok(())
     }
 
@@ -149,10 +204,18 @@ impl BaselineSet {
 
     /// Baselines that apply to a namespace with these labels. When several apply, the engine
     /// keeps the strictest verdict of each check.
-    pub fn for_namespace(&self, namespace: &str, labels: &BTreeMap<String, String>) -> Vec<Arc<EffectiveBaseline>> {
-        let mut out: Vec<Arc<EffectiveBaseline>> = self.namespaced.get(namespace).cloned().unwrap_or_default();
+    pub fn for_namespace(
+        &self,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Vec<Arc<EffectiveBaseline>> {
+        let mut out: Vec<Arc<EffectiveBaseline>> =
+            self.namespaced.get(namespace).cloned().unwrap_or_default();
         for (sel, b) in &self.cluster {
-            if sel.as_ref().is_none_or(|s| selector_matches(s, namespace, labels)) {
+            if sel
+                .as_ref()
+                .is_none_or(|s| selector_matches(s, namespace, labels))
+            {
                 out.push(b.clone());
             }
         }
@@ -164,7 +227,10 @@ fn validate_selector(sel: &LabelSelector) -> Result<(), String> {
     for e in sel.match_expressions.iter().flatten() {
         match e.operator.as_str() {
             "In" | "NotIn" if e.values.as_ref().is_none_or(Vec::is_empty) => {
-                return Err(format!("operator {} on key {} needs values", e.operator, e.key));
+                return Err(format!(
+                    "operator {} on key {} needs values",
+                    e.operator, e.key
+                ));
             }
             "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
             other => return Err(format!("unknown operator {other:?} on key {}", e.key)),
@@ -174,7 +240,11 @@ fn validate_selector(sel: &LabelSelector) -> Result<(), String> {
 }
 
 /// Kubernetes label selector semantics; `kubernetes.io/metadata.name` is always set.
-pub fn selector_matches(sel: &LabelSelector, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
+pub fn selector_matches(
+    sel: &LabelSelector,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+) -> bool {
     let get = |k: &str| -> Option<&str> {
         if k == "kubernetes.io/metadata.name" {
             Some(labels.get(k).map(String::as_str).unwrap_or(namespace))
@@ -182,7 +252,11 @@ pub fn selector_matches(sel: &LabelSelector, namespace: &str, labels: &BTreeMap<
             labels.get(k).map(String::as_str)
         }
     };
-    let labels_ok = sel.match_labels.iter().flatten().all(|(k, v)| get(k) == Some(v.as_str()));
+    let labels_ok = sel
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| get(k) == Some(v.as_str()));
     let exprs_ok = sel.match_expressions.iter().flatten().all(|e| {
         let values = e.values.as_deref().unwrap_or(&[]);
         match e.operator.as_str() {
@@ -203,14 +277,22 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn spec() -> BaselineSpec {
-        BaselineSpec { provider: Provider::Aws, service_model: ServiceModel::Iaas, ..Default::default() }
+        BaselineSpec {
+            provider: Provider::Aws,
+            service_model: ServiceModel::Iaas,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn control_action_overrides_and_audit_only_controls() {
         let mut s = spec();
         s.action = Action::Warn;
-        s.controls = vec![ControlSetting { id: ControlId::DataPublicAccess, action: Some(Action::Deny), ..Default::default() }];
+        s.controls = vec![ControlSetting {
+            id: ControlId::DataPublicAccess,
+            action: Some(Action::Deny),
+            ..Default::default()
+        }];
         let b = EffectiveBaseline::compile("b", &s).unwrap();
         assert_eq!(b.action(ControlId::DataPublicAccess), Action::Deny);
         assert_eq!(b.action(ControlId::HostOsIsolation), Action::Warn);
@@ -221,10 +303,19 @@ mod tests {
     fn duplicate_controls_are_refused() {
         let mut s = spec();
         s.controls = vec![
-            ControlSetting { id: ControlId::DataPublicAccess, ..Default::default() },
-            ControlSetting { id: ControlId::DataPublicAccess, ..Default::default() },
+            ControlSetting {
+                id: ControlId::DataPublicAccess,
+                ..Default::default()
+            },
+            ControlSetting {
+                id: ControlId::DataPublicAccess,
+                ..Default::default()
+            },
         ];
-        assert!(matches!(EffectiveBaseline::compile("b", &s), Err(BaselineError::DuplicateControl { .. })));
+        assert!(matches!(
+            EffectiveBaseline::compile("b", &s),
+            Err(BaselineError::DuplicateControl { .. })
+        ));
     }
 
     #[test]
@@ -233,16 +324,51 @@ mod tests {
         let mut s = spec();
         s.exceptions = vec![Exception {
             control: ControlId::HostOsIsolation,
-            resources: vec![ExceptionResource { kind: "DaemonSet".into(), name: "node-*".into() }],
+            resources: vec![ExceptionResource {
+                kind: "DaemonSet".into(),
+                name: "node-*".into(),
+            }],
             justification: "node agent needs the host".into(),
             expires: Some("2026-12-31T00:00:00Z".parse().unwrap()),
         }];
         let b = EffectiveBaseline::compile("b", &s).unwrap();
-        assert!(matches!(b.exception(ControlId::HostOsIsolation, "DaemonSet", "node-exporter", now), ExceptionState::Active(_)));
-        assert!(matches!(b.exception(ControlId::HostOsIsolation, "Deployment", "node-exporter", now), ExceptionState::None));
-        assert!(matches!(b.exception(ControlId::DataPublicAccess, "DaemonSet", "node-exporter", now), ExceptionState::None));
+        assert!(matches!(
+            b.exception(
+                ControlId::HostOsIsolation,
+                "DaemonSet",
+                "node-exporter",
+                now
+            ),
+            ExceptionState::Active(_)
+        ));
+        assert!(matches!(
+            b.exception(
+                ControlId::HostOsIsolation,
+                "Deployment",
+                "node-exporter",
+                now
+            ),
+            ExceptionState::None
+        ));
+        assert!(matches!(
+            b.exception(
+                ControlId::DataPublicAccess,
+                "DaemonSet",
+                "node-exporter",
+                now
+            ),
+            ExceptionState::None
+        ));
         let later: DateTime<Utc> = "2027-01-01T00:00:00Z".parse().unwrap();
-        assert!(matches!(b.exception(ControlId::HostOsIsolation, "DaemonSet", "node-exporter", later), ExceptionState::Expired(_)));
+        assert!(matches!(
+            b.exception(
+                ControlId::HostOsIsolation,
+                "DaemonSet",
+                "node-exporter",
+                later
+            ),
+            ExceptionState::Expired(_)
+        ));
     }
 
     #[test]
@@ -259,6 +385,10 @@ mod tests {
         assert!(selector_matches(&sel, "shop", &labels));
         assert!(!selector_matches(&sel, "kube-system", &labels));
         assert!(!selector_matches(&sel, "shop", &BTreeMap::new()));
-        assert!(selector_matches(&LabelSelector::default(), "any", &BTreeMap::new()));
+        assert!(selector_matches(
+            &LabelSelector::default(),
+            "any",
+            &BTreeMap::new()
+        ));
     }
 }

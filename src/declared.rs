@@ -7,14 +7,22 @@ use crate::iam::{self, IamFinding, IamIssue};
 use crate::model::ControlId;
 use crate::network::{aws_port_range, normalise_protocol, parse_port_range};
 use crate::object::{Object, list, truthy};
-use crate::posture::{CloudResource, EncryptionAtRest, IngressRule, Posture, PublicAccess, Source, Transit};
+use crate::posture::{
+    CloudResource, EncryptionAtRest, IngressRule, Posture, PublicAccess, Source, Transit,
+};
 
 use ControlId::*;
 
 /// Resolves the name a cloud resource really has from the Kubernetes object that manages it
 /// (Crossplane external names, ASO `azureName`), for objects that reference others by `*Ref`.
 pub trait NameResolver {
-    fn cloud_name(&self, group: &str, kind: &str, namespace: Option<&str>, name: &str) -> Option<String>;
+    fn cloud_name(
+        &self,
+        group: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<String>;
 }
 
 /// Resolves nothing: references by `*Ref` fall back to the Kubernetes name.
@@ -33,13 +41,24 @@ pub struct Declared {
     pub controls: &'static [ControlId],
 }
 
-const BUCKET: &[ControlId] = &[DataPublicAccess, DataEncryptionAtRest, DataEncryptionInTransit, LoggingAuditTrail];
+const BUCKET: &[ControlId] = &[
+    DataPublicAccess,
+    DataEncryptionAtRest,
+    DataEncryptionInTransit,
+    LoggingAuditTrail,
+];
 const IDENTITY: &[ControlId] = &[IdentityLeastPrivilege];
 const NETWORK: &[ControlId] = &[NetworkExposure];
 
 const S3_PUBLIC_GROUPS: &[(&str, &str)] = &[
-    ("http://acs.amazonaws.com/groups/global/AllUsers", "AllUsers"),
-    ("http://acs.amazonaws.com/groups/global/AuthenticatedUsers", "AuthenticatedUsers"),
+    (
+        "http://acs.amazonaws.com/groups/global/AllUsers",
+        "AllUsers",
+    ),
+    (
+        "http://acs.amazonaws.com/groups/global/AuthenticatedUsers",
+        "AuthenticatedUsers",
+    ),
 ];
 
 /// Is this a kind onus reads cloud facts from?
@@ -51,12 +70,25 @@ pub fn is_declared_kind(group: &str, kind: &str) -> bool {
             | ("ec2.services.k8s.aws", "SecurityGroup")
             | (
                 "s3.aws.upbound.io",
-                "Bucket" | "BucketACL" | "BucketPolicy" | "BucketPublicAccessBlock" | "BucketServerSideEncryptionConfiguration"
+                "Bucket"
+                    | "BucketACL"
+                    | "BucketPolicy"
+                    | "BucketPublicAccessBlock"
+                    | "BucketServerSideEncryptionConfiguration"
                     | "BucketLogging"
             )
-            | ("iam.aws.upbound.io", "Role" | "Policy" | "RolePolicy" | "RolePolicyAttachment")
-            | ("ec2.aws.upbound.io", "SecurityGroupIngressRule" | "SecurityGroupRule")
-            | ("storage.azure.com", "StorageAccount" | "StorageAccountsBlobServicesContainer")
+            | (
+                "iam.aws.upbound.io",
+                "Role" | "Policy" | "RolePolicy" | "RolePolicyAttachment"
+            )
+            | (
+                "ec2.aws.upbound.io",
+                "SecurityGroupIngressRule" | "SecurityGroupRule"
+            )
+            | (
+                "storage.azure.com",
+                "StorageAccount" | "StorageAccountsBlobServicesContainer"
+            )
             | ("network.azure.com", "NetworkSecurityGroupsSecurityRule")
             | ("storage.cnrm.cloud.google.com", "StorageBucket")
             | ("iam.cnrm.cloud.google.com", "IAMPolicyMember")
@@ -95,7 +127,9 @@ fn posture(resource: CloudResource) -> Posture {
 
 /// The cloud name of a Crossplane managed resource: its external-name annotation, else its name.
 fn external_name(obj: &Object) -> String {
-    obj.annotation("crossplane.io/external-name").unwrap_or(&obj.id.name).to_string()
+    obj.annotation("crossplane.io/external-name")
+        .unwrap_or(&obj.id.name)
+        .to_string()
 }
 
 /// A Crossplane field given directly (`bucket`) or as a reference (`bucketRef.name`).
@@ -111,12 +145,18 @@ fn crossplane_ref(
         return Some(v.to_string());
     }
     let name = fp.get(format!("{field}Ref"))?.get("name")?.as_str()?;
-    Some(names.cloud_name(group, kind, None, name).unwrap_or_else(|| name.to_string()))
+    Some(
+        names
+            .cloud_name(group, kind, None, name)
+            .unwrap_or_else(|| name.to_string()),
+    )
 }
 
 fn s3_public_acl(acl: &str) -> Option<String> {
     match acl {
-        "public-read" | "public-read-write" | "authenticated-read" => Some(format!("canned ACL {acl}")),
+        "public-read" | "public-read-write" | "authenticated-read" => {
+            Some(format!("canned ACL {acl}"))
+        }
         _ => None,
     }
 }
@@ -126,7 +166,11 @@ fn ack_bucket(obj: &Object) -> Declared {
     let mut p = posture(CloudResource::S3Bucket(name));
     let spec = obj.at("spec").cloned().unwrap_or(Value::Null);
     let mut exposures = Vec::new();
-    if let Some(e) = spec.get("acl").and_then(Value::as_str).and_then(s3_public_acl) {
+    if let Some(e) = spec
+        .get("acl")
+        .and_then(Value::as_str)
+        .and_then(s3_public_acl)
+    {
         exposures.push(e);
     }
     for (field, perm) in [
@@ -162,7 +206,10 @@ fn ack_bucket(obj: &Object) -> Declared {
             ("blockPublicACLs", truthy(b.get("blockPublicACLs"))),
             ("ignorePublicACLs", truthy(b.get("ignorePublicACLs"))),
             ("blockPublicPolicy", truthy(b.get("blockPublicPolicy"))),
-            ("restrictPublicBuckets", truthy(b.get("restrictPublicBuckets"))),
+            (
+                "restrictPublicBuckets",
+                truthy(b.get("restrictPublicBuckets")),
+            ),
         ])
     });
     p.public_access = Some(PublicAccess { exposures, guard });
@@ -170,16 +217,37 @@ fn ack_bucket(obj: &Object) -> Declared {
     let rules = list(&spec, "encryption.rules");
     p.encryption_at_rest = Some(s3_encryption(rules.iter().filter_map(|r| {
         let d = r.get("applyServerSideEncryptionByDefault")?;
-        Some((d.get("sseAlgorithm")?.as_str()?, d.get("kmsMasterKeyID").and_then(Value::as_str)))
+        Some((
+            d.get("sseAlgorithm")?.as_str()?,
+            d.get("kmsMasterKeyID").and_then(Value::as_str),
+        ))
     })));
-    p.access_logging = Some(obj.at("spec.logging.loggingEnabled.targetBucket").and_then(Value::as_str).is_some());
-    Declared { posture: p, controls: BUCKET }
+    p.access_logging = Some(
+        obj.at("spec.logging.loggingEnabled.targetBucket")
+            .and_then(Value::as_str)
+            .is_some(),
+    );
+    Declared {
+        posture: p,
+        controls: BUCKET,
+    }
 }
 
 /// Block Public Access: every flag must be on.
 fn bpa_guard(flags: &[(&str, Option<bool>)]) -> Result<(), String> {
-    let off: Vec<&str> = flags.iter().filter(|(_, v)| *v != Some(true)).map(|(n, _)| *n).collect();
-    if off.is_empty() { Ok(()) } else { Err(format!("Block Public Access is not fully on ({} off)", off.join(", "))) }
+    let off: Vec<&str> = flags
+        .iter()
+        .filter(|(_, v)| *v != Some(true))
+        .map(|(n, _)| *n)
+        .collect();
+    if off.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "Block Public Access is not fully on ({} off)",
+            off.join(", ")
+        ))
+    }
 }
 
 fn s3_encryption<'a>(rules: impl Iterator<Item = (&'a str, Option<&'a str>)>) -> EncryptionAtRest {
@@ -188,7 +256,8 @@ fn s3_encryption<'a>(rules: impl Iterator<Item = (&'a str, Option<&'a str>)>) ->
         enc.enabled = true;
         enc.algorithm = Some(alg.to_string());
         // SSE-KMS with the AWS-managed key (`alias/aws/s3` or no key) is not a customer key.
-        enc.customer_managed_key = alg.starts_with("aws:kms") && key.is_some_and(|k| !k.is_empty() && !k.ends_with("alias/aws/s3"));
+        enc.customer_managed_key = alg.starts_with("aws:kms")
+            && key.is_some_and(|k| !k.is_empty() && !k.ends_with("alias/aws/s3"));
     }
     enc
 }
@@ -199,12 +268,22 @@ fn aws_managed_policy(arn: &str) -> Option<Vec<IamFinding>> {
     let issue = match name {
         "AdministratorAccess" => IamIssue::FullAdmin,
         "PowerUserAccess" => IamIssue::AllowNotAction,
-        "IAMFullAccess" => IamIssue::ServiceWildcard { service: "iam".into() },
-        "AmazonS3FullAccess" => IamIssue::ServiceWildcard { service: "s3".into() },
-        "AmazonEC2FullAccess" => IamIssue::ServiceWildcard { service: "ec2".into() },
+        "IAMFullAccess" => IamIssue::ServiceWildcard {
+            service: "iam".into(),
+        },
+        "AmazonS3FullAccess" => IamIssue::ServiceWildcard {
+            service: "s3".into(),
+        },
+        "AmazonEC2FullAccess" => IamIssue::ServiceWildcard {
+            service: "ec2".into(),
+        },
         _ => return Some(Vec::new()),
     };
-    Some(vec![IamFinding { issue, statement: format!("AWS managed policy {name}"), conditioned: false }])
+    Some(vec![IamFinding {
+        issue,
+        statement: format!("AWS managed policy {name}"),
+        conditioned: false,
+    }])
 }
 
 /// Analyse documents into a role/policy posture; a broken document is an error, never a pass.
@@ -235,51 +314,101 @@ fn ack_role(obj: &Object, names: &dyn NameResolver) -> Declared {
     let inline: Vec<(String, &str)> = obj
         .at("spec.inlinePolicies")
         .and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| Some((format!("inline policy {k}"), v.as_str()?))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((format!("inline policy {k}"), v.as_str()?)))
+                .collect()
+        })
         .unwrap_or_default();
-    let mut attached: Vec<String> =
-        list(&obj.body, "spec.policies").iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+    let mut attached: Vec<String> = list(&obj.body, "spec.policies")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
     for r in list(&obj.body, "spec.policyRefs") {
-        if let Some(n) = r.get("from").and_then(|f| f.get("name")).and_then(Value::as_str) {
-            let ns = r.get("from").and_then(|f| f.get("namespace")).and_then(Value::as_str).or(obj.namespace());
-            let cloud = names.cloud_name("iam.services.k8s.aws", "Policy", ns, n).unwrap_or_else(|| n.to_string());
+        if let Some(n) = r
+            .get("from")
+            .and_then(|f| f.get("name"))
+            .and_then(Value::as_str)
+        {
+            let ns = r
+                .get("from")
+                .and_then(|f| f.get("namespace"))
+                .and_then(Value::as_str)
+                .or(obj.namespace());
+            let cloud = names
+                .cloud_name("iam.services.k8s.aws", "Policy", ns, n)
+                .unwrap_or_else(|| n.to_string());
             attached.push(format!("policy/{cloud}"));
         }
     }
-    Declared { posture: iam_posture(CloudResource::IamRole(format!("role/{name}")), &inline, attached), controls: IDENTITY }
+    Declared {
+        posture: iam_posture(
+            CloudResource::IamRole(format!("role/{name}")),
+            &inline,
+            attached,
+        ),
+        controls: IDENTITY,
+    }
 }
 
 fn ack_policy(obj: &Object) -> Declared {
     let name = obj.str_at("spec.name").unwrap_or(&obj.id.name);
     let doc = obj.str_at("spec.policyDocument").unwrap_or("");
     let docs = [("policy document".to_string(), doc)];
-    Declared { posture: iam_posture(CloudResource::IamPolicy(format!("policy/{name}")), &docs, Vec::new()), controls: IDENTITY }
+    Declared {
+        posture: iam_posture(
+            CloudResource::IamPolicy(format!("policy/{name}")),
+            &docs,
+            Vec::new(),
+        ),
+        controls: IDENTITY,
+    }
 }
 
 fn ack_security_group(obj: &Object) -> Declared {
-    let id = obj.str_at("status.id").map(str::to_string).unwrap_or_else(|| obj.str_at("spec.name").unwrap_or(&obj.id.name).to_string());
+    let id = obj
+        .str_at("status.id")
+        .map(str::to_string)
+        .unwrap_or_else(|| obj.str_at("spec.name").unwrap_or(&obj.id.name).to_string());
     let mut p = posture(CloudResource::SecurityGroup(id));
     let mut rules = Vec::new();
     for r in list(&obj.body, "spec.ingressRules") {
         let proto = r.get("ipProtocol").and_then(Value::as_str).unwrap_or("-1");
-        let (from, to) = aws_port_range(proto, r.get("fromPort").and_then(Value::as_i64), r.get("toPort").and_then(Value::as_i64));
+        let (from, to) = aws_port_range(
+            proto,
+            r.get("fromPort").and_then(Value::as_i64),
+            r.get("toPort").and_then(Value::as_i64),
+        );
         let sources = list(r, "ipRanges")
             .iter()
             .filter_map(|x| x.get("cidrIP").and_then(Value::as_str))
-            .chain(list(r, "ipv6Ranges").iter().filter_map(|x| x.get("cidrIPv6").and_then(Value::as_str)));
+            .chain(
+                list(r, "ipv6Ranges")
+                    .iter()
+                    .filter_map(|x| x.get("cidrIPv6").and_then(Value::as_str)),
+            );
         for src in sources {
-            rules.push(IngressRule { protocol: normalise_protocol(proto), from_port: from, to_port: to, source: src.to_string() });
+            rules.push(IngressRule {
+                protocol: normalise_protocol(proto),
+                from_port: from,
+                to_port: to,
+                source: src.to_string(),
+            });
         }
     }
     p.ingress = Some(rules);
-    Declared { posture: p, controls: NETWORK }
+    Declared {
+        posture: p,
+        controls: NETWORK,
+    }
 }
 
 fn crossplane_s3(obj: &Object, kind: &str, names: &dyn NameResolver) -> Declared {
     let bucket = if kind == "Bucket" {
         external_name(obj)
     } else {
-        crossplane_ref(obj, "bucket", "s3.aws.upbound.io", "Bucket", names).unwrap_or_else(|| obj.id.name.clone())
+        crossplane_ref(obj, "bucket", "s3.aws.upbound.io", "Bucket", names)
+            .unwrap_or_else(|| obj.id.name.clone())
     };
     let mut p = posture(CloudResource::S3Bucket(bucket));
     let fp = obj.at("spec.forProvider").cloned().unwrap_or(Value::Null);
@@ -288,7 +417,12 @@ fn crossplane_s3(obj: &Object, kind: &str, names: &dyn NameResolver) -> Declared
         // separate objects, merged in by the inventory. What none of them declares is absent.
         "Bucket" => BUCKET,
         "BucketACL" => {
-            let mut exposures: Vec<String> = fp.get("acl").and_then(Value::as_str).and_then(s3_public_acl).into_iter().collect();
+            let mut exposures: Vec<String> = fp
+                .get("acl")
+                .and_then(Value::as_str)
+                .and_then(s3_public_acl)
+                .into_iter()
+                .collect();
             for acp in list(&fp, "accessControlPolicy") {
                 for g in list(acp, "grant") {
                     let perm = g.get("permission").and_then(Value::as_str).unwrap_or("?");
@@ -302,14 +436,23 @@ fn crossplane_s3(obj: &Object, kind: &str, names: &dyn NameResolver) -> Declared
                     }
                 }
             }
-            p.public_access = Some(PublicAccess { exposures, guard: None });
+            p.public_access = Some(PublicAccess {
+                exposures,
+                guard: None,
+            });
             &[DataPublicAccess]
         }
         "BucketPolicy" => {
             match iam::parse(fp.get("policy").and_then(Value::as_str).unwrap_or("")) {
                 Ok(doc) => {
-                    p.public_access = Some(PublicAccess { exposures: doc.public_statements(), guard: None });
-                    p.transit = Some(Transit { secure_transport_policy: Some(doc.denies_insecure_transport()), ..Transit::default() });
+                    p.public_access = Some(PublicAccess {
+                        exposures: doc.public_statements(),
+                        guard: None,
+                    });
+                    p.transit = Some(Transit {
+                        secure_transport_policy: Some(doc.denies_insecure_transport()),
+                        ..Transit::default()
+                    });
                 }
                 Err(e) => p.error = Some(format!("spec.forProvider.policy: {e}")),
             }
@@ -330,18 +473,30 @@ fn crossplane_s3(obj: &Object, kind: &str, names: &dyn NameResolver) -> Declared
         }
         "BucketServerSideEncryptionConfiguration" => {
             let rules = list(&fp, "rule");
-            p.encryption_at_rest = Some(s3_encryption(rules.iter().flat_map(|r| list(r, "applyServerSideEncryptionByDefault")).filter_map(|d| {
-                Some((d.get("sseAlgorithm")?.as_str()?, d.get("kmsMasterKeyId").and_then(Value::as_str)))
-            })));
+            p.encryption_at_rest = Some(s3_encryption(
+                rules
+                    .iter()
+                    .flat_map(|r| list(r, "applyServerSideEncryptionByDefault"))
+                    .filter_map(|d| {
+                        Some((
+                            d.get("sseAlgorithm")?.as_str()?,
+                            d.get("kmsMasterKeyId").and_then(Value::as_str),
+                        ))
+                    }),
+            ));
             &[DataEncryptionAtRest]
         }
         _ => {
             // BucketLogging
-            p.access_logging = Some(fp.get("targetBucket").is_some() || fp.get("targetBucketRef").is_some());
+            p.access_logging =
+                Some(fp.get("targetBucket").is_some() || fp.get("targetBucketRef").is_some());
             &[LoggingAuditTrail]
         }
     };
-    Declared { posture: p, controls }
+    Declared {
+        posture: p,
+        controls,
+    }
 }
 
 fn crossplane_iam(obj: &Object, kind: &str, names: &dyn NameResolver) -> Declared {
@@ -355,59 +510,135 @@ fn crossplane_iam(obj: &Object, kind: &str, names: &dyn NameResolver) -> Declare
                     Some((format!("inline policy {name}"), p.get("policy")?.as_str()?))
                 })
                 .collect();
-            let attached = list(&fp, "managedPolicyArns").iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
-            iam_posture(CloudResource::IamRole(format!("role/{}", external_name(obj))), &inline, attached)
+            let attached = list(&fp, "managedPolicyArns")
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            iam_posture(
+                CloudResource::IamRole(format!("role/{}", external_name(obj))),
+                &inline,
+                attached,
+            )
         }
         "Policy" => {
-            let docs = [("policy document".to_string(), fp.get("policy").and_then(Value::as_str).unwrap_or(""))];
-            iam_posture(CloudResource::IamPolicy(format!("policy/{}", external_name(obj))), &docs, Vec::new())
+            let docs = [(
+                "policy document".to_string(),
+                fp.get("policy").and_then(Value::as_str).unwrap_or(""),
+            )];
+            iam_posture(
+                CloudResource::IamPolicy(format!("policy/{}", external_name(obj))),
+                &docs,
+                Vec::new(),
+            )
         }
         "RolePolicy" => {
-            let role = crossplane_ref(obj, "role", "iam.aws.upbound.io", "Role", names).unwrap_or_default();
-            let docs = [(format!("inline policy {}", obj.id.name), fp.get("policy").and_then(Value::as_str).unwrap_or(""))];
-            iam_posture(CloudResource::IamRole(format!("role/{role}")), &docs, Vec::new())
+            let role = crossplane_ref(obj, "role", "iam.aws.upbound.io", "Role", names)
+                .unwrap_or_default();
+            let docs = [(
+                format!("inline policy {}", obj.id.name),
+                fp.get("policy").and_then(Value::as_str).unwrap_or(""),
+            )];
+            iam_posture(
+                CloudResource::IamRole(format!("role/{role}")),
+                &docs,
+                Vec::new(),
+            )
         }
         _ => {
             // RolePolicyAttachment
-            let role = crossplane_ref(obj, "role", "iam.aws.upbound.io", "Role", names).unwrap_or_default();
-            let arn = crossplane_ref(obj, "policyArn", "iam.aws.upbound.io", "Policy", names).unwrap_or_default();
-            iam_posture(CloudResource::IamRole(format!("role/{role}")), &[], vec![arn])
+            let role = crossplane_ref(obj, "role", "iam.aws.upbound.io", "Role", names)
+                .unwrap_or_default();
+            let arn = crossplane_ref(obj, "policyArn", "iam.aws.upbound.io", "Policy", names)
+                .unwrap_or_default();
+            iam_posture(
+                CloudResource::IamRole(format!("role/{role}")),
+                &[],
+                vec![arn],
+            )
         }
     };
-    Declared { posture, controls: IDENTITY }
+    Declared {
+        posture,
+        controls: IDENTITY,
+    }
 }
 
 fn crossplane_ingress(obj: &Object, names: &dyn NameResolver) -> Declared {
     let fp = obj.at("spec.forProvider").cloned().unwrap_or(Value::Null);
-    let sg = crossplane_ref(obj, "securityGroupId", "ec2.aws.upbound.io", "SecurityGroup", names).unwrap_or_else(|| obj.id.name.clone());
+    let sg = crossplane_ref(
+        obj,
+        "securityGroupId",
+        "ec2.aws.upbound.io",
+        "SecurityGroup",
+        names,
+    )
+    .unwrap_or_else(|| obj.id.name.clone());
     let mut p = posture(CloudResource::SecurityGroup(sg));
     // SecurityGroupRule carries `type: ingress|egress`; SecurityGroupIngressRule is always ingress.
-    let ingress = fp.get("type").and_then(Value::as_str).is_none_or(|t| t == "ingress");
-    let proto = fp.get("ipProtocol").or_else(|| fp.get("protocol")).and_then(Value::as_str).unwrap_or("-1");
-    let num = |k: &str| fp.get(k).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)));
+    let ingress = fp
+        .get("type")
+        .and_then(Value::as_str)
+        .is_none_or(|t| t == "ingress");
+    let proto = fp
+        .get("ipProtocol")
+        .or_else(|| fp.get("protocol"))
+        .and_then(Value::as_str)
+        .unwrap_or("-1");
+    let num = |k: &str| {
+        fp.get(k)
+            .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+    };
     let (from, to) = aws_port_range(proto, num("fromPort"), num("toPort"));
     let mut rules = Vec::new();
     if ingress {
-        let sources = ["cidrIpv4", "cidrIpv6"].iter().filter_map(|k| fp.get(*k).and_then(Value::as_str)).map(str::to_string).chain(
-            ["cidrBlocks", "ipv6CidrBlocks"].iter().flat_map(|k| list(&fp, k)).filter_map(|v| v.as_str().map(str::to_string)),
-        );
+        let sources = ["cidrIpv4", "cidrIpv6"]
+            .iter()
+            .filter_map(|k| fp.get(*k).and_then(Value::as_str))
+            .map(str::to_string)
+            .chain(
+                ["cidrBlocks", "ipv6CidrBlocks"]
+                    .iter()
+                    .flat_map(|k| list(&fp, k))
+                    .filter_map(|v| v.as_str().map(str::to_string)),
+            );
         for src in sources {
-            rules.push(IngressRule { protocol: normalise_protocol(proto), from_port: from, to_port: to, source: src });
+            rules.push(IngressRule {
+                protocol: normalise_protocol(proto),
+                from_port: from,
+                to_port: to,
+                source: src,
+            });
         }
     }
     p.ingress = Some(rules);
-    Declared { posture: p, controls: NETWORK }
+    Declared {
+        posture: p,
+        controls: NETWORK,
+    }
 }
 
 fn aso_storage_account(obj: &Object) -> Declared {
-    let name = obj.str_at("spec.azureName").unwrap_or(&obj.id.name).to_string();
+    let name = obj
+        .str_at("spec.azureName")
+        .unwrap_or(&obj.id.name)
+        .to_string();
     let mut p = posture(CloudResource::AzureStorageAccount(name));
-    let guard = truthy(obj.at("spec.allowBlobPublicAccess"))
-        .map(|allowed| if allowed { Err("allowBlobPublicAccess is true".to_string()) } else { Ok(()) });
-    p.public_access = Some(PublicAccess { exposures: Vec::new(), guard });
+    let guard = truthy(obj.at("spec.allowBlobPublicAccess")).map(|allowed| {
+        if allowed {
+            Err("allowBlobPublicAccess is true".to_string())
+        } else {
+            Ok(())
+        }
+    });
+    p.public_access = Some(PublicAccess {
+        exposures: Vec::new(),
+        guard,
+    });
     p.transit = Some(Transit {
         https_only: truthy(obj.at("spec.supportsHttpsTrafficOnly")),
-        min_tls: obj.str_at("spec.minimumTlsVersion").map(|v| v.trim_start_matches("TLS").replace('_', ".")),
+        min_tls: obj
+            .str_at("spec.minimumTlsVersion")
+            .map(|v| v.trim_start_matches("TLS").replace('_', ".")),
         secure_transport_policy: None,
     });
     let key_source = obj.str_at("spec.encryption.keySource");
@@ -415,30 +646,61 @@ fn aso_storage_account(obj: &Object) -> Declared {
         // Azure Storage encrypts every account; only the key owner varies.
         enabled: true,
         algorithm: Some(key_source.unwrap_or("Microsoft.Storage").to_string()),
-        customer_managed_key: key_source.is_some_and(|k| k.eq_ignore_ascii_case("Microsoft.Keyvault")),
+        customer_managed_key: key_source
+            .is_some_and(|k| k.eq_ignore_ascii_case("Microsoft.Keyvault")),
     });
-    Declared { posture: p, controls: &[DataPublicAccess, DataEncryptionAtRest, DataEncryptionInTransit] }
+    Declared {
+        posture: p,
+        controls: &[
+            DataPublicAccess,
+            DataEncryptionAtRest,
+            DataEncryptionInTransit,
+        ],
+    }
 }
 
 fn aso_container(obj: &Object, names: &dyn NameResolver) -> Declared {
-    let container = obj.str_at("spec.azureName").unwrap_or(&obj.id.name).to_string();
+    let container = obj
+        .str_at("spec.azureName")
+        .unwrap_or(&obj.id.name)
+        .to_string();
     // owner is the blobServices object, whose owner is the account; resolve when we can.
     let owner = obj.str_at("spec.owner.name").unwrap_or("");
     let account = names
-        .cloud_name("storage.azure.com", "StorageAccountsBlobService", obj.namespace(), owner)
+        .cloud_name(
+            "storage.azure.com",
+            "StorageAccountsBlobService",
+            obj.namespace(),
+            owner,
+        )
         .unwrap_or_else(|| owner.to_string());
     let mut p = posture(CloudResource::AzureContainer { account, container });
     let exposures = match obj.str_at("spec.publicAccess") {
-        Some(level @ ("Blob" | "Container")) => vec![format!("container public access level is {level}")],
+        Some(level @ ("Blob" | "Container")) => {
+            vec![format!("container public access level is {level}")]
+        }
         _ => Vec::new(),
     };
-    p.public_access = Some(PublicAccess { exposures, guard: None });
-    Declared { posture: p, controls: &[DataPublicAccess] }
+    p.public_access = Some(PublicAccess {
+        exposures,
+        guard: None,
+    });
+    Declared {
+        posture: p,
+        controls: &[DataPublicAccess],
+    }
 }
 
 fn aso_nsg_rule(obj: &Object, names: &dyn NameResolver) -> Declared {
     let owner = obj.str_at("spec.owner.name").unwrap_or(&obj.id.name);
-    let nsg = names.cloud_name("network.azure.com", "NetworkSecurityGroup", obj.namespace(), owner).unwrap_or_else(|| owner.to_string());
+    let nsg = names
+        .cloud_name(
+            "network.azure.com",
+            "NetworkSecurityGroup",
+            obj.namespace(),
+            owner,
+        )
+        .unwrap_or_else(|| owner.to_string());
     let mut p = posture(CloudResource::AzureNsg(nsg));
     let spec = obj.at("spec").cloned().unwrap_or(Value::Null);
     let s = |k: &str| spec.get(k).and_then(Value::as_str);
@@ -451,32 +713,54 @@ fn aso_nsg_rule(obj: &Object, names: &dyn NameResolver) -> Declared {
         let sources: Vec<String> = s("sourceAddressPrefix")
             .map(str::to_string)
             .into_iter()
-            .chain(list(&spec, "sourceAddressPrefixes").iter().filter_map(|v| v.as_str().map(str::to_string)))
+            .chain(
+                list(&spec, "sourceAddressPrefixes")
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string)),
+            )
             .collect();
         let ranges: Vec<(u16, u16)> = s("destinationPortRange")
             .into_iter()
-            .chain(list(&spec, "destinationPortRanges").iter().filter_map(Value::as_str))
+            .chain(
+                list(&spec, "destinationPortRanges")
+                    .iter()
+                    .filter_map(Value::as_str),
+            )
             .filter_map(parse_port_range)
             .collect();
         for src in &sources {
             for &(from, to) in &ranges {
-                rules.push(IngressRule { protocol: proto.clone(), from_port: from, to_port: to, source: src.clone() });
+                rules.push(IngressRule {
+                    protocol: proto.clone(),
+                    from_port: from,
+                    to_port: to,
+                    source: src.clone(),
+                });
             }
         }
     }
     p.ingress = Some(rules);
-    Declared { posture: p, controls: NETWORK }
+    Declared {
+        posture: p,
+        controls: NETWORK,
+    }
 }
 
 fn kcc_bucket(obj: &Object) -> Declared {
-    let name = obj.str_at("spec.resourceID").unwrap_or(&obj.id.name).to_string();
+    let name = obj
+        .str_at("spec.resourceID")
+        .unwrap_or(&obj.id.name)
+        .to_string();
     let mut p = posture(CloudResource::GcsBucket(name));
     let guard = match obj.str_at("spec.publicAccessPrevention") {
         Some(v) if v.eq_ignore_ascii_case("enforced") => Ok(()),
         Some(v) => Err(format!("publicAccessPrevention is {v}, not enforced")),
         None => Err("publicAccessPrevention is not set to enforced".to_string()),
     };
-    p.public_access = Some(PublicAccess { exposures: Vec::new(), guard: Some(guard) });
+    p.public_access = Some(PublicAccess {
+        exposures: Vec::new(),
+        guard: Some(guard),
+    });
     let cmek = obj.at("spec.encryption.kmsKeyRef").is_some();
     p.encryption_at_rest = Some(EncryptionAtRest {
         // Google encrypts every object; only the key owner varies.
@@ -485,7 +769,10 @@ fn kcc_bucket(obj: &Object) -> Declared {
         customer_managed_key: cmek,
     });
     p.access_logging = Some(obj.str_at("spec.logging.logBucket").is_some());
-    Declared { posture: p, controls: &[DataPublicAccess, DataEncryptionAtRest, LoggingAuditTrail] }
+    Declared {
+        posture: p,
+        controls: &[DataPublicAccess, DataEncryptionAtRest, LoggingAuditTrail],
+    }
 }
 
 fn kcc_policy_member(obj: &Object) -> Option<Declared> {
@@ -493,7 +780,9 @@ fn kcc_policy_member(obj: &Object) -> Option<Declared> {
     if kind != "StorageBucket" {
         return None;
     }
-    let bucket = obj.str_at("spec.resourceRef.external").or(obj.str_at("spec.resourceRef.name"))?;
+    let bucket = obj
+        .str_at("spec.resourceRef.external")
+        .or(obj.str_at("spec.resourceRef.name"))?;
     let bucket = bucket.trim_start_matches("projects/_/buckets/").to_string();
     let member = obj.str_at("spec.member").unwrap_or("");
     let role = obj.str_at("spec.role").unwrap_or("?");
@@ -503,6 +792,12 @@ fn kcc_policy_member(obj: &Object) -> Option<Declared> {
     } else {
         Vec::new()
     };
-    p.public_access = Some(PublicAccess { exposures, guard: None });
-    Some(Declared { posture: p, controls: &[DataPublicAccess] })
+    p.public_access = Some(PublicAccess {
+        exposures,
+        guard: None,
+    });
+    Some(Declared {
+        posture: p,
+        controls: &[DataPublicAccess],
+    })
 }

@@ -77,7 +77,10 @@ pub enum IamIssue {
     /// `Allow` with `NotAction`: grants everything not listed.
     AllowNotAction,
     /// A known privilege-escalation action set is granted.
-    PrivilegeEscalation { name: &'static str, actions: Vec<String> },
+    PrivilegeEscalation {
+        name: &'static str,
+        actions: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -93,13 +96,24 @@ impl IamFinding {
     pub fn describe(&self) -> String {
         let what = match &self.issue {
             IamIssue::FullAdmin => "allows every action (\"*\") on every resource".to_string(),
-            IamIssue::ServiceWildcard { service } => format!("allows {service}:* on every resource"),
-            IamIssue::AllowNotAction => "uses Allow with NotAction, granting everything not listed".to_string(),
+            IamIssue::ServiceWildcard { service } => {
+                format!("allows {service}:* on every resource")
+            }
+            IamIssue::AllowNotAction => {
+                "uses Allow with NotAction, granting everything not listed".to_string()
+            }
             IamIssue::PrivilegeEscalation { name, actions } => {
-                format!("allows privilege escalation ({name}: {})", actions.join(" + "))
+                format!(
+                    "allows privilege escalation ({name}: {})",
+                    actions.join(" + ")
+                )
             }
         };
-        let cond = if self.conditioned { " (under a Condition)" } else { "" };
+        let cond = if self.conditioned {
+            " (under a Condition)"
+        } else {
+            ""
+        };
         format!("{} {what}{cond}", self.statement)
     }
 }
@@ -120,16 +134,24 @@ pub fn parse(text: &str) -> Result<PolicyDocument, IamError> {
 
 /// Parse a policy document already decoded to JSON.
 pub fn from_value(value: &Value) -> Result<PolicyDocument, IamError> {
-    let obj = value.as_object().ok_or_else(|| IamError::Shape("expected a JSON object".into()))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| IamError::Shape("expected a JSON object".into()))?;
     let stmts = get_ci(obj, "Statement").ok_or_else(|| IamError::Shape("no Statement".into()))?;
     let list: Vec<&Value> = match stmts {
         Value::Array(a) => a.iter().collect(),
         Value::Object(_) => vec![stmts],
-        _ => return Err(IamError::Shape("Statement must be an object or a list".into())),
+        _ => {
+            return Err(IamError::Shape(
+                "Statement must be an object or a list".into(),
+            ));
+        }
     };
     let mut statements = Vec::with_capacity(list.len());
     for (i, s) in list.into_iter().enumerate() {
-        let s = s.as_object().ok_or_else(|| IamError::Shape(format!("statement #{} is not an object", i + 1)))?;
+        let s = s
+            .as_object()
+            .ok_or_else(|| IamError::Shape(format!("statement #{} is not an object", i + 1)))?;
         let effect = match get_ci(s, "Effect").and_then(Value::as_str) {
             Some(e) if e.eq_ignore_ascii_case("allow") => Effect::Allow,
             Some(e) if e.eq_ignore_ascii_case("deny") => Effect::Deny,
@@ -169,11 +191,19 @@ pub fn from_value(value: &Value) -> Result<PolicyDocument, IamError> {
                 .values()
                 .flat_map(|v| match v {
                     Value::String(p) => vec![p.clone()],
-                    Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+                    Value::Array(a) => a
+                        .iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect(),
                     _ => Vec::new(),
                 })
                 .collect(),
-            Some(_) => return Err(IamError::Shape(format!("statement #{}: Principal has an unknown shape", i + 1))),
+            Some(_) => {
+                return Err(IamError::Shape(format!(
+                    "statement #{}: Principal has an unknown shape",
+                    i + 1
+                )));
+            }
         };
         let condition = get_ci(s, "Condition").cloned().unwrap_or(Value::Null);
         let condition_keys = condition
@@ -202,7 +232,11 @@ pub fn from_value(value: &Value) -> Result<PolicyDocument, IamError> {
 }
 
 fn get_ci<'a>(obj: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.get(key).or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+    obj.get(key).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
 }
 
 fn strings(v: &Value, i: usize, field: &str) -> Result<Vec<String>, IamError> {
@@ -211,12 +245,15 @@ fn strings(v: &Value, i: usize, field: &str) -> Result<Vec<String>, IamError> {
         Value::Array(a) => a
             .iter()
             .map(|x| {
-                x.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| IamError::Shape(format!("statement #{}: {field} must hold strings", i + 1)))
+                x.as_str().map(str::to_string).ok_or_else(|| {
+                    IamError::Shape(format!("statement #{}: {field} must hold strings", i + 1))
+                })
             })
             .collect(),
-        _ => Err(IamError::Shape(format!("statement #{}: {field} must be a string or a list", i + 1))),
+        _ => Err(IamError::Shape(format!(
+            "statement #{}: {field} must be a string or a list",
+            i + 1
+        ))),
     }
 }
 
@@ -269,8 +306,14 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 /// Privilege-escalation action sets (Rhino Security Labs' list, as used by Prowler and Cloudsplaining).
 pub const ESCALATION_SETS: &[(&str, &[&str])] = &[
     ("CreateNewPolicyVersion", &["iam:CreatePolicyVersion"]),
-    ("SetExistingDefaultPolicyVersion", &["iam:SetDefaultPolicyVersion"]),
-    ("PassExistingRoleToNewEc2Instance", &["iam:PassRole", "ec2:RunInstances"]),
+    (
+        "SetExistingDefaultPolicyVersion",
+        &["iam:SetDefaultPolicyVersion"],
+    ),
+    (
+        "PassExistingRoleToNewEc2Instance",
+        &["iam:PassRole", "ec2:RunInstances"],
+    ),
     ("CreateAccessKey", &["iam:CreateAccessKey"]),
     ("CreateLoginProfile", &["iam:CreateLoginProfile"]),
     ("UpdateLoginProfile", &["iam:UpdateLoginProfile"]),
@@ -281,23 +324,54 @@ pub const ESCALATION_SETS: &[(&str, &[&str])] = &[
     ("PutGroupPolicy", &["iam:PutGroupPolicy"]),
     ("PutRolePolicy", &["iam:PutRolePolicy"]),
     ("AddUserToGroup", &["iam:AddUserToGroup"]),
-    ("UpdateRolePolicyToAssumeIt", &["iam:UpdateAssumeRolePolicy", "sts:AssumeRole"]),
-    ("PassExistingRoleToNewLambdaThenInvoke", &["iam:PassRole", "lambda:CreateFunction", "lambda:InvokeFunction"]),
+    (
+        "UpdateRolePolicyToAssumeIt",
+        &["iam:UpdateAssumeRolePolicy", "sts:AssumeRole"],
+    ),
+    (
+        "PassExistingRoleToNewLambdaThenInvoke",
+        &[
+            "iam:PassRole",
+            "lambda:CreateFunction",
+            "lambda:InvokeFunction",
+        ],
+    ),
     (
         "PassExistingRoleToNewLambdaThenTriggerWithNewDynamo",
-        &["iam:PassRole", "lambda:CreateFunction", "lambda:CreateEventSourceMapping"],
+        &[
+            "iam:PassRole",
+            "lambda:CreateFunction",
+            "lambda:CreateEventSourceMapping",
+        ],
     ),
-    ("EditExistingLambdaFunctionWithRole", &["lambda:UpdateFunctionCode"]),
-    ("PassExistingRoleToNewGlueDevEndpoint", &["iam:PassRole", "glue:CreateDevEndpoint"]),
+    (
+        "EditExistingLambdaFunctionWithRole",
+        &["lambda:UpdateFunctionCode"],
+    ),
+    (
+        "PassExistingRoleToNewGlueDevEndpoint",
+        &["iam:PassRole", "glue:CreateDevEndpoint"],
+    ),
     ("UpdateExistingGlueDevEndpoint", &["glue:UpdateDevEndpoint"]),
-    ("PassExistingRoleToCloudFormation", &["iam:PassRole", "cloudformation:CreateStack"]),
+    (
+        "PassExistingRoleToCloudFormation",
+        &["iam:PassRole", "cloudformation:CreateStack"],
+    ),
     (
         "PassExistingRoleToNewDataPipeline",
-        &["iam:PassRole", "datapipeline:CreatePipeline", "datapipeline:PutPipelineDefinition"],
+        &[
+            "iam:PassRole",
+            "datapipeline:CreatePipeline",
+            "datapipeline:PutPipelineDefinition",
+        ],
     ),
     (
         "PassExistingRoleToNewSageMakerNotebook",
-        &["iam:PassRole", "sagemaker:CreateNotebookInstance", "sagemaker:CreatePresignedNotebookInstanceUrl"],
+        &[
+            "iam:PassRole",
+            "sagemaker:CreateNotebookInstance",
+            "sagemaker:CreatePresignedNotebookInstanceUrl",
+        ],
     ),
 ];
 
@@ -305,7 +379,10 @@ impl PolicyDocument {
     /// Is `action` on any resource denied outright (an unconditioned Deny on `*`)?
     fn denied(&self, action: &str) -> bool {
         self.statements.iter().any(|s| {
-            s.effect == Effect::Deny && !s.has_condition && s.on_any_resource() && s.matches_action(action)
+            s.effect == Effect::Deny
+                && !s.has_condition
+                && s.on_any_resource()
+                && s.matches_action(action)
         })
     }
 
@@ -325,10 +402,9 @@ impl PolicyDocument {
         if self.denied(action) {
             return None;
         }
-        self.statements
-            .iter()
-            .enumerate()
-            .find(|(_, s)| s.effect == Effect::Allow && s.on_any_resource() && s.matches_action(action))
+        self.statements.iter().enumerate().find(|(_, s)| {
+            s.effect == Effect::Allow && s.on_any_resource() && s.matches_action(action)
+        })
     }
 
     /// Everything `identity.least-privilege` forbids in this document.
@@ -339,7 +415,11 @@ impl PolicyDocument {
                 continue;
             }
             if s.not_action {
-                findings.push(IamFinding { issue: IamIssue::AllowNotAction, statement: s.label(i), conditioned: s.has_condition });
+                findings.push(IamFinding {
+                    issue: IamIssue::AllowNotAction,
+                    statement: s.label(i),
+                    conditioned: s.has_condition,
+                });
                 continue;
             }
             if !s.on_any_resource() {
@@ -348,25 +428,36 @@ impl PolicyDocument {
             for a in &s.actions {
                 if a == "*" {
                     if !self.pattern_denied("*") {
-                        findings.push(IamFinding { issue: IamIssue::FullAdmin, statement: s.label(i), conditioned: s.has_condition });
-                    }
-                } else if let Some(service) = a.strip_suffix(":*") {
-                    if !service.contains('*') && !self.pattern_denied(a) {
                         findings.push(IamFinding {
-                            issue: IamIssue::ServiceWildcard { service: service.to_ascii_lowercase() },
+                            issue: IamIssue::FullAdmin,
                             statement: s.label(i),
                             conditioned: s.has_condition,
                         });
                     }
+                } else if let Some(service) = a.strip_suffix(":*")
+                    && !service.contains('*')
+                    && !self.pattern_denied(a)
+                {
+                    findings.push(IamFinding {
+                        issue: IamIssue::ServiceWildcard {
+                            service: service.to_ascii_lowercase(),
+                        },
+                        statement: s.label(i),
+                        conditioned: s.has_condition,
+                    });
                 }
             }
         }
         // Full admin already implies every escalation; do not bury it in noise.
-        if findings.iter().any(|f| matches!(f.issue, IamIssue::FullAdmin | IamIssue::AllowNotAction)) {
+        if findings
+            .iter()
+            .any(|f| matches!(f.issue, IamIssue::FullAdmin | IamIssue::AllowNotAction))
+        {
             return findings;
         }
         for (name, actions) in ESCALATION_SETS {
-            let grants: Option<Vec<(usize, &Statement)>> = actions.iter().map(|a| self.granting(a)).collect();
+            let grants: Option<Vec<(usize, &Statement)>> =
+                actions.iter().map(|a| self.granting(a)).collect();
             if let Some(grants) = grants {
                 let (i, s) = grants[0];
                 // A service wildcard finding already covers single-service sets.
@@ -376,7 +467,10 @@ impl PolicyDocument {
                     && findings.iter().any(|f| matches!(&f.issue, IamIssue::ServiceWildcard { service } if services.contains(service.as_str())));
                 if !covered {
                     findings.push(IamFinding {
-                        issue: IamIssue::PrivilegeEscalation { name, actions: actions.iter().map(|a| a.to_string()).collect() },
+                        issue: IamIssue::PrivilegeEscalation {
+                            name,
+                            actions: actions.iter().map(|a| a.to_string()).collect(),
+                        },
                         statement: s.label(i),
                         conditioned: grants.iter().any(|(_, s)| s.has_condition),
                     });
@@ -409,8 +503,18 @@ impl PolicyDocument {
             .iter()
             .enumerate()
             .filter(|(_, s)| s.effect == Effect::Allow && s.principals.iter().any(|p| p == "*"))
-            .filter(|(_, s)| !s.condition_keys.iter().any(|k| RESTRICTING.contains(&k.as_str())))
-            .map(|(i, s)| format!("bucket policy {} allows Principal \"*\" ({})", s.label(i), s.actions.join(", ")))
+            .filter(|(_, s)| {
+                !s.condition_keys
+                    .iter()
+                    .any(|k| RESTRICTING.contains(&k.as_str()))
+            })
+            .map(|(i, s)| {
+                format!(
+                    "bucket policy {} allows Principal \"*\" ({})",
+                    s.label(i),
+                    s.actions.join(", ")
+                )
+            })
             .collect()
     }
 
@@ -419,7 +523,10 @@ impl PolicyDocument {
         self.statements.iter().any(|s| {
             s.effect == Effect::Deny
                 && s.condition_keys.iter().any(|k| k == "aws:securetransport")
-                && s.condition.to_string().to_ascii_lowercase().contains("false")
+                && s.condition
+                    .to_string()
+                    .to_ascii_lowercase()
+                    .contains("false")
         })
     }
 }
@@ -434,7 +541,12 @@ mod tests {
     use super::*;
 
     fn issues(doc: &str) -> Vec<IamIssue> {
-        parse(doc).unwrap().analyse().into_iter().map(|f| f.issue).collect()
+        parse(doc)
+            .unwrap()
+            .analyse()
+            .into_iter()
+            .map(|f| f.issue)
+            .collect()
     }
 
     #[test]
@@ -445,14 +557,20 @@ mod tests {
 
     #[test]
     fn narrow_action_passes() {
-        let doc = r#"{"Statement":[{"Effect":"Allow","Action":["logs:CreateLogGroup"],"Resource":"*"}]}"#;
+        let doc =
+            r#"{"Statement":[{"Effect":"Allow","Action":["logs:CreateLogGroup"],"Resource":"*"}]}"#;
         assert!(issues(doc).is_empty());
     }
 
     #[test]
     fn service_wildcard_on_star_fails_case_insensitively() {
         let doc = r#"{"Statement":{"Effect":"Allow","Action":"S3:*","Resource":["*"]}}"#;
-        assert_eq!(issues(doc), vec![IamIssue::ServiceWildcard { service: "s3".into() }]);
+        assert_eq!(
+            issues(doc),
+            vec![IamIssue::ServiceWildcard {
+                service: "s3".into()
+            }]
+        );
     }
 
     #[test]
@@ -472,7 +590,13 @@ mod tests {
         let doc = r#"{"Statement":[{"Effect":"Allow","Action":["iam:PassRole","ec2:RunInstances"],"Resource":"*"}]}"#;
         let found = issues(doc);
         assert_eq!(found.len(), 1, "{found:?}");
-        assert!(matches!(&found[0], IamIssue::PrivilegeEscalation { name: "PassExistingRoleToNewEc2Instance", .. }));
+        assert!(matches!(
+            &found[0],
+            IamIssue::PrivilegeEscalation {
+                name: "PassExistingRoleToNewEc2Instance",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -480,7 +604,10 @@ mod tests {
         let doc = r#"{"Statement":[
             {"Effect":"Allow","Action":"iam:Pass*","Resource":"*"},
             {"Effect":"Allow","Action":"ec2:Run?nstances","Resource":"*"}]}"#;
-        assert!(matches!(issues(doc).as_slice(), [IamIssue::PrivilegeEscalation { .. }]));
+        assert!(matches!(
+            issues(doc).as_slice(),
+            [IamIssue::PrivilegeEscalation { .. }]
+        ));
     }
 
     #[test]

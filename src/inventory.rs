@@ -41,18 +41,30 @@ impl Inventory {
     fn index_names(&mut self, o: &Object) {
         let key = |n: &str| (o.group().to_string(), o.kind().to_string(), n.to_string());
         let cloud = match (o.group(), o.kind()) {
-            (g, _) if g.ends_with(".aws.upbound.io") => {
-                Some(o.annotation("crossplane.io/external-name").unwrap_or(&o.id.name).to_string())
+            (g, _) if g.ends_with(".aws.upbound.io") => Some(
+                o.annotation("crossplane.io/external-name")
+                    .unwrap_or(&o.id.name)
+                    .to_string(),
+            ),
+            ("iam.services.k8s.aws", _) | ("s3.services.k8s.aws", _) => {
+                Some(o.str_at("spec.name").unwrap_or(&o.id.name).to_string())
             }
-            ("iam.services.k8s.aws", _) | ("s3.services.k8s.aws", _) => Some(o.str_at("spec.name").unwrap_or(&o.id.name).to_string()),
             // A blobServices object resolves to the account that owns it.
-            ("storage.azure.com", "StorageAccountsBlobService") => o.str_at("spec.owner.name").map(|owner| {
-                self.cloud_names
-                    .get(&("storage.azure.com".into(), "StorageAccount".into(), owner.to_string()))
-                    .cloned()
-                    .unwrap_or_else(|| owner.to_string())
-            }),
-            ("storage.azure.com", _) | ("network.azure.com", _) => Some(o.str_at("spec.azureName").unwrap_or(&o.id.name).to_string()),
+            ("storage.azure.com", "StorageAccountsBlobService") => {
+                o.str_at("spec.owner.name").map(|owner| {
+                    self.cloud_names
+                        .get(&(
+                            "storage.azure.com".into(),
+                            "StorageAccount".into(),
+                            owner.to_string(),
+                        ))
+                        .cloned()
+                        .unwrap_or_else(|| owner.to_string())
+                })
+            }
+            ("storage.azure.com", _) | ("network.azure.com", _) => {
+                Some(o.str_at("spec.azureName").unwrap_or(&o.id.name).to_string())
+            }
             _ => None,
         };
         if let Some(c) = cloud {
@@ -65,10 +77,14 @@ impl Inventory {
         let ns = || o.namespace().unwrap_or("default").to_string();
         match (o.group(), o.kind()) {
             ("", "ServiceAccount") => {
-                self.service_accounts.insert((ns(), o.id.name.clone()), o.clone());
+                self.service_accounts
+                    .insert((ns(), o.id.name.clone()), o.clone());
             }
             ("", "ConfigMap") => {
-                let data = o.at("data").cloned().unwrap_or(Value::Object(Default::default()));
+                let data = o
+                    .at("data")
+                    .cloned()
+                    .unwrap_or(Value::Object(Default::default()));
                 self.config_maps.insert((ns(), o.id.name.clone()), data);
             }
             ("networking.k8s.io", "NetworkPolicy") => {
@@ -80,7 +96,11 @@ impl Inventory {
                 let labels = o
                     .at("metadata.labels")
                     .and_then(Value::as_object)
-                    .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 self.namespace_labels.insert(o.id.name.clone(), labels);
             }
@@ -109,10 +129,13 @@ impl PostureLookup for Inventory {
         }
         // Declared IAM objects are known by name only; an ARN reference falls back to the name.
         let by_name = match resource {
-            CloudResource::IamRole(arn) if arn.starts_with("arn:") => resource.role_name().map(|n| CloudResource::IamRole(format!("role/{n}"))),
-            CloudResource::IamPolicy(arn) if arn.starts_with("arn:") => {
-                arn.rsplit('/').next().map(|n| CloudResource::IamPolicy(format!("policy/{n}")))
-            }
+            CloudResource::IamRole(arn) if arn.starts_with("arn:") => resource
+                .role_name()
+                .map(|n| CloudResource::IamRole(format!("role/{n}"))),
+            CloudResource::IamPolicy(arn) if arn.starts_with("arn:") => arn
+                .rsplit('/')
+                .next()
+                .map(|n| CloudResource::IamPolicy(format!("policy/{n}"))),
             _ => None,
         };
         match by_name.as_ref().and_then(|r| self.lookup(r)) {
@@ -124,19 +147,29 @@ impl PostureLookup for Inventory {
 
 impl ConfigMaps for Inventory {
     fn config_map_data(&self, namespace: &str, name: &str) -> Option<&Value> {
-        self.config_maps.get(&(namespace.to_string(), name.to_string()))
+        self.config_maps
+            .get(&(namespace.to_string(), name.to_string()))
     }
 }
 
 impl NameResolver for Inventory {
-    fn cloud_name(&self, group: &str, kind: &str, _namespace: Option<&str>, name: &str) -> Option<String> {
-        self.cloud_names.get(&(group.to_string(), kind.to_string(), name.to_string())).cloned()
+    fn cloud_name(
+        &self,
+        group: &str,
+        kind: &str,
+        _namespace: Option<&str>,
+        name: &str,
+    ) -> Option<String> {
+        self.cloud_names
+            .get(&(group.to_string(), kind.to_string(), name.to_string()))
+            .cloned()
     }
 }
 
 impl World for Inventory {
     fn service_account(&self, namespace: &str, name: &str) -> Option<&Object> {
-        self.service_accounts.get(&(namespace.to_string(), name.to_string()))
+        self.service_accounts
+            .get(&(namespace.to_string(), name.to_string()))
     }
 
     fn has_default_deny(&self, namespace: &str) -> bool {

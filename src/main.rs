@@ -11,7 +11,11 @@ use onus::check::{self, CheckOptions, Format};
 use onus::model::{Matrix, Provider, ServiceModel};
 
 #[derive(Parser)]
-#[command(name = "onus", version, about = "Enforce the customer's side of the cloud shared-responsibility model")]
+#[command(
+    name = "onus",
+    version,
+    about = "Enforce the customer's side of the cloud shared-responsibility model"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -77,8 +81,18 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Check { baselines, output, namespace, paths } => {
-            let opts = CheckOptions { baselines, paths, namespace, now: chrono::Utc::now() };
+        Command::Check {
+            baselines,
+            output,
+            namespace,
+            paths,
+        } => {
+            let opts = CheckOptions {
+                baselines,
+                paths,
+                namespace,
+                now: chrono::Utc::now(),
+            };
             let report = check::run(&opts);
             let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
             print!("{}", check::render(&report, output, colour));
@@ -87,8 +101,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(report.exit_code() as u8))
         }
-        Command::Matrix { provider, model, output } => {
-            print!("{}", render_matrix(&Matrix::resolve(provider, model, &[]), output)?);
+        Command::Matrix {
+            provider,
+            model,
+            output,
+        } => {
+            print!(
+                "{}",
+                render_matrix(&Matrix::resolve(provider, model, &[]), output)?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Crd => {
@@ -100,22 +121,45 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn render_matrix(m: &Matrix, format: MatrixFormat) -> anyhow::Result<String> {
     let cells = m.cells();
-    let controls = |c: &onus::model::MatrixCell| c.controls.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ");
+    let controls = |c: &onus::model::MatrixCell| {
+        c.controls
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     Ok(match format {
-        MatrixFormat::Json => serde_json::to_string_pretty(&serde_json::json!({
-            "provider": m.provider, "serviceModel": m.model, "domains": cells,
-        }))? + "\n",
+        MatrixFormat::Json => {
+            serde_json::to_string_pretty(&serde_json::json!({
+                "provider": m.provider, "serviceModel": m.model, "domains": cells,
+            }))? + "\n"
+        }
         MatrixFormat::Markdown => {
-            let mut s = format!("| domain | owner | controls | source |\n|---|---|---|---|\n");
+            let mut s = "| domain | owner | controls | source |\n|---|---|---|---|\n".to_string();
             for c in &cells {
-                s += &format!("| {} | {} | {} | {} |\n", c.domain, c.owner, controls(c), c.source);
+                s += &format!(
+                    "| {} | {} | {} | {} |\n",
+                    c.domain,
+                    c.owner,
+                    controls(c),
+                    c.source
+                );
             }
             s
         }
         MatrixFormat::Text => {
-            let mut s = format!("{} {}\n{:<16} {:<9} {:<72} {}\n", m.provider, m.model, "DOMAIN", "OWNER", "CONTROLS", "SOURCE");
+            let mut s = format!(
+                "{} {}\n{:<16} {:<9} {:<72} {}\n",
+                m.provider, m.model, "DOMAIN", "OWNER", "CONTROLS", "SOURCE"
+            );
             for c in &cells {
-                s += &format!("{:<16} {:<9} {:<72} {}\n", c.domain.as_str(), c.owner.as_str(), controls(c), c.source);
+                s += &format!(
+                    "{:<16} {:<9} {:<72} {}\n",
+                    c.domain.as_str(),
+                    c.owner.as_str(),
+                    controls(c),
+                    c.source
+                );
             }
             s
         }

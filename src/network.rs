@@ -53,7 +53,9 @@ pub fn aws_port_range(protocol: &str, from: Option<i64>, to: Option<i64>) -> (u1
         return (0, 65535);
     }
     match (from, to) {
-        (Some(f), Some(t)) if (0..=65535).contains(&f) && (0..=65535).contains(&t) && f <= t => (f as u16, t as u16),
+        (Some(f), Some(t)) if (0..=65535).contains(&f) && (0..=65535).contains(&t) && f <= t => {
+            (f as u16, t as u16)
+        }
         (Some(f), None) if (0..=65535).contains(&f) => (f as u16, f as u16),
         _ => (0, 65535),
     }
@@ -70,7 +72,11 @@ pub fn exposure(rule: &IngressRule, forbidden: &[u16]) -> Option<String> {
     }
     let all_ports = rule.from_port == 0 && rule.to_port == 65535;
     if all_ports {
-        return Some(format!("{} open to {} on all ports", proto_label(&proto), rule.source));
+        return Some(format!(
+            "{} open to {} on all ports",
+            proto_label(&proto),
+            rule.source
+        ));
     }
     let hit: Vec<String> = forbidden
         .iter()
@@ -94,7 +100,11 @@ pub fn exposure(rule: &IngressRule, forbidden: &[u16]) -> Option<String> {
 }
 
 fn proto_label(p: &str) -> String {
-    if p == "all" { "all protocols".to_string() } else { p.to_string() }
+    if p == "all" {
+        "all protocols".to_string()
+    } else {
+        p.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -102,7 +112,12 @@ mod tests {
     use super::*;
 
     fn rule(proto: &str, from: u16, to: u16, src: &str) -> IngressRule {
-        IngressRule { protocol: proto.into(), from_port: from, to_port: to, source: src.into() }
+        IngressRule {
+            protocol: proto.into(),
+            from_port: from,
+            to_port: to,
+            source: src.into(),
+        }
     }
 
     #[test]
@@ -110,7 +125,13 @@ mod tests {
         for s in ["0.0.0.0/0", "::/0", "*", "Internet", "any", "0.0.0.0", "::"] {
             assert!(is_internet(s), "{s}");
         }
-        for s in ["10.0.0.0/8", "203.0.113.7/32", "VirtualNetwork", "sg-123", "2001:db8::/32"] {
+        for s in [
+            "10.0.0.0/8",
+            "203.0.113.7/32",
+            "VirtualNetwork",
+            "sg-123",
+            "2001:db8::/32",
+        ] {
             assert!(!is_internet(s), "{s}");
         }
     }
@@ -130,9 +151,21 @@ mod tests {
     #[test]
     fn exposures() {
         let f = [22, 3389, 5432];
-        assert!(exposure(&rule("tcp", 22, 22, "0.0.0.0/0"), &f).unwrap().contains("port 22"));
-        assert!(exposure(&rule("tcp", 20, 30, "::/0"), &f).unwrap().contains("forbidden: 22"));
-        assert!(exposure(&rule("all", 0, 65535, "Internet"), &f).unwrap().contains("all ports"));
+        assert!(
+            exposure(&rule("tcp", 22, 22, "0.0.0.0/0"), &f)
+                .unwrap()
+                .contains("port 22")
+        );
+        assert!(
+            exposure(&rule("tcp", 20, 30, "::/0"), &f)
+                .unwrap()
+                .contains("forbidden: 22")
+        );
+        assert!(
+            exposure(&rule("all", 0, 65535, "Internet"), &f)
+                .unwrap()
+                .contains("all ports")
+        );
         assert!(exposure(&rule("tcp", 443, 443, "0.0.0.0/0"), &f).is_none());
         assert!(exposure(&rule("tcp", 22, 22, "10.0.0.0/8"), &f).is_none());
         assert!(exposure(&rule("icmp", 0, 65535, "0.0.0.0/0"), &f).is_none());

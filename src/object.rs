@@ -56,8 +56,14 @@ impl Object {
     /// Wrap a JSON body; `default_namespace` applies when `metadata.namespace` is empty.
     pub fn from_value(body: Value, default_namespace: Option<&str>) -> Result<Object, ObjectError> {
         let map = body.as_object().ok_or(ObjectError::NotAMapping)?;
-        let api_version = map.get("apiVersion").and_then(Value::as_str).ok_or(ObjectError::Missing("apiVersion"))?;
-        let kind = map.get("kind").and_then(Value::as_str).ok_or(ObjectError::Missing("kind"))?;
+        let api_version = map
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .ok_or(ObjectError::Missing("apiVersion"))?;
+        let kind = map
+            .get("kind")
+            .and_then(Value::as_str)
+            .ok_or(ObjectError::Missing("kind"))?;
         let meta = map.get("metadata");
         let name = meta
             .and_then(|m| m.get("name").or_else(|| m.get("generateName")))
@@ -102,7 +108,11 @@ impl Object {
     }
 
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.body.get("metadata")?.get("annotations")?.get(key)?.as_str()
+        self.body
+            .get("metadata")?
+            .get("annotations")?
+            .get(key)?
+            .as_str()
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {
@@ -117,7 +127,10 @@ pub fn at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
 
 /// Array at a dotted path, empty when absent.
 pub fn list<'a>(v: &'a Value, path: &str) -> &'a [Value] {
-    at(v, path).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+    at(v, path)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 /// A boolean that may be written as a string (`"true"`), as annotations and parameters do.

@@ -23,7 +23,10 @@ pub enum CloudResource {
     IamPolicy(String),
     SecurityGroup(String),
     AzureStorageAccount(String),
-    AzureContainer { account: String, container: String },
+    AzureContainer {
+        account: String,
+        container: String,
+    },
     /// Azure network security group, by name.
     AzureNsg(String),
     GcsBucket(String),
@@ -35,7 +38,9 @@ impl CloudResource {
     pub fn provider(&self) -> Provider {
         use CloudResource::*;
         match self {
-            S3Bucket(_) | IamRole(_) | IamPolicy(_) | SecurityGroup(_) | AwsAccount(_) => Provider::Aws,
+            S3Bucket(_) | IamRole(_) | IamPolicy(_) | SecurityGroup(_) | AwsAccount(_) => {
+                Provider::Aws
+            }
             AzureStorageAccount(_) | AzureContainer { .. } | AzureNsg(_) => Provider::Azure,
             GcsBucket(_) => Provider::Gcp,
         }

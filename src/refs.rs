@@ -13,7 +13,8 @@ pub const USES_ANNOTATION: &str = "onus.dev/uses";
 pub const IRSA_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 pub const AZURE_WI_ANNOTATION: &str = "azure.workload.identity/client-id";
 pub const GKE_WI_ANNOTATION: &str = "iam.gke.io/gcp-service-account";
-pub const AWS_LB_SECURITY_GROUPS: &str = "service.beta.kubernetes.io/aws-load-balancer-security-groups";
+pub const AWS_LB_SECURITY_GROUPS: &str =
+    "service.beta.kubernetes.io/aws-load-balancer-security-groups";
 
 /// A cloud resource a Kubernetes object uses, and where in the object it was found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,9 +27,12 @@ pub struct Reference {
 pub fn pod_template_path(kind: &str) -> Option<&'static str> {
     match kind {
         "Pod" => Some(""),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "ReplicationController" => {
-            Some("spec.template")
-        }
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "Job"
+        | "ReplicationController" => Some("spec.template"),
         "CronJob" => Some("spec.jobTemplate.spec.template"),
         _ => None,
     }
@@ -43,8 +47,15 @@ pub struct PodTemplate<'a> {
 impl<'a> PodTemplate<'a> {
     pub fn of(obj: &'a Object) -> Option<PodTemplate<'a>> {
         let path = pod_template_path(obj.kind())?;
-        let template = if path.is_empty() { Some(&obj.body) } else { obj.at(path) }?;
-        Some(PodTemplate { metadata: template.get("metadata"), spec: template.get("spec")? })
+        let template = if path.is_empty() {
+            Some(&obj.body)
+        } else {
+            obj.at(path)
+        }?;
+        Some(PodTemplate {
+            metadata: template.get("metadata"),
+            spec: template.get("spec")?,
+        })
     }
 
     pub fn annotation(&self, key: &str) -> Option<&'a str> {
@@ -95,16 +106,21 @@ pub fn parse_reference(s: &str) -> Option<CloudResource> {
     if let Some(rest) = s.strip_prefix("azblob://") {
         let mut it = rest.split('/');
         let (account, container) = (it.next()?, it.next()?);
-        return (!account.is_empty() && !container.is_empty()).then(|| CloudResource::AzureContainer {
-            account: account.to_string(),
-            container: container.to_string(),
+        return (!account.is_empty() && !container.is_empty()).then(|| {
+            CloudResource::AzureContainer {
+                account: account.to_string(),
+                container: container.to_string(),
+            }
         });
     }
     if let Some(rest) = s.strip_prefix("https://") {
         let (host, path) = rest.split_once('/')?;
         let account = host.strip_suffix(".blob.core.windows.net")?;
         let container = path.split('/').next().filter(|c| !c.is_empty())?;
-        return Some(CloudResource::AzureContainer { account: account.to_string(), container: container.to_string() });
+        return Some(CloudResource::AzureContainer {
+            account: account.to_string(),
+            container: container.to_string(),
+        });
     }
     if let Some(rest) = s.strip_prefix("gs://") {
         let bucket = rest.split('/').next()?;
@@ -119,15 +135,25 @@ pub fn parse_reference(s: &str) -> Option<CloudResource> {
 
 fn valid_bucket(b: &str) -> bool {
     (3..=222).contains(&b.len())
-        && b.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'_'))
+        && b.bytes().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'_')
+        })
 }
 
 /// References inside a free-form value (env value, ConfigMap value): any token that parses.
 pub fn references_in_text(text: &str) -> impl Iterator<Item = CloudResource> + '_ {
     // Cheap gate: most values hold no URI at all.
-    let maybe = ["s3://", "s3a://", "arn:aws", "azblob://", ".blob.core.windows.net", "gs://", "sg-"]
-        .iter()
-        .any(|m| text.contains(m));
+    let maybe = [
+        "s3://",
+        "s3a://",
+        "arn:aws",
+        "azblob://",
+        ".blob.core.windows.net",
+        "gs://",
+        "sg-",
+    ]
+    .iter()
+    .any(|m| text.contains(m));
     text.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '=' | '"' | '\'' | '(' | ')'))
         .filter(move |_| maybe)
         .filter_map(parse_reference)
@@ -135,7 +161,9 @@ pub fn references_in_text(text: &str) -> impl Iterator<Item = CloudResource> + '
 
 /// A problem in a reference the user wrote on purpose (the `onus.dev/uses` annotation).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("annotation {USES_ANNOTATION}: {entry:?} is not a cloud resource URI (expected s3://NAME, arn:aws:s3:::NAME, azblob://ACCOUNT/CONTAINER, gs://NAME, arn:aws:iam::ACCOUNT:role/NAME or sg-ID)")]
+#[error(
+    "annotation {USES_ANNOTATION}: {entry:?} is not a cloud resource URI (expected s3://NAME, arn:aws:s3:::NAME, azblob://ACCOUNT/CONTAINER, gs://NAME, arn:aws:iam::ACCOUNT:role/NAME or sg-ID)"
+)]
 pub struct BadReference {
     pub entry: String,
 }
@@ -147,7 +175,9 @@ pub fn uses_annotation(value: &str) -> (Vec<CloudResource>, Vec<BadReference>) {
     for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         match parse_reference(entry) {
             Some(r) => ok.push(r),
-            None => bad.push(BadReference { entry: entry.to_string() }),
+            None => bad.push(BadReference {
+                entry: entry.to_string(),
+            }),
         }
     }
     (ok, bad)
@@ -171,7 +201,13 @@ pub fn workload_references(
             out.push(Reference { resource, found_at });
         }
     };
-    for value in [obj.annotation(USES_ANNOTATION), pod.annotation(USES_ANNOTATION)].into_iter().flatten() {
+    for value in [
+        obj.annotation(USES_ANNOTATION),
+        pod.annotation(USES_ANNOTATION),
+    ]
+    .into_iter()
+    .flatten()
+    {
         let (ok, errs) = uses_annotation(value);
         bad.extend(errs);
         for r in ok {
@@ -189,21 +225,36 @@ pub fn workload_references(
                 }
             }
             let cm_ref = e.get("valueFrom").and_then(|v| v.get("configMapKeyRef"));
-            if let Some((cm, key)) = cm_ref.and_then(|r| Some((r.get("name")?.as_str()?, r.get("key")?.as_str()?))) {
-                if let Some(v) = config_maps.config_map_data(ns, cm).and_then(|d| d.get(key)).and_then(Value::as_str) {
-                    for r in references_in_text(v) {
-                        push(r, format!("ConfigMap {cm} key {key} (env {ename} of container {cname})"));
-                    }
+            if let Some((cm, key)) =
+                cm_ref.and_then(|r| Some((r.get("name")?.as_str()?, r.get("key")?.as_str()?)))
+                && let Some(v) = config_maps
+                    .config_map_data(ns, cm)
+                    .and_then(|d| d.get(key))
+                    .and_then(Value::as_str)
+            {
+                for r in references_in_text(v) {
+                    push(
+                        r,
+                        format!("ConfigMap {cm} key {key} (env {ename} of container {cname})"),
+                    );
                 }
             }
         }
         for ef in list(c, "envFrom") {
-            if let Some(cm) = ef.get("configMapRef").and_then(|r| r.get("name")).and_then(Value::as_str) {
-                if let Some(data) = config_maps.config_map_data(ns, cm).and_then(Value::as_object) {
-                    for (key, v) in data {
-                        for r in v.as_str().into_iter().flat_map(references_in_text) {
-                            push(r, format!("ConfigMap {cm} key {key} (envFrom of container {cname})"));
-                        }
+            if let Some(cm) = ef
+                .get("configMapRef")
+                .and_then(|r| r.get("name"))
+                .and_then(Value::as_str)
+                && let Some(data) = config_maps
+                    .config_map_data(ns, cm)
+                    .and_then(Value::as_object)
+            {
+                for (key, v) in data {
+                    for r in v.as_str().into_iter().flat_map(references_in_text) {
+                        push(
+                            r,
+                            format!("ConfigMap {cm} key {key} (envFrom of container {cname})"),
+                        );
                     }
                 }
             }
@@ -214,7 +265,9 @@ pub fn workload_references(
 
 /// IRSA role of a ServiceAccount.
 pub fn service_account_role(sa: &Object) -> Option<CloudResource> {
-    sa.annotation(IRSA_ANNOTATION).and_then(parse_reference).filter(|r| matches!(r, CloudResource::IamRole(_)))
+    sa.annotation(IRSA_ANNOTATION)
+        .and_then(parse_reference)
+        .filter(|r| matches!(r, CloudResource::IamRole(_)))
 }
 
 #[cfg(test)]
@@ -223,22 +276,42 @@ mod tests {
 
     #[test]
     fn uris_parse() {
-        assert_eq!(parse_reference("s3://logs/2024/"), Some(CloudResource::S3Bucket("logs".into())));
-        assert_eq!(parse_reference("arn:aws:s3:::logs/*"), Some(CloudResource::S3Bucket("logs".into())));
+        assert_eq!(
+            parse_reference("s3://logs/2024/"),
+            Some(CloudResource::S3Bucket("logs".into()))
+        );
+        assert_eq!(
+            parse_reference("arn:aws:s3:::logs/*"),
+            Some(CloudResource::S3Bucket("logs".into()))
+        );
         assert_eq!(
             parse_reference("arn:aws:iam::123456789012:role/app"),
-            Some(CloudResource::IamRole("arn:aws:iam::123456789012:role/app".into()))
+            Some(CloudResource::IamRole(
+                "arn:aws:iam::123456789012:role/app".into()
+            ))
         );
         assert_eq!(
             parse_reference("azblob://acct/files"),
-            Some(CloudResource::AzureContainer { account: "acct".into(), container: "files".into() })
+            Some(CloudResource::AzureContainer {
+                account: "acct".into(),
+                container: "files".into()
+            })
         );
         assert_eq!(
             parse_reference("https://acct.blob.core.windows.net/files/a.txt"),
-            Some(CloudResource::AzureContainer { account: "acct".into(), container: "files".into() })
+            Some(CloudResource::AzureContainer {
+                account: "acct".into(),
+                container: "files".into()
+            })
         );
-        assert_eq!(parse_reference("gs://media"), Some(CloudResource::GcsBucket("media".into())));
-        assert_eq!(parse_reference("sg-0123456789abcdef0"), Some(CloudResource::SecurityGroup("sg-0123456789abcdef0".into())));
+        assert_eq!(
+            parse_reference("gs://media"),
+            Some(CloudResource::GcsBucket("media".into()))
+        );
+        assert_eq!(
+            parse_reference("sg-0123456789abcdef0"),
+            Some(CloudResource::SecurityGroup("sg-0123456789abcdef0".into()))
+        );
         assert_eq!(parse_reference("sg-xyz"), None);
         assert_eq!(parse_reference("s3://UPPER"), None);
         assert_eq!(parse_reference("https://example.com/x"), None);
@@ -246,8 +319,15 @@ mod tests {
 
     #[test]
     fn text_scanning_finds_embedded_uris() {
-        let found: Vec<_> = references_in_text("--input=s3://raw-data/in --out gs://out-data").collect();
-        assert_eq!(found, vec![CloudResource::S3Bucket("raw-data".into()), CloudResource::GcsBucket("out-data".into())]);
+        let found: Vec<_> =
+            references_in_text("--input=s3://raw-data/in --out gs://out-data").collect();
+        assert_eq!(
+            found,
+            vec![
+                CloudResource::S3Bucket("raw-data".into()),
+                CloudResource::GcsBucket("out-data".into())
+            ]
+        );
         assert_eq!(references_in_text("postgres://db:5432").count(), 0);
     }
 
@@ -255,7 +335,12 @@ mod tests {
     fn bad_annotation_entries_are_reported() {
         let (ok, bad) = uses_annotation("s3://good, ftp://nope ,");
         assert_eq!(ok.len(), 1);
-        assert_eq!(bad, vec![BadReference { entry: "ftp://nope".into() }]);
+        assert_eq!(
+            bad,
+            vec![BadReference {
+                entry: "ftp://nope".into()
+            }]
+        );
         assert!(bad[0].to_string().contains("onus.dev/uses"));
     }
 }

@@ -6,18 +6,35 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn onus(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_onus")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_onus"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
 }
 
 fn examples_json() -> Vec<Value> {
     let out = onus(&["check", "--output", "json", "manifests/examples"]);
-    assert_eq!(out.status.code(), Some(1), "examples hold Deny findings: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice::<Value>(&out.stdout).unwrap().as_array().unwrap().clone()
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "examples hold Deny findings: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn result_of<'a>(vs: &'a [Value], control: &str, kind: &str, name: &str) -> Vec<&'a str> {
     vs.iter()
-        .filter(|v| v["control"] == control && v["resource"]["kind"] == kind && v["resource"]["name"] == name)
+        .filter(|v| {
+            v["control"] == control
+                && v["resource"]["kind"] == kind
+                && v["resource"]["name"] == name
+        })
         .map(|v| v["result"].as_str().unwrap())
         .collect()
 }
@@ -37,8 +54,16 @@ fn every_control_fails_somewhere_and_passes_somewhere_in_the_examples() {
         "application.image-provenance",
         "logging.audit-trail",
     ] {
-        assert!(vs.iter().any(|v| v["control"] == control && v["result"] == "fail"), "{control} never fails");
-        assert!(vs.iter().any(|v| v["control"] == control && v["result"] == "pass"), "{control} never passes");
+        assert!(
+            vs.iter()
+                .any(|v| v["control"] == control && v["result"] == "fail"),
+            "{control} never fails"
+        );
+        assert!(
+            vs.iter()
+                .any(|v| v["control"] == control && v["result"] == "pass"),
+            "{control} never passes"
+        );
     }
 }
 
@@ -49,45 +74,132 @@ fn examples_give_the_expected_verdicts() {
         ("data.public-access", "Bucket", "shop-public-assets", "fail"),
         ("data.public-access", "Bucket", "shop-invoices", "pass"),
         ("data.encryption-at-rest", "Bucket", "shop-exports", "fail"),
-        ("data.encryption-at-rest", "StorageClass", "gp3-plain", "fail"),
-        ("data.encryption-at-rest", "StorageClass", "gp3-encrypted", "pass"),
-        ("data.encryption-in-transit", "Ingress", "admin-console", "fail"),
-        ("data.encryption-in-transit", "Ingress", "storefront", "pass"),
+        (
+            "data.encryption-at-rest",
+            "StorageClass",
+            "gp3-plain",
+            "fail",
+        ),
+        (
+            "data.encryption-at-rest",
+            "StorageClass",
+            "gp3-encrypted",
+            "pass",
+        ),
+        (
+            "data.encryption-in-transit",
+            "Ingress",
+            "admin-console",
+            "fail",
+        ),
+        (
+            "data.encryption-in-transit",
+            "Ingress",
+            "storefront",
+            "pass",
+        ),
         ("identity.least-privilege", "Role", "shop-batch", "fail"),
-        ("identity.least-privilege", "Policy", "shop-deployer", "fail"),
+        (
+            "identity.least-privilege",
+            "Policy",
+            "shop-deployer",
+            "fail",
+        ),
         ("identity.least-privilege", "Role", "shop-orders", "pass"),
-        ("identity.least-privilege", "CronJob", "nightly-export", "fail"),
+        (
+            "identity.least-privilege",
+            "CronJob",
+            "nightly-export",
+            "fail",
+        ),
         ("identity.least-privilege", "Deployment", "orders", "pass"),
-        ("identity.workload-identity", "CronJob", "nightly-export", "fail"),
-        ("identity.workload-identity", "Deployment", "report-renderer", "fail"),
-        ("identity.workload-identity", "Deployment", "portal-web", "pass"),
+        (
+            "identity.workload-identity",
+            "CronJob",
+            "nightly-export",
+            "fail",
+        ),
+        (
+            "identity.workload-identity",
+            "Deployment",
+            "report-renderer",
+            "fail",
+        ),
+        (
+            "identity.workload-identity",
+            "Deployment",
+            "portal-web",
+            "pass",
+        ),
         ("network.exposure", "Service", "bastion-ssh", "fail"),
         ("network.exposure", "Service", "legacy-sftp", "fail"),
         ("network.exposure", "Service", "storefront", "pass"),
         ("network.exposure", "SecurityGroup", "shop-debug", "fail"),
         ("network.exposure", "SecurityGroup", "shop-web", "pass"),
-        ("network.exposure", "NetworkSecurityGroupsSecurityRule", "allow-rdp", "fail"),
+        (
+            "network.exposure",
+            "NetworkSecurityGroupsSecurityRule",
+            "allow-rdp",
+            "fail",
+        ),
         ("network.segmentation", "Namespace", "shop", "fail"),
         ("network.segmentation", "Namespace", "portal", "pass"),
         ("host-os.isolation", "DaemonSet", "node-debugger", "fail"),
         ("host-os.isolation", "DaemonSet", "log-shipper", "skip"),
         ("host-os.isolation", "Deployment", "portal-web", "skip"),
-        ("application.image-provenance", "Deployment", "recommendations", "fail"),
-        ("application.image-provenance", "Deployment", "orders", "pass"),
+        (
+            "application.image-provenance",
+            "Deployment",
+            "recommendations",
+            "fail",
+        ),
+        (
+            "application.image-provenance",
+            "Deployment",
+            "orders",
+            "pass",
+        ),
         ("logging.audit-trail", "Bucket", "shop-exports", "fail"),
         ("logging.audit-trail", "Bucket", "shop-invoices", "pass"),
-        ("data.public-access", "StorageAccount", "portalfiles", "fail"),
-        ("data.public-access", "StorageAccountsBlobServicesContainer", "downloads", "fail"),
+        (
+            "data.public-access",
+            "StorageAccount",
+            "portalfiles",
+            "fail",
+        ),
+        (
+            "data.public-access",
+            "StorageAccountsBlobServicesContainer",
+            "downloads",
+            "fail",
+        ),
         ("data.public-access", "Deployment", "portal-web", "pass"),
-        ("data.encryption-in-transit", "StorageAccount", "portalsecure", "pass"),
+        (
+            "data.encryption-in-transit",
+            "StorageAccount",
+            "portalsecure",
+            "pass",
+        ),
     ];
     for (control, kind, name, want) in cases {
         let got = result_of(&vs, control, kind, name);
-        assert!(got.contains(&want), "{control} on {kind}/{name}: want {want}, got {got:?}");
+        assert!(
+            got.contains(&want),
+            "{control} on {kind}/{name}: want {want}, got {got:?}"
+        );
     }
     // The Azure namespace warns (not denies) on image provenance.
-    let v = vs.iter().find(|v| v["control"] == "application.image-provenance" && v["resource"]["name"] == "report-renderer").unwrap();
-    assert_eq!((v["result"].as_str(), v["action"].as_str()), (Some("fail"), Some("Warn")));
+    let v = vs
+        .iter()
+        .find(|v| {
+            v["control"] == "application.image-provenance"
+                && v["resource"]["name"] == "report-renderer"
+        })
+        .unwrap();
+    assert_eq!(
+        (v["result"].as_str(), v["action"].as_str()),
+        (Some("fail"), Some("Warn"))
+    );
 }
 
 #[test]
@@ -97,7 +209,17 @@ fn verdict_json_has_the_contract_fields() {
         .iter()
         .find(|v| v["control"] == "data.public-access" && v["resource"]["name"] == "nightly-export")
         .unwrap();
-    for field in ["control", "result", "action", "domain", "owner", "resource", "cloudResource", "message", "remediation"] {
+    for field in [
+        "control",
+        "result",
+        "action",
+        "domain",
+        "owner",
+        "resource",
+        "cloudResource",
+        "message",
+        "remediation",
+    ] {
         assert!(!v[field].is_null(), "missing {field} in {v}");
     }
     assert_eq!(v["resource"]["apiVersion"], "batch/v1");
@@ -105,7 +227,12 @@ fn verdict_json_has_the_contract_fields() {
     assert_eq!(v["cloudResource"], "s3://shop-exports");
     assert_eq!(v["domain"], "data");
     assert_eq!(v["owner"], "customer");
-    assert!(v["remediation"].as_str().unwrap().contains("aws s3api put-public-access-block --bucket shop-exports"));
+    assert!(
+        v["remediation"]
+            .as_str()
+            .unwrap()
+            .contains("aws s3api put-public-access-block --bucket shop-exports")
+    );
 }
 
 #[test]
@@ -113,11 +240,20 @@ fn text_output_groups_by_object_and_summarises() {
     let out = onus(&["check", "manifests/examples"]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(!text.contains("\x1b["), "no colour when stdout is not a terminal");
-    let block = text.split("\n\n").find(|b| b.starts_with("CronJob/nightly-export in shop")).expect("object heading");
+    assert!(
+        !text.contains("\x1b["),
+        "no colour when stdout is not a terminal"
+    );
+    let block = text
+        .split("\n\n")
+        .find(|b| b.starts_with("CronJob/nightly-export in shop"))
+        .expect("object heading");
     assert!(block.contains("DENY  identity.workload-identity"));
     assert!(block.contains("fix: remove the keys and use IRSA"));
-    assert!(text.contains("fail (") && text.contains("deny)"), "summary line");
+    assert!(
+        text.contains("fail (") && text.contains("deny)"),
+        "summary line"
+    );
 }
 
 #[test]
@@ -130,11 +266,22 @@ fn sarif_is_2_1_0_with_rules_and_locations() {
     assert_eq!(run["tool"]["driver"]["name"], "onus");
     assert_eq!(run["tool"]["driver"]["rules"].as_array().unwrap().len(), 10);
     let results = run["results"].as_array().unwrap();
-    let r = results.iter().find(|r| r["message"]["text"].as_str().unwrap().contains("bastion-ssh")).unwrap();
+    let r = results
+        .iter()
+        .find(|r| {
+            r["message"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("bastion-ssh")
+        })
+        .unwrap();
     assert_eq!(r["ruleId"], "network.exposure");
     assert_eq!(r["level"], "error");
     let loc = &r["locations"][0]["physicalLocation"];
-    assert_eq!(loc["artifactLocation"]["uri"], "manifests/examples/aws-shop/network-fail.yaml");
+    assert_eq!(
+        loc["artifactLocation"]["uri"],
+        "manifests/examples/aws-shop/network-fail.yaml"
+    );
     assert_eq!(loc["region"]["startLine"], 2);
 }
 
@@ -153,7 +300,12 @@ const CLEAN_POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec:\
 fn clean_input_exits_0_and_unknown_kinds_are_counted() {
     let dir = temp_with(&[
         ("b.yaml", BASELINE),
-        ("pods.yaml", &format!("{CLEAN_POD}---\napiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: w}}\n")),
+        (
+            "pods.yaml",
+            &format!(
+                "{CLEAN_POD}---\napiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: w}}\n"
+            ),
+        ),
     ]);
     let path = dir.path().to_str().unwrap();
     let out = onus(&["check", path]);
@@ -164,24 +316,44 @@ fn clean_input_exits_0_and_unknown_kinds_are_counted() {
 
 #[test]
 fn broken_yaml_exits_2_with_file_and_document_after_reporting_the_rest() {
-    let dir = temp_with(&[("b.yaml", BASELINE), ("bad.yaml", &format!("{CLEAN_POD}---\nkind: [oops\n"))]);
+    let dir = temp_with(&[
+        ("b.yaml", BASELINE),
+        ("bad.yaml", &format!("{CLEAN_POD}---\nkind: [oops\n")),
+    ]);
     let out = onus(&["check", "--output", "json", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.yaml: document 2 (line 7)"), "{err}");
     let vs: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(vs.as_array().unwrap().iter().any(|v| v["resource"]["name"] == "ok"), "what could be read was reported");
+    assert!(
+        vs.as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["resource"]["name"] == "ok"),
+        "what could be read was reported"
+    );
 }
 
 #[test]
 fn unknown_control_id_in_a_baseline_exits_2() {
-    let bad = BASELINE.replace("serviceModel: iaas}", "serviceModel: iaas, controls: [{id: data.public}]}");
+    let bad = BASELINE.replace(
+        "serviceModel: iaas}",
+        "serviceModel: iaas, controls: [{id: data.public}]}",
+    );
     let dir = temp_with(&[("b.yaml", &bad), ("p.yaml", CLEAN_POD)]);
     let b = dir.path().join("b.yaml");
-    let out = onus(&["check", "--baseline", b.to_str().unwrap(), dir.path().join("p.yaml").to_str().unwrap()]);
+    let out = onus(&[
+        "check",
+        "--baseline",
+        b.to_str().unwrap(),
+        dir.path().join("p.yaml").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("b.yaml: document 1") && err.contains("data.public"), "{err}");
+    assert!(
+        err.contains("b.yaml: document 1") && err.contains("data.public"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -204,24 +376,65 @@ fn bad_parameter_missing_file_and_no_baseline_exit_2() {
 
 #[test]
 fn baselines_may_come_from_flags_and_objects_without_namespace_use_the_flag() {
-    let dir = temp_with(&[("b.yaml", BASELINE), ("p.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: latest}\nspec:\n  containers: [{name: c, image: \"nginx:latest\"}]\n")]);
+    let dir = temp_with(&[
+        ("b.yaml", BASELINE),
+        (
+            "p.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: latest}\nspec:\n  containers: [{name: c, image: \"nginx:latest\"}]\n",
+        ),
+    ]);
     let b = dir.path().join("b.yaml");
     let p = dir.path().join("p.yaml");
     // The baseline has no namespace: it belongs to --namespace, like the pod.
-    let out = onus(&["check", "--namespace", "team-a", "--output", "json", "--baseline", b.to_str().unwrap(), p.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = onus(&[
+        "check",
+        "--namespace",
+        "team-a",
+        "--output",
+        "json",
+        "--baseline",
+        b.to_str().unwrap(),
+        p.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let vs: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(vs.as_array().unwrap().iter().all(|v| v["resource"]["namespace"] == "team-a" || v["resource"]["kind"] == "Namespace"));
 }
 
 #[test]
 fn matrix_prints_text_json_and_markdown() {
-    let out = onus(&["matrix", "--provider", "aws", "--model", "saas", "--output", "json"]);
+    let out = onus(&[
+        "matrix",
+        "--provider",
+        "aws",
+        "--model",
+        "saas",
+        "--output",
+        "json",
+    ]);
     assert!(out.status.success());
     let m: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let host = m["domains"].as_array().unwrap().iter().find(|d| d["domain"] == "host-os").unwrap();
+    let host = m["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["domain"] == "host-os")
+        .unwrap();
     assert_eq!(host["owner"], "provider");
-    let md = onus(&["matrix", "--provider", "azure", "--model", "iaas", "--output", "markdown"]);
+    let md = onus(&[
+        "matrix",
+        "--provider",
+        "azure",
+        "--model",
+        "iaas",
+        "--output",
+        "markdown",
+    ]);
     assert!(String::from_utf8_lossy(&md.stdout).contains("| network | customer |"));
     let bad = onus(&["matrix", "--provider", "ibm", "--model", "iaas"]);
     assert_eq!(bad.status.code(), Some(2));

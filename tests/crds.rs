@@ -4,7 +4,10 @@ use std::process::Command;
 
 #[test]
 fn checked_in_crds_match_onus_crd() {
-    let out = Command::new(env!("CARGO_BIN_EXE_onus")).arg("crd").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_onus"))
+        .arg("crd")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let generated = String::from_utf8(out.stdout).unwrap();
     let root = env!("CARGO_MANIFEST_DIR");

@@ -11,7 +11,20 @@ use serde::{Deserialize, Serialize};
 use crate::model::{ControlId, Domain, Owner, Provider, ServiceModel};
 
 /// What onus does when a control fails.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    JsonSchema,
+)]
 pub enum Action {
     /// Report only: the request is allowed and the finding is counted.
     Audit,
@@ -33,7 +46,20 @@ impl Action {
 }
 
 /// What a cloud resource that was referenced but not audited yet gets.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    JsonSchema,
+)]
 pub enum UnknownPolicy {
     Allow,
     #[default]
@@ -174,12 +200,12 @@ pub struct GcpSettings {
     namespaced,
     status = "BaselineStatus",
     doc = "Says which cloud and service model a namespace runs on, and so which security duties are the customer's.",
-    printcolumn(name = "Provider", type_ = "string", json_path = ".spec.provider"),
-    printcolumn(name = "Model", type_ = "string", json_path = ".spec.serviceModel"),
-    printcolumn(name = "Action", type_ = "string", json_path = ".spec.action"),
-    printcolumn(name = "Compliant", type_ = "string", json_path = ".status.conditions[?(@.type==\"Compliant\")].status"),
-    printcolumn(name = "Findings", type_ = "integer", json_path = ".status.summary.fail"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.provider"}"#,
+    printcolumn = r#"{"name":"Model","type":"string","jsonPath":".spec.serviceModel"}"#,
+    printcolumn = r#"{"name":"Action","type":"string","jsonPath":".spec.action"}"#,
+    printcolumn = r#"{"name":"Compliant","type":"string","jsonPath":".status.conditions[?(@.type==\"Compliant\")].status"}"#,
+    printcolumn = r#"{"name":"Findings","type":"integer","jsonPath":".status.summary.fail"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 pub struct ResponsibilityBaselineSpec {
     #[serde(flatten)]
@@ -197,12 +223,12 @@ pub struct ResponsibilityBaselineSpec {
     category = "onus",
     status = "BaselineStatus",
     doc = "A responsibility baseline for every namespace that namespaceSelector matches.",
-    printcolumn(name = "Provider", type_ = "string", json_path = ".spec.provider"),
-    printcolumn(name = "Model", type_ = "string", json_path = ".spec.serviceModel"),
-    printcolumn(name = "Action", type_ = "string", json_path = ".spec.action"),
-    printcolumn(name = "Compliant", type_ = "string", json_path = ".status.conditions[?(@.type==\"Compliant\")].status"),
-    printcolumn(name = "Findings", type_ = "integer", json_path = ".status.summary.fail"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.provider"}"#,
+    printcolumn = r#"{"name":"Model","type":"string","jsonPath":".spec.serviceModel"}"#,
+    printcolumn = r#"{"name":"Action","type":"string","jsonPath":".spec.action"}"#,
+    printcolumn = r#"{"name":"Compliant","type":"string","jsonPath":".status.conditions[?(@.type==\"Compliant\")].status"}"#,
+    printcolumn = r#"{"name":"Findings","type":"integer","jsonPath":".status.summary.fail"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterResponsibilityBaselineSpec {

@@ -7,9 +7,13 @@ pub use baseline::*;
 use kube::CustomResourceExt;
 
 /// Every CRD onus owns, in the order `onus crd` prints them.
-pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+pub fn crds()
+-> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
 {
-    vec![ResponsibilityBaseline::crd(), ClusterResponsibilityBaseline::crd()]
+    vec![
+        ResponsibilityBaseline::crd(),
+        ClusterResponsibilityBaseline::crd(),
+    ]
 }
 
 /// The CRDs as one multi-document YAML stream, exactly what `crds/` holds.

@@ -41,13 +41,23 @@ pub fn load(paths: &[PathBuf]) -> (Vec<Document>, Vec<InputError>) {
     for path in paths {
         let mut files = Vec::new();
         if let Err(e) = collect_files(path, &mut files) {
-            errors.push(InputError { file: path.display().to_string(), document: None, line: None, message: e });
+            errors.push(InputError {
+                file: path.display().to_string(),
+                document: None,
+                line: None,
+                message: e,
+            });
             continue;
         }
         for f in files {
             match std::fs::read_to_string(&f) {
                 Ok(text) => parse_stream(&f.display().to_string(), &text, &mut docs, &mut errors),
-                Err(e) => errors.push(InputError { file: f.display().to_string(), document: None, line: None, message: e.to_string() }),
+                Err(e) => errors.push(InputError {
+                    file: f.display().to_string(),
+                    document: None,
+                    line: None,
+                    message: e.to_string(),
+                }),
             }
         }
     }
@@ -72,7 +82,10 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
         }
         if p.is_dir() {
             collect_files(&p, out)?;
-        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+        } else if matches!(
+            p.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
             out.push(p);
         }
     }
@@ -80,7 +93,12 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
 }
 
 /// Split a YAML stream into documents with their start lines, parse each, flatten Lists.
-pub fn parse_stream(file: &str, text: &str, docs: &mut Vec<Document>, errors: &mut Vec<InputError>) {
+pub fn parse_stream(
+    file: &str,
+    text: &str,
+    docs: &mut Vec<Document>,
+    errors: &mut Vec<InputError>,
+) {
     let mut chunks: Vec<(usize, String)> = Vec::new();
     let mut current = String::new();
     let mut start = 1;
@@ -103,12 +121,19 @@ pub fn parse_stream(file: &str, text: &str, docs: &mut Vec<Document>, errors: &m
     let mut index = 0;
     for (line, chunk) in chunks {
         // Only comments or blank lines: not a document.
-        if chunk.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        if chunk
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
             continue;
         }
         index += 1;
         // Point at the first line with content, past leading comments.
-        let line = line + chunk.lines().take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#')).count();
+        let line = line
+            + chunk
+                .lines()
+                .take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+                .count();
         let value: Result<Value, String> = if file.ends_with(".json") {
             serde_json::from_str(&chunk).map_err(|e| e.to_string())
         } else {
@@ -117,13 +142,28 @@ pub fn parse_stream(file: &str, text: &str, docs: &mut Vec<Document>, errors: &m
         match value {
             Ok(Value::Null) => {}
             Ok(v) => flatten(file, index, line, v, docs, errors),
-            Err(message) => errors.push(InputError { file: file.to_string(), document: Some(index), line: Some(line), message }),
+            Err(message) => errors.push(InputError {
+                file: file.to_string(),
+                document: Some(index),
+                line: Some(line),
+                message,
+            }),
         }
     }
 }
 
-fn flatten(file: &str, index: usize, line: usize, v: Value, docs: &mut Vec<Document>, errors: &mut Vec<InputError>) {
-    let is_list = v.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List"))
+fn flatten(
+    file: &str,
+    index: usize,
+    line: usize,
+    v: Value,
+    docs: &mut Vec<Document>,
+    errors: &mut Vec<InputError>,
+) {
+    let is_list = v
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k == "List" || k.ends_with("List"))
         && v.get("items").is_some_and(Value::is_array);
     if is_list {
         if let Value::Array(items) = v["items"].clone() {
@@ -142,7 +182,12 @@ fn flatten(file: &str, index: usize, line: usize, v: Value, docs: &mut Vec<Docum
         });
         return;
     }
-    docs.push(Document { file: file.to_string(), index, line, value: v });
+    docs.push(Document {
+        file: file.to_string(),
+        index,
+        line,
+        value: v,
+    });
 }
 
 #[cfg(test)]
@@ -160,7 +205,13 @@ mod tests {
         assert_eq!(docs[1].index, 2);
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].document, Some(3));
-        assert!(errs[0].to_string().starts_with("x.yaml: document 3 (line 14)"), "{}", errs[0]);
+        assert!(
+            errs[0]
+                .to_string()
+                .starts_with("x.yaml: document 3 (line 14)"),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]

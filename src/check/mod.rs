@@ -57,21 +57,28 @@ impl CheckReport {
     }
 
     pub fn source_of(&self, r: &crate::object::ObjectRef) -> Option<(&str, usize, usize)> {
-        self.sources.iter().find(|s| &s.0 == r).map(|s| (s.1.as_str(), s.2, s.3))
+        self.sources
+            .iter()
+            .find(|s| &s.0 == r)
+            .map(|s| (s.1.as_str(), s.2, s.3))
     }
 }
 
 /// Kinds that only give context (the snapshot), never verdicts of their own.
 fn is_context_kind(group: &str, kind: &str) -> bool {
-    matches!((group, kind), ("", "ConfigMap" | "Namespace") | ("networking.k8s.io", "NetworkPolicy"))
-        || (group == "storage.azure.com" && kind == "StorageAccountsBlobService")
+    matches!(
+        (group, kind),
+        ("", "ConfigMap" | "Namespace") | ("networking.k8s.io", "NetworkPolicy")
+    ) || (group == "storage.azure.com" && kind == "StorageAccountsBlobService")
 }
 
 fn is_judged_kind(group: &str, kind: &str) -> bool {
     pod_template_path(kind).is_some()
         || matches!(
             (group, kind),
-            ("", "ServiceAccount" | "Service") | ("networking.k8s.io" | "extensions", "Ingress") | ("storage.k8s.io", "StorageClass")
+            ("", "ServiceAccount" | "Service")
+                | ("networking.k8s.io" | "extensions", "Ingress")
+                | ("storage.k8s.io", "StorageClass")
         )
         || is_declared_kind(group, kind)
 }
@@ -86,7 +93,12 @@ pub fn run(opts: &CheckOptions) -> CheckReport {
     let mut baselines = BaselineSet::default();
     let mut objects: Vec<(Object, &Document)> = Vec::new();
     for doc in baseline_docs.iter().chain(docs.iter()) {
-        let err = |message: String| InputError { file: doc.file.clone(), document: Some(doc.index), line: Some(doc.line), message };
+        let err = |message: String| InputError {
+            file: doc.file.clone(),
+            document: Some(doc.index),
+            line: Some(doc.line),
+            message,
+        };
         let obj = match Object::from_value(doc.value.clone(), Some(&opts.namespace)) {
             Ok(o) => o,
             Err(e) => {
@@ -96,12 +108,20 @@ pub fn run(opts: &CheckOptions) -> CheckReport {
         };
         if obj.group() == "onus.dev" {
             let added = match obj.kind() {
-                "ResponsibilityBaseline" => serde_json::from_value::<ResponsibilityBaseline>(doc.value.clone())
-                    .map_err(|e| format!("invalid ResponsibilityBaseline {}: {e}", obj.id.name))
-                    .and_then(|rb| baselines.add_namespaced(&rb, &opts.namespace).map_err(|e| e.to_string())),
-                "ClusterResponsibilityBaseline" => serde_json::from_value::<ClusterResponsibilityBaseline>(doc.value.clone())
-                    .map_err(|e| format!("invalid ClusterResponsibilityBaseline {}: {e}", obj.id.name))
-                    .and_then(|crb| baselines.add_cluster(&crb).map_err(|e| e.to_string())),
+                "ResponsibilityBaseline" => {
+                    serde_json::from_value::<ResponsibilityBaseline>(doc.value.clone())
+                        .map_err(|e| format!("invalid ResponsibilityBaseline {}: {e}", obj.id.name))
+                        .and_then(|rb| {
+                            baselines
+                                .add_namespaced(&rb, &opts.namespace)
+                                .map_err(|e| e.to_string())
+                        })
+                }
+                "ClusterResponsibilityBaseline" => serde_json::from_value::<
+                    ClusterResponsibilityBaseline,
+                >(doc.value.clone())
+                .map_err(|e| format!("invalid ClusterResponsibilityBaseline {}: {e}", obj.id.name))
+                .and_then(|crb| baselines.add_cluster(&crb).map_err(|e| e.to_string())),
                 other => Err(format!("unknown onus.dev kind {other}")),
             };
             if let Err(m) = added {
@@ -128,7 +148,10 @@ pub fn run(opts: &CheckOptions) -> CheckReport {
         let ns = obj.namespace().unwrap_or(&opts.namespace).to_string();
         if !is_judged_kind(obj.group(), obj.kind()) {
             if !is_context_kind(obj.group(), obj.kind()) {
-                *report.skipped_kinds.entry(format!("{}/{}", obj.id.api_version, obj.kind())).or_default() += 1;
+                *report
+                    .skipped_kinds
+                    .entry(format!("{}/{}", obj.id.api_version, obj.kind()))
+                    .or_default() += 1;
             }
             continue;
         }
@@ -141,15 +164,23 @@ pub fn run(opts: &CheckOptions) -> CheckReport {
         if pod_template_path(obj.kind()).is_some() {
             namespaces.insert(ns);
         }
-        let refs: Vec<&crate::baseline::EffectiveBaseline> = applying.iter().map(|b| b.as_ref()).collect();
+        let refs: Vec<&crate::baseline::EffectiveBaseline> =
+            applying.iter().map(|b| b.as_ref()).collect();
         report.judged += 1;
-        report.sources.push((obj.id.clone(), doc.file.clone(), doc.index, doc.line));
-        report.verdicts.extend(evaluate(obj, &refs, &inventory, opts.now));
+        report
+            .sources
+            .push((obj.id.clone(), doc.file.clone(), doc.index, doc.line));
+        report
+            .verdicts
+            .extend(evaluate(obj, &refs, &inventory, opts.now));
     }
     for ns in namespaces {
         let applying = baselines.for_namespace(&ns, &inventory.namespace_labels(&ns));
-        let refs: Vec<&crate::baseline::EffectiveBaseline> = applying.iter().map(|b| b.as_ref()).collect();
-        report.verdicts.extend(evaluate_namespace(&ns, &refs, &inventory, opts.now));
+        let refs: Vec<&crate::baseline::EffectiveBaseline> =
+            applying.iter().map(|b| b.as_ref()).collect();
+        report
+            .verdicts
+            .extend(evaluate_namespace(&ns, &refs, &inventory, opts.now));
     }
     report.errors = errors;
     report

@@ -23,7 +23,11 @@ pub enum Format {
 pub fn render(report: &CheckReport, format: Format, colour: bool) -> String {
     match format {
         Format::Text => text(report, colour),
-        Format::Json => serde_json::to_string_pretty(&report.verdicts).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")) + "\n",
+        Format::Json => {
+            serde_json::to_string_pretty(&report.verdicts)
+                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+                + "\n"
+        }
         Format::Sarif => serde_json::to_string_pretty(&sarif(report)).unwrap_or_default() + "\n",
     }
 }
@@ -32,7 +36,11 @@ struct Paint(bool);
 
 impl Paint {
     fn code(&self, code: &str, s: &str) -> String {
-        if self.0 { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+        if self.0 {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
     }
 }
 
@@ -63,8 +71,16 @@ fn text(report: &CheckReport, colour: bool) -> String {
     for obj in order {
         let mut vs = by_object.remove(obj).unwrap_or_default();
         vs.sort_by_key(|v| (!v.denies(), v.result != Outcome::Fail, v.control));
-        let place = report.source_of(obj).map(|(f, _, l)| format!("  ({f}:{l})")).unwrap_or_default();
-        let _ = writeln!(out, "{}{}", paint.code("1", &obj.to_string()), paint.code("2", &place));
+        let place = report
+            .source_of(obj)
+            .map(|(f, _, l)| format!("  ({f}:{l})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{}{}",
+            paint.code("1", &obj.to_string()),
+            paint.code("2", &place)
+        );
         for v in vs {
             let tag = label(v);
             let tag = match tag {
@@ -72,7 +88,12 @@ fn text(report: &CheckReport, colour: bool) -> String {
                 "WARN" => paint.code("1;33", tag),
                 _ => paint.code("1;36", tag),
             };
-            let _ = writeln!(out, "  {tag:<5} {}  {}", paint.code("1", v.control.as_str()), v.message);
+            let _ = writeln!(
+                out,
+                "  {tag:<5} {}  {}",
+                paint.code("1", v.control.as_str()),
+                v.message
+            );
             if let Some(fix) = &v.remediation {
                 let _ = writeln!(out, "        {} {fix}", paint.code("32", "fix:"));
             }
@@ -95,12 +116,28 @@ fn text(report: &CheckReport, colour: bool) -> String {
         count(Outcome::Skip)
     );
     if !report.skipped_kinds.is_empty() {
-        let kinds: Vec<String> = report.skipped_kinds.iter().map(|(k, n)| format!("{k} ({n})")).collect();
-        let _ = writeln!(out, "not judged (kinds onus does not check): {}", kinds.join(", "));
+        let kinds: Vec<String> = report
+            .skipped_kinds
+            .iter()
+            .map(|(k, n)| format!("{k} ({n})"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "not judged (kinds onus does not check): {}",
+            kinds.join(", ")
+        );
     }
     if !report.unguarded_namespaces.is_empty() {
-        let ns: Vec<&str> = report.unguarded_namespaces.iter().map(String::as_str).collect();
-        let _ = writeln!(out, "no baseline applies to namespace(s): {}", ns.join(", "));
+        let ns: Vec<&str> = report
+            .unguarded_namespaces
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let _ = writeln!(
+            out,
+            "no baseline applies to namespace(s): {}",
+            ns.join(", ")
+        );
     }
     out
 }

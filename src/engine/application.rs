@@ -10,7 +10,9 @@ use super::{Ctx, Outcome};
 /// Registry of an image reference, with Docker Hub's implicit name made explicit.
 pub fn registry(image: &str) -> &str {
     match image.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => first,
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            first
+        }
         _ => "docker.io",
     }
 }
@@ -36,26 +38,54 @@ pub(super) fn image_provenance(ctx: &mut Ctx<'_>, pod: &PodTemplate<'_>) {
         };
         let digest = image.contains("@sha256:");
         match tag(image) {
-            Some("latest") if !digest => gaps.push(format!("container {cname} uses {image} (:latest moves)")),
-            None if !digest => gaps.push(format!("container {cname} uses {image} without a tag or digest (implies :latest)")),
-            _ if require_digest && !digest => gaps.push(format!("container {cname} uses {image}, not pinned by digest")),
+            Some("latest") if !digest => {
+                gaps.push(format!("container {cname} uses {image} (:latest moves)"))
+            }
+            None if !digest => gaps.push(format!(
+                "container {cname} uses {image} without a tag or digest (implies :latest)"
+            )),
+            _ if require_digest && !digest => gaps.push(format!(
+                "container {cname} uses {image}, not pinned by digest"
+            )),
             _ => {}
         }
         if !allowed.is_empty() {
-            let full = if registry(image) == "docker.io" && !image.starts_with("docker.io/") { format!("docker.io/{image}") } else { image.to_string() };
+            let full = if registry(image) == "docker.io" && !image.starts_with("docker.io/") {
+                format!("docker.io/{image}")
+            } else {
+                image.to_string()
+            };
             if !allowed.iter().any(|a| full.starts_with(a.as_str())) {
-                gaps.push(format!("container {cname} pulls from {}, not an allowed registry ({})", registry(image), allowed.join(", ")));
+                gaps.push(format!(
+                    "container {cname} pulls from {}, not an allowed registry ({})",
+                    registry(image),
+                    allowed.join(", ")
+                ));
             }
         }
     }
     if gaps.is_empty() {
         let what = format!("{} runs pinned images from allowed registries", ctx.obj.id);
-        ctx.verdict(ApplicationImageProvenance, "image-reference", Outcome::Pass, None, what, None);
+        ctx.verdict(
+            ApplicationImageProvenance,
+            "image-reference",
+            Outcome::Pass,
+            None,
+            what,
+            None,
+        );
         return;
     }
     let what = format!("{}: {}", ctx.obj.id, gaps.join("; "));
     let fix = "pin each image by digest (IMAGE@sha256:...; `crane digest IMAGE:TAG` or `docker buildx imagetools inspect` prints it) and pull only from the registries the baseline allows".to_string();
-    ctx.verdict(ApplicationImageProvenance, "image-reference", Outcome::Fail, None, what, Some(fix));
+    ctx.verdict(
+        ApplicationImageProvenance,
+        "image-reference",
+        Outcome::Fail,
+        None,
+        what,
+        Some(fix),
+    );
 }
 
 #[cfg(test)]

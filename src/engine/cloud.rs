@@ -11,8 +11,17 @@ use super::{Ctx, Outcome, data, identity, logging, network};
 fn controls_for(r: &CloudResource) -> &'static [ControlId] {
     use CloudResource::*;
     match r {
-        S3Bucket(_) => &[DataPublicAccess, DataEncryptionAtRest, DataEncryptionInTransit, LoggingAuditTrail],
-        AzureStorageAccount(_) => &[DataPublicAccess, DataEncryptionAtRest, DataEncryptionInTransit],
+        S3Bucket(_) => &[
+            DataPublicAccess,
+            DataEncryptionAtRest,
+            DataEncryptionInTransit,
+            LoggingAuditTrail,
+        ],
+        AzureStorageAccount(_) => &[
+            DataPublicAccess,
+            DataEncryptionAtRest,
+            DataEncryptionInTransit,
+        ],
         AzureContainer { .. } => &[DataPublicAccess],
         GcsBucket(_) => &[DataPublicAccess, DataEncryptionAtRest, LoggingAuditTrail],
         IamRole(_) | IamPolicy(_) => &[IdentityLeastPrivilege],
@@ -27,14 +36,27 @@ pub(super) fn workload_references(ctx: &mut Ctx<'_>, pod: &PodTemplate<'_>) -> V
     let mut out = refs::workload_references(ctx.obj, pod, ctx.world, &mut bad);
     let ns = ctx.obj.namespace().unwrap_or("default");
     let sa = pod.service_account();
-    if let Some(role) = ctx.world.service_account(ns, sa).and_then(refs::service_account_role) {
-        if !out.iter().any(|r| r.resource == role) {
-            out.push(Reference { resource: role, found_at: format!("ServiceAccount {sa} ({})", refs::IRSA_ANNOTATION) });
-        }
+    if let Some(role) = ctx
+        .world
+        .service_account(ns, sa)
+        .and_then(refs::service_account_role)
+        && !out.iter().any(|r| r.resource == role)
+    {
+        out.push(Reference {
+            resource: role,
+            found_at: format!("ServiceAccount {sa} ({})", refs::IRSA_ANNOTATION),
+        });
     }
     for b in bad {
         // A reference the user wrote on purpose but onus cannot read is an error, not a silent pass.
-        ctx.verdict(DataPublicAccess, "reference", Outcome::Error, None, b.to_string(), Some("fix the annotation value".into()));
+        ctx.verdict(
+            DataPublicAccess,
+            "reference",
+            Outcome::Error,
+            None,
+            b.to_string(),
+            Some("fix the annotation value".into()),
+        );
     }
     out
 }
@@ -82,14 +104,26 @@ pub(super) fn judge_declared(ctx: &mut Ctx<'_>, d: Declared) {
 }
 
 /// Run the given controls on a posture.
-pub(super) fn judge_posture(ctx: &mut Ctx<'_>, p: &Posture, controls: &[ControlId], found_at: Option<&str>) {
+pub(super) fn judge_posture(
+    ctx: &mut Ctx<'_>,
+    p: &Posture,
+    controls: &[ControlId],
+    found_at: Option<&str>,
+) {
     for &control in controls {
         if !ctx.applies(control) {
             continue;
         }
         if let Some(err) = &p.error {
             let what = format!("{} could not be read: {err}", p.resource);
-            ctx.verdict(control, "posture", Outcome::Error, Some(&p.resource), what, Some("fix access to the resource; onus retries".into()));
+            ctx.verdict(
+                control,
+                "posture",
+                Outcome::Error,
+                Some(&p.resource),
+                what,
+                Some("fix access to the resource; onus retries".into()),
+            );
             continue;
         }
         match control {
@@ -106,5 +140,7 @@ pub(super) fn judge_posture(ctx: &mut Ctx<'_>, p: &Posture, controls: &[ControlI
 
 /// " (found in X)" for messages about referenced resources.
 pub(super) fn found(found_at: Option<&str>) -> String {
-    found_at.map(|f| format!(" (used via {f})")).unwrap_or_default()
+    found_at
+        .map(|f| format!(" (used via {f})"))
+        .unwrap_or_default()
 }

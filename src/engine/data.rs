@@ -27,7 +27,14 @@ pub(super) fn public_access(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&st
     }
     if reasons.is_empty() {
         let what = format!("{} is not publicly accessible", subject(p, found_at));
-        ctx.verdict(DataPublicAccess, "public-access", Outcome::Pass, Some(&p.resource), what, None);
+        ctx.verdict(
+            DataPublicAccess,
+            "public-access",
+            Outcome::Pass,
+            Some(&p.resource),
+            what,
+            None,
+        );
         return;
     }
     let what = format!("{} is public: {}", subject(p, found_at), reasons.join("; "));
@@ -38,13 +45,22 @@ pub(super) fn public_access(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&st
         CloudResource::AzureContainer { account, container } => format!(
             "`az storage container set-permission --account-name {account} --name {container} --public-access off` and `az storage account update --name {account} --allow-blob-public-access false`"
         ),
-        CloudResource::AzureStorageAccount(a) => format!("`az storage account update --name {a} --allow-blob-public-access false`"),
+        CloudResource::AzureStorageAccount(a) => {
+            format!("`az storage account update --name {a} --allow-blob-public-access false`")
+        }
         CloudResource::GcsBucket(b) => format!(
             "remove allUsers/allAuthenticatedUsers bindings (`gcloud storage buckets remove-iam-policy-binding gs://{b} --member=allUsers --role=ROLE`) and `gcloud storage buckets update gs://{b} --public-access-prevention`"
         ),
         other => format!("make {other} private"),
     };
-    ctx.verdict(DataPublicAccess, "public-access", Outcome::Fail, Some(&p.resource), what, Some(fix));
+    ctx.verdict(
+        DataPublicAccess,
+        "public-access",
+        Outcome::Fail,
+        Some(&p.resource),
+        what,
+        Some(fix),
+    );
 }
 
 pub(super) fn encryption_at_rest(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&str>) {
@@ -66,8 +82,19 @@ pub(super) fn encryption_at_rest(ctx: &mut Ctx<'_>, p: &Posture, found_at: Optio
         None
     };
     let Some(gap) = gap else {
-        let what = format!("{} is encrypted at rest ({})", subject(p, found_at), enc.algorithm.as_deref().unwrap_or("enabled"));
-        ctx.verdict(DataEncryptionAtRest, "default-encryption", Outcome::Pass, Some(&p.resource), what, None);
+        let what = format!(
+            "{} is encrypted at rest ({})",
+            subject(p, found_at),
+            enc.algorithm.as_deref().unwrap_or("enabled")
+        );
+        ctx.verdict(
+            DataEncryptionAtRest,
+            "default-encryption",
+            Outcome::Pass,
+            Some(&p.resource),
+            what,
+            None,
+        );
         return;
     };
     let fix = match &p.resource {
@@ -84,11 +111,20 @@ pub(super) fn encryption_at_rest(ctx: &mut Ctx<'_>, p: &Posture, found_at: Optio
         CloudResource::AzureStorageAccount(a) => format!(
             "`az storage account update --name {a} --encryption-key-source Microsoft.Keyvault --encryption-key-vault https://VAULT.vault.azure.net --encryption-key-name KEY`"
         ),
-        CloudResource::GcsBucket(b) => format!("`gcloud storage buckets update gs://{b} --default-encryption-key=projects/P/locations/L/keyRings/R/cryptoKeys/K`"),
+        CloudResource::GcsBucket(b) => format!(
+            "`gcloud storage buckets update gs://{b} --default-encryption-key=projects/P/locations/L/keyRings/R/cryptoKeys/K`"
+        ),
         other => format!("turn on encryption for {other}"),
     };
     let what = format!("{} {gap}", subject(p, found_at));
-    ctx.verdict(DataEncryptionAtRest, "default-encryption", Outcome::Fail, Some(&p.resource), what, Some(fix));
+    ctx.verdict(
+        DataEncryptionAtRest,
+        "default-encryption",
+        Outcome::Fail,
+        Some(&p.resource),
+        what,
+        Some(fix),
+    );
 }
 
 pub(super) fn encryption_in_transit(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&str>) {
@@ -98,10 +134,10 @@ pub(super) fn encryption_in_transit(ctx: &mut Ctx<'_>, p: &Posture, found_at: Op
     if t.https_only == Some(false) {
         gaps.push("accepts plain HTTP (supportsHttpsTrafficOnly is false)".to_string());
     }
-    if let Some(v) = &t.min_tls {
-        if tls_below_1_2(v) {
-            gaps.push(format!("accepts TLS {v}, below 1.2"));
-        }
+    if let Some(v) = &t.min_tls
+        && tls_below_1_2(v)
+    {
+        gaps.push(format!("accepts TLS {v}, below 1.2"));
     }
     let is_s3 = matches!(p.resource, CloudResource::S3Bucket(_));
     if is_s3 && want_policy && t.secure_transport_policy != Some(true) {
@@ -110,7 +146,14 @@ pub(super) fn encryption_in_transit(ctx: &mut Ctx<'_>, p: &Posture, found_at: Op
     if gaps.is_empty() {
         if p.transit.is_some() || is_s3 {
             let what = format!("{} only accepts encrypted transport", subject(p, found_at));
-            ctx.verdict(DataEncryptionInTransit, "transport", Outcome::Pass, Some(&p.resource), what, None);
+            ctx.verdict(
+                DataEncryptionInTransit,
+                "transport",
+                Outcome::Pass,
+                Some(&p.resource),
+                what,
+                None,
+            );
         }
         return;
     }
@@ -118,15 +161,30 @@ pub(super) fn encryption_in_transit(ctx: &mut Ctx<'_>, p: &Posture, found_at: Op
         CloudResource::S3Bucket(b) => format!(
             "add a Deny statement on s3:* for arn:aws:s3:::{b} and arn:aws:s3:::{b}/* with Condition Bool aws:SecureTransport=false: `aws s3api put-bucket-policy --bucket {b} --policy file://deny-insecure-transport.json`"
         ),
-        CloudResource::AzureStorageAccount(a) => format!("`az storage account update --name {a} --https-only true --min-tls-version TLS1_2`"),
+        CloudResource::AzureStorageAccount(a) => format!(
+            "`az storage account update --name {a} --https-only true --min-tls-version TLS1_2`"
+        ),
         other => format!("require TLS 1.2+ on {other}"),
     };
     let what = format!("{} {}", subject(p, found_at), gaps.join("; "));
-    ctx.verdict(DataEncryptionInTransit, "transport", Outcome::Fail, Some(&p.resource), what, Some(fix));
+    ctx.verdict(
+        DataEncryptionInTransit,
+        "transport",
+        Outcome::Fail,
+        Some(&p.resource),
+        what,
+        Some(fix),
+    );
 }
 
 fn tls_below_1_2(v: &str) -> bool {
-    matches!(v.trim().trim_start_matches(['T', 'L', 'S', 'v', ' ']).replace('_', ".").as_str(), "1.0" | "1.1" | "1" | "1.0.0")
+    matches!(
+        v.trim()
+            .trim_start_matches(['T', 'L', 'S', 'v', ' '])
+            .replace('_', ".")
+            .as_str(),
+        "1.0" | "1.1" | "1" | "1.0.0"
+    )
 }
 
 /// An Ingress must terminate TLS (spec.tls, or a load-balancer certificate annotation).
@@ -135,20 +193,53 @@ pub(super) fn ingress_tls(ctx: &mut Ctx<'_>) {
         return;
     }
     let has_tls = !list(&ctx.obj.body, "spec.tls").is_empty()
-        || ctx.obj.annotation("alb.ingress.kubernetes.io/certificate-arn").is_some()
-        || ctx.obj.annotation("appgw.ingress.kubernetes.io/appgw-ssl-certificate").is_some()
-        || ctx.obj.annotation("networking.gke.io/managed-certificates").is_some()
-        || ctx.obj.annotation("ingress.gcp.kubernetes.io/pre-shared-cert").is_some();
+        || ctx
+            .obj
+            .annotation("alb.ingress.kubernetes.io/certificate-arn")
+            .is_some()
+        || ctx
+            .obj
+            .annotation("appgw.ingress.kubernetes.io/appgw-ssl-certificate")
+            .is_some()
+        || ctx
+            .obj
+            .annotation("networking.gke.io/managed-certificates")
+            .is_some()
+        || ctx
+            .obj
+            .annotation("ingress.gcp.kubernetes.io/pre-shared-cert")
+            .is_some();
     if has_tls {
         let what = format!("{} terminates TLS", ctx.obj.id);
-        ctx.verdict(DataEncryptionInTransit, "ingress-tls", Outcome::Pass, None, what, None);
+        ctx.verdict(
+            DataEncryptionInTransit,
+            "ingress-tls",
+            Outcome::Pass,
+            None,
+            what,
+            None,
+        );
         return;
     }
-    let hosts: Vec<&str> = list(&ctx.obj.body, "spec.rules").iter().filter_map(|r| r.get("host").and_then(Value::as_str)).collect();
-    let hosts = if hosts.is_empty() { "all hosts".to_string() } else { hosts.join(", ") };
+    let hosts: Vec<&str> = list(&ctx.obj.body, "spec.rules")
+        .iter()
+        .filter_map(|r| r.get("host").and_then(Value::as_str))
+        .collect();
+    let hosts = if hosts.is_empty() {
+        "all hosts".to_string()
+    } else {
+        hosts.join(", ")
+    };
     let what = format!("{} serves {hosts} over plain HTTP: no spec.tls", ctx.obj.id);
     let fix = "add spec.tls with the hosts and a Secret holding the certificate (cert-manager can issue it), or a load-balancer certificate annotation such as alb.ingress.kubernetes.io/certificate-arn".to_string();
-    ctx.verdict(DataEncryptionInTransit, "ingress-tls", Outcome::Fail, None, what, Some(fix));
+    ctx.verdict(
+        DataEncryptionInTransit,
+        "ingress-tls",
+        Outcome::Fail,
+        None,
+        what,
+        Some(fix),
+    );
 }
 
 /// Volumes provisioned by a StorageClass must be encrypted (EBS needs `encrypted: "true"`).
@@ -160,20 +251,39 @@ pub(super) fn storage_class(ctx: &mut Ctx<'_>) {
     let gap = match provisioner {
         "ebs.csi.aws.com" | "kubernetes.io/aws-ebs" => {
             if param("encrypted") != Some("true") {
-                Some(("EBS volumes are created unencrypted: parameters.encrypted is not \"true\"", "set parameters.encrypted: \"true\" (and kmsKeyId for a customer key); StorageClass parameters are immutable, so create a new class and migrate, or turn on `aws ec2 enable-ebs-encryption-by-default`"))
+                Some((
+                    "EBS volumes are created unencrypted: parameters.encrypted is not \"true\"",
+                    "set parameters.encrypted: \"true\" (and kmsKeyId for a customer key); StorageClass parameters are immutable, so create a new class and migrate, or turn on `aws ec2 enable-ebs-encryption-by-default`",
+                ))
             } else if want_cmk && param("kmsKeyId").is_none() {
-                Some(("EBS volumes use the AWS-managed key, and the baseline asks for a customer-managed key: no parameters.kmsKeyId", "set parameters.kmsKeyId to a customer-managed KMS key ARN"))
+                Some((
+                    "EBS volumes use the AWS-managed key, and the baseline asks for a customer-managed key: no parameters.kmsKeyId",
+                    "set parameters.kmsKeyId to a customer-managed KMS key ARN",
+                ))
             } else {
                 None
             }
         }
-        "disk.csi.azure.com" | "kubernetes.io/azure-disk" if want_cmk && param("diskEncryptionSetID").is_none() => {
-            Some(("Azure disks use platform-managed keys, and the baseline asks for a customer-managed key: no parameters.diskEncryptionSetID", "set parameters.diskEncryptionSetID to a disk encryption set backed by Key Vault"))
+        "disk.csi.azure.com" | "kubernetes.io/azure-disk"
+            if want_cmk && param("diskEncryptionSetID").is_none() =>
+        {
+            Some((
+                "Azure disks use platform-managed keys, and the baseline asks for a customer-managed key: no parameters.diskEncryptionSetID",
+                "set parameters.diskEncryptionSetID to a disk encryption set backed by Key Vault",
+            ))
         }
-        "pd.csi.storage.gke.io" | "kubernetes.io/gce-pd" if want_cmk && param("disk-encryption-kms-key").is_none() => {
-            Some(("persistent disks use Google-managed keys, and the baseline asks for a customer-managed key: no parameters.disk-encryption-kms-key", "set parameters.disk-encryption-kms-key to a Cloud KMS key"))
+        "pd.csi.storage.gke.io" | "kubernetes.io/gce-pd"
+            if want_cmk && param("disk-encryption-kms-key").is_none() =>
+        {
+            Some((
+                "persistent disks use Google-managed keys, and the baseline asks for a customer-managed key: no parameters.disk-encryption-kms-key",
+                "set parameters.disk-encryption-kms-key to a Cloud KMS key",
+            ))
         }
-        "disk.csi.azure.com" | "kubernetes.io/azure-disk" | "pd.csi.storage.gke.io" | "kubernetes.io/gce-pd" => None,
+        "disk.csi.azure.com"
+        | "kubernetes.io/azure-disk"
+        | "pd.csi.storage.gke.io"
+        | "kubernetes.io/gce-pd" => None,
         // Other provisioners (NFS, local) are not cloud block storage: nothing to say.
         _ => return,
     };
@@ -183,11 +293,25 @@ pub(super) fn storage_class(ctx: &mut Ctx<'_>) {
     match gap {
         Some((what, fix)) => {
             let what = format!("{} ({provisioner}): {what}", ctx.obj.id);
-            ctx.verdict(DataEncryptionAtRest, "volume-encryption", Outcome::Fail, None, what, Some(fix.to_string()));
+            ctx.verdict(
+                DataEncryptionAtRest,
+                "volume-encryption",
+                Outcome::Fail,
+                None,
+                what,
+                Some(fix.to_string()),
+            );
         }
         None => {
             let what = format!("{} provisions encrypted volumes", ctx.obj.id);
-            ctx.verdict(DataEncryptionAtRest, "volume-encryption", Outcome::Pass, None, what, None);
+            ctx.verdict(
+                DataEncryptionAtRest,
+                "volume-encryption",
+                Outcome::Pass,
+                None,
+                what,
+                None,
+            );
         }
     }
 }

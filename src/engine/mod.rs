@@ -36,18 +36,37 @@ pub trait World: PostureLookup + ConfigMaps + NameResolver {
 
 /// Judge one object under every baseline that applies to its namespace; where baselines
 /// disagree, the strictest verdict of each check wins.
-pub fn evaluate(obj: &Object, baselines: &[&EffectiveBaseline], world: &dyn World, now: DateTime<Utc>) -> Vec<Verdict> {
+pub fn evaluate(
+    obj: &Object,
+    baselines: &[&EffectiveBaseline],
+    world: &dyn World,
+    now: DateTime<Utc>,
+) -> Vec<Verdict> {
     match baselines {
         [] => Vec::new(),
         [one] => evaluate_one(obj, one, world, now),
-        many => strictest(many.iter().flat_map(|b| evaluate_one(obj, b, world, now)).collect()),
+        many => strictest(
+            many.iter()
+                .flat_map(|b| evaluate_one(obj, b, world, now))
+                .collect(),
+        ),
     }
 }
 
 /// Namespace-level checks (`network.segmentation`), judged on the Namespace itself.
-pub fn evaluate_namespace(namespace: &str, baselines: &[&EffectiveBaseline], world: &dyn World, now: DateTime<Utc>) -> Vec<Verdict> {
+pub fn evaluate_namespace(
+    namespace: &str,
+    baselines: &[&EffectiveBaseline],
+    world: &dyn World,
+    now: DateTime<Utc>,
+) -> Vec<Verdict> {
     let subject = Object {
-        id: ObjectRef { api_version: "v1".into(), kind: "Namespace".into(), namespace: None, name: namespace.to_string() },
+        id: ObjectRef {
+            api_version: "v1".into(),
+            kind: "Namespace".into(),
+            namespace: None,
+            name: namespace.to_string(),
+        },
         body: serde_json::Value::Null,
     };
     let all = baselines
@@ -61,7 +80,12 @@ pub fn evaluate_namespace(namespace: &str, baselines: &[&EffectiveBaseline], wor
     strictest(all)
 }
 
-fn evaluate_one(obj: &Object, b: &EffectiveBaseline, world: &dyn World, now: DateTime<Utc>) -> Vec<Verdict> {
+fn evaluate_one(
+    obj: &Object,
+    b: &EffectiveBaseline,
+    world: &dyn World,
+    now: DateTime<Utc>,
+) -> Vec<Verdict> {
     let mut ctx = Ctx::new(obj, b, world, now);
     if let Some(pod) = PodTemplate::of(obj) {
         identity::static_credentials(&mut ctx, &pod);
@@ -74,7 +98,10 @@ fn evaluate_one(obj: &Object, b: &EffectiveBaseline, world: &dyn World, now: Dat
     match (obj.group(), obj.kind()) {
         ("", "ServiceAccount") => {
             let refs: Vec<Reference> = crate::refs::service_account_role(obj)
-                .map(|r| Reference { resource: r, found_at: format!("annotation {}", crate::refs::IRSA_ANNOTATION) })
+                .map(|r| Reference {
+                    resource: r,
+                    found_at: format!("annotation {}", crate::refs::IRSA_ANNOTATION),
+                })
                 .into_iter()
                 .collect();
             cloud::judge_references(&mut ctx, &refs);
@@ -103,15 +130,31 @@ pub(crate) struct Ctx<'a> {
 
 /// The outcome of asking whether a control runs on this object.
 impl<'a> Ctx<'a> {
-    fn new(obj: &'a Object, b: &'a EffectiveBaseline, world: &'a dyn World, now: DateTime<Utc>) -> Ctx<'a> {
-        Ctx { obj, b, world, now, out: Vec::new(), gated: 0 }
+    fn new(
+        obj: &'a Object,
+        b: &'a EffectiveBaseline,
+        world: &'a dyn World,
+        now: DateTime<Utc>,
+    ) -> Ctx<'a> {
+        Ctx {
+            obj,
+            b,
+            world,
+            now,
+            out: Vec::new(),
+            gated: 0,
+        }
     }
 
     /// Does `control` run here? When it does not (disabled, or the provider's duty), a single
     /// `skip` verdict with the reason is recorded for this object.
     pub fn applies(&mut self, control: ControlId) -> bool {
         let owner = self.b.owner(control);
-        let bit = 1u32 << (ControlId::ALL.iter().position(|c| *c == control).unwrap_or(0));
+        let bit = 1u32
+            << (ControlId::ALL
+                .iter()
+                .position(|c| *c == control)
+                .unwrap_or(0));
         let first = self.gated & bit == 0;
         self.gated |= bit;
         let reason = if self.b.disabled(control) {
@@ -134,7 +177,13 @@ impl<'a> Ctx<'a> {
     }
 
     fn source_of(&self, control: ControlId) -> &'static str {
-        self.b.matrix.cells().into_iter().find(|c| c.domain == control.domain()).map(|c| c.source).unwrap_or("")
+        self.b
+            .matrix
+            .cells()
+            .into_iter()
+            .find(|c| c.domain == control.domain())
+            .map(|c| c.source)
+            .unwrap_or("")
     }
 
     /// Record a verdict. Failures carry who owns the duty and why; exceptions are applied here.
@@ -150,15 +199,24 @@ impl<'a> Ctx<'a> {
         let mut outcome = outcome;
         let mut what = what;
         if matches!(outcome, Outcome::Fail | Outcome::Warn) {
-            match self.b.exception(control, self.obj.kind(), &self.obj.id.name, self.now) {
+            match self
+                .b
+                .exception(control, self.obj.kind(), &self.obj.id.name, self.now)
+            {
                 ExceptionState::Active(e) => {
                     outcome = Outcome::Skip;
-                    let until = e.expires.map(|t| format!(" until {}", t.to_rfc3339())).unwrap_or_default();
+                    let until = e
+                        .expires
+                        .map(|t| format!(" until {}", t.to_rfc3339()))
+                        .unwrap_or_default();
                     what = format!("{what} [exempted{until}: {}]", e.justification);
                 }
                 ExceptionState::Expired(e) => {
                     let at = e.expires.map(|t| t.to_rfc3339()).unwrap_or_default();
-                    what = format!("{what} [exception expired {at}, no longer applied: {}]", e.justification);
+                    what = format!(
+                        "{what} [exception expired {at}, no longer applied: {}]",
+                        e.justification
+                    );
                 }
                 ExceptionState::None => {}
             }
@@ -170,7 +228,12 @@ impl<'a> Ctx<'a> {
                 Owner::Shared => "a shared duty, the customer's part",
                 Owner::Provider => "the provider's duty",
             };
-            what = format!("{what}; {duty} under {} {} ({})", self.b.provider, self.b.model, self.source_of(control));
+            what = format!(
+                "{what}; {duty} under {} {} ({})",
+                self.b.provider,
+                self.b.model,
+                self.source_of(control)
+            );
         }
         self.push(control, rule, outcome, cloud, what, remediation);
     }
@@ -206,10 +269,24 @@ impl<'a> Ctx<'a> {
             UnknownPolicy::Warn => (Outcome::Warn, "unknownCloudResources: Warn"),
             UnknownPolicy::Deny => (Outcome::Fail, "unknownCloudResources: Deny"),
         };
-        let action = if self.b.unknown == UnknownPolicy::Warn { Some(Action::Warn) } else { None };
-        let what = format!("{} (found in {}) has not been audited yet; {tail}", r.resource, r.found_at);
+        let action = if self.b.unknown == UnknownPolicy::Warn {
+            Some(Action::Warn)
+        } else {
+            None
+        };
+        let what = format!(
+            "{} (found in {}) has not been audited yet; {tail}",
+            r.resource, r.found_at
+        );
         let remediation = Some("declare the resource in the same manifests (ACK, Crossplane, ASO, Config Connector) or wait for the audit; `onus check --live` audits it now".to_string());
-        self.verdict(control, "unknown-posture", outcome, Some(&r.resource), what, remediation);
+        self.verdict(
+            control,
+            "unknown-posture",
+            outcome,
+            Some(&r.resource),
+            what,
+            remediation,
+        );
         if let (Some(a), Some(last)) = (action, self.out.last_mut()) {
             last.action = a.min(last.action);
         }

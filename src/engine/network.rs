@@ -14,11 +14,13 @@ use super::{Ctx, Outcome};
 /// Annotations that make a cloud load balancer internal.
 fn is_internal(ctx: &Ctx<'_>) -> bool {
     let a = |k: &str| ctx.obj.annotation(k);
-    a("service.beta.kubernetes.io/aws-load-balancer-internal").is_some_and(|v| v == "true" || v.starts_with("0.0.0.0/0") || v == "internal")
+    a("service.beta.kubernetes.io/aws-load-balancer-internal")
+        .is_some_and(|v| v == "true" || v.starts_with("0.0.0.0/0") || v == "internal")
         || a("service.beta.kubernetes.io/aws-load-balancer-scheme") == Some("internal")
         || a("service.beta.kubernetes.io/azure-load-balancer-internal") == Some("true")
         || a("networking.gke.io/load-balancer-type") == Some("Internal")
-        || a("cloud.google.com/load-balancer-type").is_some_and(|v| v.eq_ignore_ascii_case("internal"))
+        || a("cloud.google.com/load-balancer-type")
+            .is_some_and(|v| v.eq_ignore_ascii_case("internal"))
 }
 
 /// A Service of type LoadBalancer that is internet-facing must not open forbidden ports to all.
@@ -36,13 +38,23 @@ pub(super) fn service(ctx: &mut Ctx<'_>) {
         .map(|v| {
             v.split(',')
                 .filter_map(parse_reference)
-                .map(|r| Reference { resource: r, found_at: format!("annotation {AWS_LB_SECURITY_GROUPS}") })
+                .map(|r| Reference {
+                    resource: r,
+                    found_at: format!("annotation {AWS_LB_SECURITY_GROUPS}"),
+                })
                 .collect()
         })
         .unwrap_or_default();
     if is_internal(ctx) {
         let what = format!("{} is an internal load balancer", ctx.obj.id);
-        ctx.verdict(NetworkExposure, "load-balancer", Outcome::Pass, None, what, None);
+        ctx.verdict(
+            NetworkExposure,
+            "load-balancer",
+            Outcome::Pass,
+            None,
+            what,
+            None,
+        );
         judge_references(ctx, &sg_refs);
         return;
     }
@@ -50,19 +62,42 @@ pub(super) fn service(ctx: &mut Ctx<'_>) {
         .iter()
         .filter_map(|v| v.as_str().map(str::to_string))
         .collect();
-    if let Some(a) = ctx.obj.annotation("service.beta.kubernetes.io/load-balancer-source-ranges") {
-        ranges.extend(a.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()));
+    if let Some(a) = ctx
+        .obj
+        .annotation("service.beta.kubernetes.io/load-balancer-source-ranges")
+    {
+        ranges.extend(
+            a.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+        );
     }
     let open_to_all = ranges.is_empty() || ranges.iter().any(|r| is_internet(r));
-    let source = if ranges.is_empty() { "0.0.0.0/0".to_string() } else { ranges.iter().find(|r| is_internet(r)).cloned().unwrap_or_default() };
+    let source = if ranges.is_empty() {
+        "0.0.0.0/0".to_string()
+    } else {
+        ranges
+            .iter()
+            .find(|r| is_internet(r))
+            .cloned()
+            .unwrap_or_default()
+    };
     let forbidden = ctx.b.params.forbidden_ports.clone();
     let mut gaps = Vec::new();
     if open_to_all {
         for p in list(&ctx.obj.body, "spec.ports") {
-            let port = p.get("port").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok());
+            let port = p
+                .get("port")
+                .and_then(Value::as_u64)
+                .and_then(|n| u16::try_from(n).ok());
             let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
             if let Some(port) = port {
-                let rule = IngressRule { protocol: normalise_protocol(proto), from_port: port, to_port: port, source: source.clone() };
+                let rule = IngressRule {
+                    protocol: normalise_protocol(proto),
+                    from_port: port,
+                    to_port: port,
+                    source: source.clone(),
+                };
                 if let Some(why) = exposure(&rule, &forbidden) {
                     gaps.push(why);
                 }
@@ -75,16 +110,34 @@ pub(super) fn service(ctx: &mut Ctx<'_>) {
         } else {
             format!("{} is restricted to {}", ctx.obj.id, ranges.join(", "))
         };
-        ctx.verdict(NetworkExposure, "load-balancer", Outcome::Pass, None, what, None);
+        ctx.verdict(
+            NetworkExposure,
+            "load-balancer",
+            Outcome::Pass,
+            None,
+            what,
+            None,
+        );
     } else {
         let what = format!(
             "{} is an internet-facing load balancer with {}{}",
             ctx.obj.id,
             gaps.join("; "),
-            if ranges.is_empty() { " (no loadBalancerSourceRanges)" } else { "" }
+            if ranges.is_empty() {
+                " (no loadBalancerSourceRanges)"
+            } else {
+                ""
+            }
         );
         let fix = "set spec.loadBalancerSourceRanges to the networks that need access, make the load balancer internal (service.beta.kubernetes.io/aws-load-balancer-scheme: internal, service.beta.kubernetes.io/azure-load-balancer-internal: \"true\"), or reach the port through a bastion or SSM/Bastion service instead".to_string();
-        ctx.verdict(NetworkExposure, "load-balancer", Outcome::Fail, None, what, Some(fix));
+        ctx.verdict(
+            NetworkExposure,
+            "load-balancer",
+            Outcome::Fail,
+            None,
+            what,
+            Some(fix),
+        );
     }
     judge_references(ctx, &sg_refs);
 }
@@ -95,17 +148,34 @@ pub(super) fn security_group(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&s
         return;
     };
     let forbidden = ctx.b.params.forbidden_ports.clone();
-    let open: Vec<(&IngressRule, String)> = rules.iter().filter_map(|r| exposure(r, &forbidden).map(|w| (r, w))).collect();
+    let open: Vec<(&IngressRule, String)> = rules
+        .iter()
+        .filter_map(|r| exposure(r, &forbidden).map(|w| (r, w)))
+        .collect();
     if open.is_empty() {
-        let what = format!("{}{} opens no forbidden port to the internet", p.resource, found(found_at));
-        ctx.verdict(NetworkExposure, "ingress-rules", Outcome::Pass, Some(&p.resource), what, None);
+        let what = format!(
+            "{}{} opens no forbidden port to the internet",
+            p.resource,
+            found(found_at)
+        );
+        ctx.verdict(
+            NetworkExposure,
+            "ingress-rules",
+            Outcome::Pass,
+            Some(&p.resource),
+            what,
+            None,
+        );
         return;
     }
     let what = format!(
         "{}{} allows {}",
         p.resource,
         found(found_at),
-        open.iter().map(|(_, w)| w.as_str()).collect::<Vec<_>>().join("; ")
+        open.iter()
+            .map(|(_, w)| w.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
     );
     let fix = match &p.resource {
         CloudResource::SecurityGroup(id) => open
@@ -132,11 +202,22 @@ pub(super) fn security_group(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&s
         ),
         other => format!("close the rule on {other}"),
     };
-    ctx.verdict(NetworkExposure, "ingress-rules", Outcome::Fail, Some(&p.resource), what, Some(fix));
+    ctx.verdict(
+        NetworkExposure,
+        "ingress-rules",
+        Outcome::Fail,
+        Some(&p.resource),
+        what,
+        Some(fix),
+    );
 }
 
 fn port_arg(r: &IngressRule) -> String {
-    if r.from_port == r.to_port { r.from_port.to_string() } else { format!("{}-{}", r.from_port, r.to_port) }
+    if r.from_port == r.to_port {
+        r.from_port.to_string()
+    } else {
+        format!("{}-{}", r.from_port, r.to_port)
+    }
 }
 
 /// Namespace-level: a default-deny ingress NetworkPolicy must exist.
@@ -146,13 +227,29 @@ pub(super) fn segmentation(ctx: &mut Ctx<'_>, namespace: &str) {
     }
     if ctx.world.has_default_deny(namespace) {
         let what = format!("namespace {namespace} has a default-deny NetworkPolicy");
-        ctx.verdict(NetworkSegmentation, "default-deny", Outcome::Pass, None, what, None);
+        ctx.verdict(
+            NetworkSegmentation,
+            "default-deny",
+            Outcome::Pass,
+            None,
+            what,
+            None,
+        );
     } else {
-        let what = format!("namespace {namespace} has no default-deny NetworkPolicy: every pod accepts traffic from anywhere in the cluster");
+        let what = format!(
+            "namespace {namespace} has no default-deny NetworkPolicy: every pod accepts traffic from anywhere in the cluster"
+        );
         let fix = format!(
             "`kubectl -n {namespace} apply -f -` with a NetworkPolicy named default-deny: podSelector: {{}}, policyTypes: [Ingress] and no ingress rules; then allow what each workload needs"
         );
-        ctx.verdict(NetworkSegmentation, "default-deny", Outcome::Fail, None, what, Some(fix));
+        ctx.verdict(
+            NetworkSegmentation,
+            "default-deny",
+            Outcome::Fail,
+            None,
+            what,
+            Some(fix),
+        );
     }
 }
 
@@ -160,11 +257,21 @@ pub(super) fn segmentation(ctx: &mut Ctx<'_>, namespace: &str) {
 /// (or implied), and no ingress rules?
 pub fn is_default_deny(np: &Value) -> bool {
     let spec = np.get("spec");
-    let selector_empty = spec
-        .and_then(|s| s.get("podSelector"))
-        .is_none_or(|ps| ps.as_object().is_none_or(|m| m.values().all(|v| v.as_object().is_some_and(|o| o.is_empty()) || v.as_array().is_some_and(|a| a.is_empty()))));
-    let types = spec.and_then(|s| s.get("policyTypes")).and_then(Value::as_array);
+    let selector_empty = spec.and_then(|s| s.get("podSelector")).is_none_or(|ps| {
+        ps.as_object().is_none_or(|m| {
+            m.values().all(|v| {
+                v.as_object().is_some_and(|o| o.is_empty())
+                    || v.as_array().is_some_and(|a| a.is_empty())
+            })
+        })
+    });
+    let types = spec
+        .and_then(|s| s.get("policyTypes"))
+        .and_then(Value::as_array);
     let ingress_type = types.is_none_or(|t| t.iter().any(|v| v.as_str() == Some("Ingress")));
-    let no_rules = spec.and_then(|s| s.get("ingress")).and_then(Value::as_array).is_none_or(Vec::is_empty);
+    let no_rules = spec
+        .and_then(|s| s.get("ingress"))
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty);
     selector_empty && ingress_type && no_rules
 }

@@ -20,7 +20,9 @@ fn objects(yaml: &str) -> Vec<Object> {
     let (mut docs, mut errs) = (Vec::new(), Vec::new());
     parse_stream("test.yaml", yaml, &mut docs, &mut errs);
     assert!(errs.is_empty(), "{errs:?}");
-    docs.into_iter().map(|d| Object::from_value(d.value, Some("app")).unwrap()).collect()
+    docs.into_iter()
+        .map(|d| Object::from_value(d.value, Some("app")).unwrap())
+        .collect()
 }
 
 fn baseline(spec: &str) -> EffectiveBaseline {
@@ -36,7 +38,9 @@ fn judge_with(spec: &str, yaml: &str, extra: impl FnOnce(&mut Inventory)) -> Vec
     let mut inv = Inventory::from_objects(objs.iter());
     extra(&mut inv);
     let b = baseline(spec);
-    objs.iter().flat_map(|o| evaluate(o, &[&b], &inv, now())).collect()
+    objs.iter()
+        .flat_map(|o| evaluate(o, &[&b], &inv, now()))
+        .collect()
 }
 
 fn judge(spec: &str, yaml: &str) -> Vec<Verdict> {
@@ -45,9 +49,18 @@ fn judge(spec: &str, yaml: &str) -> Vec<Verdict> {
 
 /// The outcome of `control` on object `name` (the one verdict, or the worst of several).
 fn outcome(vs: &[Verdict], control: ControlId, name: &str) -> Outcome {
-    let mine: Vec<&Verdict> = vs.iter().filter(|v| v.control == control && v.resource.name == name).collect();
+    let mine: Vec<&Verdict> = vs
+        .iter()
+        .filter(|v| v.control == control && v.resource.name == name)
+        .collect();
     assert!(!mine.is_empty(), "no {control} verdict for {name}: {vs:#?}");
-    for o in [Outcome::Error, Outcome::Fail, Outcome::Warn, Outcome::Pass, Outcome::Skip] {
+    for o in [
+        Outcome::Error,
+        Outcome::Fail,
+        Outcome::Warn,
+        Outcome::Pass,
+        Outcome::Skip,
+    ] {
         if mine.iter().any(|v| v.result == o) {
             return o;
         }
@@ -58,7 +71,13 @@ fn outcome(vs: &[Verdict], control: ControlId, name: &str) -> Outcome {
 fn message(vs: &[Verdict], control: ControlId, name: &str) -> String {
     vs.iter()
         .filter(|v| v.control == control && v.resource.name == name && v.result != Outcome::Pass)
-        .map(|v| format!("{} | {}", v.message, v.remediation.clone().unwrap_or_default()))
+        .map(|v| {
+            format!(
+                "{} | {}",
+                v.message,
+                v.remediation.clone().unwrap_or_default()
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -78,7 +97,11 @@ spec:
 "#;
 
 fn deploy(name: &str, sa: &str, image: &str, env: &str) -> String {
-    DEPLOY.replace("NAME", name).replace("SA", sa).replace("IMAGE", image).replace("ENV", env)
+    DEPLOY
+        .replace("NAME", name)
+        .replace("SA", sa)
+        .replace("IMAGE", image)
+        .replace("ENV", env)
 }
 
 const PINNED: &str = "registry.example.com/app@sha256:0000000000000000000000000000000000000000000000000000000000000000";
@@ -86,23 +109,65 @@ const PINNED: &str = "registry.example.com/app@sha256:00000000000000000000000000
 #[test]
 fn workload_identity_static_keys_fail_and_clean_pods_pass() {
     let yaml = [
-        deploy("keys", "default", PINNED, "[{name: AWS_SECRET_ACCESS_KEY, valueFrom: {secretKeyRef: {name: k, key: s}}}]"),
-        deploy("inline-key", "default", PINNED, "[{name: ID, value: AKIAABCDEFGHIJKLMNOP}]"),
-        deploy("gcp", "default", PINNED, "[{name: GOOGLE_APPLICATION_CREDENTIALS, value: /var/secrets/key.json}]"),
-        deploy("clean", "default", PINNED, "[{name: LOG_LEVEL, value: info}]"),
+        deploy(
+            "keys",
+            "default",
+            PINNED,
+            "[{name: AWS_SECRET_ACCESS_KEY, valueFrom: {secretKeyRef: {name: k, key: s}}}]",
+        ),
+        deploy(
+            "inline-key",
+            "default",
+            PINNED,
+            "[{name: ID, value: AKIAABCDEFGHIJKLMNOP}]",
+        ),
+        deploy(
+            "gcp",
+            "default",
+            PINNED,
+            "[{name: GOOGLE_APPLICATION_CREDENTIALS, value: /var/secrets/key.json}]",
+        ),
+        deploy(
+            "clean",
+            "default",
+            PINNED,
+            "[{name: LOG_LEVEL, value: info}]",
+        ),
     ]
     .join("---\n");
     let vs = judge(AWS_IAAS, &yaml);
-    assert_eq!(outcome(&vs, IdentityWorkloadIdentity, "keys"), Outcome::Fail);
-    assert!(message(&vs, IdentityWorkloadIdentity, "keys").contains("AWS_SECRET_ACCESS_KEY (from Secret k)"));
-    assert!(message(&vs, IdentityWorkloadIdentity, "keys").contains("eks.amazonaws.com/role-arn"), "AWS fix names IRSA");
-    assert_eq!(outcome(&vs, IdentityWorkloadIdentity, "inline-key"), Outcome::Fail);
+    assert_eq!(
+        outcome(&vs, IdentityWorkloadIdentity, "keys"),
+        Outcome::Fail
+    );
+    assert!(
+        message(&vs, IdentityWorkloadIdentity, "keys")
+            .contains("AWS_SECRET_ACCESS_KEY (from Secret k)")
+    );
+    assert!(
+        message(&vs, IdentityWorkloadIdentity, "keys").contains("eks.amazonaws.com/role-arn"),
+        "AWS fix names IRSA"
+    );
+    assert_eq!(
+        outcome(&vs, IdentityWorkloadIdentity, "inline-key"),
+        Outcome::Fail
+    );
     assert_eq!(outcome(&vs, IdentityWorkloadIdentity, "gcp"), Outcome::Fail);
-    assert_eq!(outcome(&vs, IdentityWorkloadIdentity, "clean"), Outcome::Pass);
-    let v = vs.iter().find(|v| v.resource.name == "keys" && v.control == IdentityWorkloadIdentity).unwrap();
+    assert_eq!(
+        outcome(&vs, IdentityWorkloadIdentity, "clean"),
+        Outcome::Pass
+    );
+    let v = vs
+        .iter()
+        .find(|v| v.resource.name == "keys" && v.control == IdentityWorkloadIdentity)
+        .unwrap();
     assert_eq!(v.action, Action::Deny);
     assert!(v.denies());
-    assert!(v.message.contains("customer's duty under aws iaas"), "{}", v.message);
+    assert!(
+        v.message.contains("customer's duty under aws iaas"),
+        "{}",
+        v.message
+    );
 }
 
 #[test]
@@ -125,7 +190,12 @@ spec:
     let vs = judge(AWS_IAAS, yaml);
     assert_eq!(outcome(&vs, HostOsIsolation, "priv"), Outcome::Fail);
     let m = message(&vs, HostOsIsolation, "priv");
-    for part in ["hostNetwork", "privileged", "SYS_ADMIN", "/var/run/docker.sock"] {
+    for part in [
+        "hostNetwork",
+        "privileged",
+        "SYS_ADMIN",
+        "/var/run/docker.sock",
+    ] {
         assert!(m.contains(part), "{part} in {m}");
     }
     assert_eq!(outcome(&vs, HostOsIsolation, "plain"), Outcome::Pass);
@@ -137,9 +207,16 @@ fn host_isolation_is_skipped_where_the_provider_runs_the_os() {
     let vs = judge("provider: azure\nserviceModel: paas\n", yaml);
     assert_eq!(outcome(&vs, HostOsIsolation, "priv"), Outcome::Skip);
     let skip = vs.iter().find(|v| v.control == HostOsIsolation).unwrap();
-    assert!(skip.message.contains("provider's duty under azure paas"), "{}", skip.message);
+    assert!(
+        skip.message.contains("provider's duty under azure paas"),
+        "{}",
+        skip.message
+    );
     // The customer can take the duty back.
-    let vs = judge("provider: azure\nserviceModel: paas\nresponsibilities: [{domain: host-os, owner: customer}]\n", yaml);
+    let vs = judge(
+        "provider: azure\nserviceModel: paas\nresponsibilities: [{domain: host-os, owner: customer}]\n",
+        yaml,
+    );
     assert_eq!(outcome(&vs, HostOsIsolation, "priv"), Outcome::Fail);
 }
 
@@ -150,21 +227,50 @@ fn image_provenance() {
         deploy("untagged", "default", "nginx", "[]"),
         deploy("tagged", "default", "nginx:1.27", "[]"),
         deploy("pinned", "default", PINNED, "[]"),
-        deploy("elsewhere", "default", "ghcr.io/x/y@sha256:0000000000000000000000000000000000000000000000000000000000000000", "[]"),
+        deploy(
+            "elsewhere",
+            "default",
+            "ghcr.io/x/y@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "[]",
+        ),
     ]
     .join("---\n");
-    let spec = format!("{AWS_IAAS}controls: [{{id: application.image-provenance, parameters: {{allowedRegistries: [registry.example.com/]}}}}]\n");
+    let spec = format!(
+        "{AWS_IAAS}controls: [{{id: application.image-provenance, parameters: {{allowedRegistries: [registry.example.com/]}}}}]\n"
+    );
     let vs = judge(&spec, &yaml);
-    assert_eq!(outcome(&vs, ApplicationImageProvenance, "latest"), Outcome::Fail);
-    assert_eq!(outcome(&vs, ApplicationImageProvenance, "untagged"), Outcome::Fail);
-    assert_eq!(outcome(&vs, ApplicationImageProvenance, "tagged"), Outcome::Fail);
-    assert_eq!(outcome(&vs, ApplicationImageProvenance, "pinned"), Outcome::Pass);
-    assert!(message(&vs, ApplicationImageProvenance, "elsewhere").contains("not an allowed registry"));
+    assert_eq!(
+        outcome(&vs, ApplicationImageProvenance, "latest"),
+        Outcome::Fail
+    );
+    assert_eq!(
+        outcome(&vs, ApplicationImageProvenance, "untagged"),
+        Outcome::Fail
+    );
+    assert_eq!(
+        outcome(&vs, ApplicationImageProvenance, "tagged"),
+        Outcome::Fail
+    );
+    assert_eq!(
+        outcome(&vs, ApplicationImageProvenance, "pinned"),
+        Outcome::Pass
+    );
+    assert!(
+        message(&vs, ApplicationImageProvenance, "elsewhere").contains("not an allowed registry")
+    );
     // Tags are fine when the baseline does not ask for digests.
-    let spec = format!("{AWS_IAAS}controls: [{{id: application.image-provenance, parameters: {{requireDigest: false}}}}]\n");
+    let spec = format!(
+        "{AWS_IAAS}controls: [{{id: application.image-provenance, parameters: {{requireDigest: false}}}}]\n"
+    );
     let vs = judge(&spec, &yaml);
-    assert_eq!(outcome(&vs, ApplicationImageProvenance, "tagged"), Outcome::Pass);
-    assert_eq!(outcome(&vs, ApplicationImageProvenance, "latest"), Outcome::Fail);
+    assert_eq!(
+        outcome(&vs, ApplicationImageProvenance, "tagged"),
+        Outcome::Pass
+    );
+    assert_eq!(
+        outcome(&vs, ApplicationImageProvenance, "latest"),
+        Outcome::Fail
+    );
 }
 
 const ACK_BUCKETS: &str = r#"
@@ -197,13 +303,21 @@ fn declared_buckets_public_access_and_encryption() {
     let vs = judge(AWS_IAAS, ACK_BUCKETS);
     assert_eq!(outcome(&vs, DataPublicAccess, "open"), Outcome::Fail);
     assert!(message(&vs, DataPublicAccess, "open").contains("ACL grants READ to AllUsers"));
-    assert!(message(&vs, DataPublicAccess, "open").contains("aws s3api put-public-access-block --bucket open-bucket"));
+    assert!(
+        message(&vs, DataPublicAccess, "open")
+            .contains("aws s3api put-public-access-block --bucket open-bucket")
+    );
     assert_eq!(outcome(&vs, DataPublicAccess, "closed"), Outcome::Pass);
     assert_eq!(outcome(&vs, DataEncryptionAtRest, "open"), Outcome::Pass);
     assert_eq!(outcome(&vs, DataEncryptionAtRest, "plain"), Outcome::Fail);
-    assert!(message(&vs, DataEncryptionAtRest, "plain").contains("put-bucket-encryption --bucket plain-bucket"));
+    assert!(
+        message(&vs, DataEncryptionAtRest, "plain")
+            .contains("put-bucket-encryption --bucket plain-bucket")
+    );
     // A customer-managed key, when asked for.
-    let spec = format!("{AWS_IAAS}controls: [{{id: data.encryption-at-rest, parameters: {{requireCustomerManagedKey: true}}}}]\n");
+    let spec = format!(
+        "{AWS_IAAS}controls: [{{id: data.encryption-at-rest, parameters: {{requireCustomerManagedKey: true}}}}]\n"
+    );
     let vs = judge(&spec, ACK_BUCKETS);
     assert_eq!(outcome(&vs, DataEncryptionAtRest, "open"), Outcome::Fail);
     assert_eq!(outcome(&vs, DataEncryptionAtRest, "closed"), Outcome::Pass);
@@ -215,29 +329,54 @@ fn transit_and_access_logging_when_asked() {
         "{AWS_IAAS}controls:\n- {{id: data.encryption-in-transit, parameters: {{requireSecureTransportPolicy: true}}}}\n- {{id: logging.audit-trail, parameters: {{requireAccessLogging: true}}}}\n"
     );
     let vs = judge(&spec, ACK_BUCKETS);
-    assert_eq!(outcome(&vs, DataEncryptionInTransit, "closed"), Outcome::Pass);
-    assert_eq!(outcome(&vs, DataEncryptionInTransit, "plain"), Outcome::Fail);
+    assert_eq!(
+        outcome(&vs, DataEncryptionInTransit, "closed"),
+        Outcome::Pass
+    );
+    assert_eq!(
+        outcome(&vs, DataEncryptionInTransit, "plain"),
+        Outcome::Fail
+    );
     assert!(message(&vs, DataEncryptionInTransit, "plain").contains("aws:SecureTransport"));
     assert_eq!(outcome(&vs, LoggingAuditTrail, "closed"), Outcome::Pass);
     assert_eq!(outcome(&vs, LoggingAuditTrail, "plain"), Outcome::Fail);
     // Not asked: no transit or logging findings on buckets.
     let vs = judge(AWS_IAAS, ACK_BUCKETS);
     assert!(!vs.iter().any(|v| v.control == LoggingAuditTrail));
-    assert_eq!(outcome(&vs, DataEncryptionInTransit, "plain"), Outcome::Pass);
+    assert_eq!(
+        outcome(&vs, DataEncryptionInTransit, "plain"),
+        Outcome::Pass
+    );
 }
 
 #[test]
 fn workloads_are_judged_on_the_buckets_they_use() {
     let yaml = format!(
         "{ACK_BUCKETS}---\n{}---\n{}",
-        deploy("reader", "default", PINNED, "[{name: SRC, value: \"s3://open-bucket/data\"}]"),
-        deploy("writer", "default", PINNED, "[{name: DST, value: \"arn:aws:s3:::closed-bucket/out\"}]"),
+        deploy(
+            "reader",
+            "default",
+            PINNED,
+            "[{name: SRC, value: \"s3://open-bucket/data\"}]"
+        ),
+        deploy(
+            "writer",
+            "default",
+            PINNED,
+            "[{name: DST, value: \"arn:aws:s3:::closed-bucket/out\"}]"
+        ),
     );
     let vs = judge(AWS_IAAS, &yaml);
     assert_eq!(outcome(&vs, DataPublicAccess, "reader"), Outcome::Fail);
     let m = message(&vs, DataPublicAccess, "reader");
-    assert!(m.contains("s3://open-bucket") && m.contains("env SRC of container app"), "{m}");
-    let v = vs.iter().find(|v| v.resource.name == "reader" && v.control == DataPublicAccess).unwrap();
+    assert!(
+        m.contains("s3://open-bucket") && m.contains("env SRC of container app"),
+        "{m}"
+    );
+    let v = vs
+        .iter()
+        .find(|v| v.resource.name == "reader" && v.control == DataPublicAccess)
+        .unwrap();
     assert_eq!(v.cloud_resource.as_deref(), Some("s3://open-bucket"));
     assert_eq!(outcome(&vs, DataPublicAccess, "writer"), Outcome::Pass);
 }
@@ -280,10 +419,23 @@ spec: {forProvider: {region: eu-west-1}}
     assert!(message(&vs, DataPublicAccess, "media").contains("canned ACL public-read"));
     assert!(message(&vs, DataPublicAccess, "media").contains("ignorePublicAcls off"));
     assert_eq!(outcome(&vs, DataPublicAccess, "media-acl"), Outcome::Fail);
-    assert!(vs.iter().filter(|v| v.resource.name == "media-acl").all(|v| v.control == DataPublicAccess), "an ACL object is judged on access only");
-    assert_eq!(outcome(&vs, DataEncryptionAtRest, "media-sse"), Outcome::Pass);
+    assert!(
+        vs.iter()
+            .filter(|v| v.resource.name == "media-acl")
+            .all(|v| v.control == DataPublicAccess),
+        "an ACL object is judged on access only"
+    );
+    assert_eq!(
+        outcome(&vs, DataEncryptionAtRest, "media-sse"),
+        Outcome::Pass
+    );
     assert_eq!(outcome(&vs, DataEncryptionAtRest, "bare"), Outcome::Fail);
-    let v = vs.iter().find(|v| v.resource.name == "media" && v.control == DataPublicAccess && v.result == Outcome::Fail).unwrap();
+    let v = vs
+        .iter()
+        .find(|v| {
+            v.resource.name == "media" && v.control == DataPublicAccess && v.result == Outcome::Fail
+        })
+        .unwrap();
     assert_eq!(v.cloud_resource.as_deref(), Some("s3://acme-media"));
 }
 
@@ -337,17 +489,35 @@ fn least_privilege_follows_irsa_to_declared_roles() {
     );
     let vs = judge(AWS_IAAS, &yaml);
     assert_eq!(outcome(&vs, IdentityLeastPrivilege, "admin"), Outcome::Fail);
-    assert_eq!(outcome(&vs, IdentityLeastPrivilege, "reader"), Outcome::Pass);
-    assert_eq!(outcome(&vs, IdentityLeastPrivilege, "managed"), Outcome::Fail);
+    assert_eq!(
+        outcome(&vs, IdentityLeastPrivilege, "reader"),
+        Outcome::Pass
+    );
+    assert_eq!(
+        outcome(&vs, IdentityLeastPrivilege, "managed"),
+        Outcome::Fail
+    );
     assert!(message(&vs, IdentityLeastPrivilege, "managed").contains("AdministratorAccess"));
-    assert_eq!(outcome(&vs, IdentityLeastPrivilege, "admin-sa"), Outcome::Fail);
+    assert_eq!(
+        outcome(&vs, IdentityLeastPrivilege, "admin-sa"),
+        Outcome::Fail
+    );
     assert_eq!(outcome(&vs, IdentityLeastPrivilege, "risky"), Outcome::Fail);
     let m = message(&vs, IdentityLeastPrivilege, "risky");
-    assert!(m.contains("ServiceAccount admin-sa") && m.contains("every action"), "{m}");
+    assert!(
+        m.contains("ServiceAccount admin-sa") && m.contains("every action"),
+        "{m}"
+    );
     assert!(m.contains("--role-name app-admin"), "{m}");
-    assert_eq!(outcome(&vs, IdentityLeastPrivilege, "careful"), Outcome::Pass);
+    assert_eq!(
+        outcome(&vs, IdentityLeastPrivilege, "careful"),
+        Outcome::Pass
+    );
     // A document that does not parse is an error, never a pass.
-    assert_eq!(outcome(&vs, IdentityLeastPrivilege, "broken"), Outcome::Error);
+    assert_eq!(
+        outcome(&vs, IdentityLeastPrivilege, "broken"),
+        Outcome::Error
+    );
 }
 
 #[test]
@@ -412,14 +582,19 @@ spec: {type: LoadBalancer, loadBalancerSourceRanges: [10.0.0.0/8], ports: [{port
     assert_eq!(outcome(&vs, NetworkExposure, "web"), Outcome::Pass);
     assert_eq!(outcome(&vs, NetworkExposure, "xp-ssh"), Outcome::Fail);
     assert_eq!(outcome(&vs, NetworkExposure, "ssh"), Outcome::Fail);
-    assert_eq!(outcome(&vs, NetworkExposure, "ssh-restricted"), Outcome::Pass);
+    assert_eq!(
+        outcome(&vs, NetworkExposure, "ssh-restricted"),
+        Outcome::Pass
+    );
     assert_eq!(outcome(&vs, NetworkExposure, "internal-db"), Outcome::Pass);
     assert_eq!(outcome(&vs, NetworkExposure, "https"), Outcome::Pass);
     assert!(!vs.iter().any(|v| v.resource.name == "cluster-ip"));
     // The load balancer's security group is the declared open one.
     assert_eq!(outcome(&vs, NetworkExposure, "lb-with-sg"), Outcome::Fail);
     // Forbidden ports are a parameter.
-    let spec = format!("{AWS_IAAS}controls: [{{id: network.exposure, parameters: {{forbiddenPorts: [443]}}}}]\n");
+    let spec = format!(
+        "{AWS_IAAS}controls: [{{id: network.exposure, parameters: {{forbiddenPorts: [443]}}}}]\n"
+    );
     let vs = judge(&spec, yaml);
     assert_eq!(outcome(&vs, NetworkExposure, "https"), Outcome::Fail);
     assert_eq!(outcome(&vs, NetworkExposure, "ssh"), Outcome::Pass);
@@ -456,13 +631,23 @@ spec: {owner: {name: nsg2}, direction: Inbound, access: Allow, protocol: Tcp, so
     let vs = judge("provider: azure\nserviceModel: iaas\n", yaml);
     assert_eq!(outcome(&vs, DataPublicAccess, "weak"), Outcome::Fail);
     assert_eq!(outcome(&vs, DataEncryptionInTransit, "weak"), Outcome::Fail);
-    assert!(message(&vs, DataEncryptionInTransit, "weak").contains("az storage account update --name weak --https-only true"));
+    assert!(
+        message(&vs, DataEncryptionInTransit, "weak")
+            .contains("az storage account update --name weak --https-only true")
+    );
     assert_eq!(outcome(&vs, DataPublicAccess, "strong"), Outcome::Pass);
-    assert_eq!(outcome(&vs, DataEncryptionInTransit, "strong"), Outcome::Pass);
+    assert_eq!(
+        outcome(&vs, DataEncryptionInTransit, "strong"),
+        Outcome::Pass
+    );
     assert_eq!(outcome(&vs, DataEncryptionAtRest, "strong"), Outcome::Pass);
     assert_eq!(outcome(&vs, NetworkExposure, "rdp"), Outcome::Fail);
     assert!(message(&vs, NetworkExposure, "rdp").contains("Internet"));
-    assert_eq!(outcome(&vs, NetworkExposure, "deny-all"), Outcome::Fail, "the NSG's merged rules still include the RDP rule");
+    assert_eq!(
+        outcome(&vs, NetworkExposure, "deny-all"),
+        Outcome::Fail,
+        "the NSG's merged rules still include the RDP rule"
+    );
     assert_eq!(outcome(&vs, NetworkExposure, "https"), Outcome::Pass);
 }
 
@@ -527,48 +712,115 @@ provisioner: nfs.csi.k8s.io
 "#;
     let vs = judge(AWS_IAAS, yaml);
     let kind = |k: &str, n: &str, c| {
-        let sub: Vec<Verdict> = vs.iter().filter(|v| v.resource.kind == k).cloned().collect();
+        let sub: Vec<Verdict> = vs
+            .iter()
+            .filter(|v| v.resource.kind == k)
+            .cloned()
+            .collect();
         outcome(&sub, c, n)
     };
-    assert_eq!(kind("Ingress", "plain", DataEncryptionInTransit), Outcome::Fail);
-    assert_eq!(kind("Ingress", "tls", DataEncryptionInTransit), Outcome::Pass);
-    assert_eq!(kind("Ingress", "alb", DataEncryptionInTransit), Outcome::Pass);
-    assert_eq!(kind("StorageClass", "plain", DataEncryptionAtRest), Outcome::Fail);
-    assert_eq!(kind("StorageClass", "enc", DataEncryptionAtRest), Outcome::Pass);
+    assert_eq!(
+        kind("Ingress", "plain", DataEncryptionInTransit),
+        Outcome::Fail
+    );
+    assert_eq!(
+        kind("Ingress", "tls", DataEncryptionInTransit),
+        Outcome::Pass
+    );
+    assert_eq!(
+        kind("Ingress", "alb", DataEncryptionInTransit),
+        Outcome::Pass
+    );
+    assert_eq!(
+        kind("StorageClass", "plain", DataEncryptionAtRest),
+        Outcome::Fail
+    );
+    assert_eq!(
+        kind("StorageClass", "enc", DataEncryptionAtRest),
+        Outcome::Pass
+    );
     assert!(!vs.iter().any(|v| v.resource.name == "nfs"));
 }
 
 #[test]
 fn unknown_cloud_resources_follow_the_baseline() {
-    let yaml = deploy("uses", "default", PINNED, "[{name: B, value: \"s3://never-seen\"}]");
-    for (policy, expected) in [("Allow", Outcome::Skip), ("Warn", Outcome::Warn), ("Deny", Outcome::Fail)] {
-        let vs = judge(&format!("{AWS_IAAS}unknownCloudResources: {policy}\n"), &yaml);
+    let yaml = deploy(
+        "uses",
+        "default",
+        PINNED,
+        "[{name: B, value: \"s3://never-seen\"}]",
+    );
+    for (policy, expected) in [
+        ("Allow", Outcome::Skip),
+        ("Warn", Outcome::Warn),
+        ("Deny", Outcome::Fail),
+    ] {
+        let vs = judge(
+            &format!("{AWS_IAAS}unknownCloudResources: {policy}\n"),
+            &yaml,
+        );
         let v = vs.iter().find(|v| v.rule == "unknown-posture").unwrap();
         assert_eq!(v.result, expected, "{policy}");
-        assert!(v.message.contains("s3://never-seen") && v.message.contains("not been audited"), "{}", v.message);
+        assert!(
+            v.message.contains("s3://never-seen") && v.message.contains("not been audited"),
+            "{}",
+            v.message
+        );
         assert_eq!(v.denies(), policy == "Deny");
     }
 }
 
 #[test]
 fn unreadable_cloud_resources_are_errors_never_passes() {
-    let yaml = deploy("uses", "default", PINNED, "[{name: B, value: \"s3://locked\"}]");
+    let yaml = deploy(
+        "uses",
+        "default",
+        PINNED,
+        "[{name: B, value: \"s3://locked\"}]",
+    );
     let vs = judge_with(AWS_IAAS, &yaml, |inv| {
-        inv.live.replace(Posture::failed(CloudResource::S3Bucket("locked".into()), "AccessDenied: s3:GetBucketAcl", now()));
+        inv.live.replace(Posture::failed(
+            CloudResource::S3Bucket("locked".into()),
+            "AccessDenied: s3:GetBucketAcl",
+            now(),
+        ));
     });
-    let on_bucket: Vec<&Verdict> = vs.iter().filter(|v| v.cloud_resource.as_deref() == Some("s3://locked")).collect();
+    let on_bucket: Vec<&Verdict> = vs
+        .iter()
+        .filter(|v| v.cloud_resource.as_deref() == Some("s3://locked"))
+        .collect();
     assert!(!on_bucket.is_empty());
-    assert!(on_bucket.iter().all(|v| v.result == Outcome::Error), "{on_bucket:#?}");
+    assert!(
+        on_bucket.iter().all(|v| v.result == Outcome::Error),
+        "{on_bucket:#?}"
+    );
     assert!(on_bucket[0].message.contains("AccessDenied"));
-    assert!(on_bucket[0].denies(), "an error under Deny refuses, like a failure");
+    assert!(
+        on_bucket[0].denies(),
+        "an error under Deny refuses, like a failure"
+    );
 }
 
 #[test]
 fn live_postures_win_over_declared_facts() {
-    let yaml = format!("{ACK_BUCKETS}---\n{}", deploy("uses", "default", PINNED, "[{name: B, value: \"s3://closed-bucket\"}]"));
+    let yaml = format!(
+        "{ACK_BUCKETS}---\n{}",
+        deploy(
+            "uses",
+            "default",
+            PINNED,
+            "[{name: B, value: \"s3://closed-bucket\"}]"
+        )
+    );
     let vs = judge_with(AWS_IAAS, &yaml, |inv| {
-        let mut live = Posture::new(CloudResource::S3Bucket("closed-bucket".into()), Source::Live);
-        live.public_access = Some(PublicAccess { exposures: vec!["ACL grants READ to AllUsers".into()], guard: Some(Ok(())) });
+        let mut live = Posture::new(
+            CloudResource::S3Bucket("closed-bucket".into()),
+            Source::Live,
+        );
+        live.public_access = Some(PublicAccess {
+            exposures: vec!["ACL grants READ to AllUsers".into()],
+            guard: Some(Ok(())),
+        });
         inv.live.replace(live);
     });
     assert_eq!(outcome(&vs, DataPublicAccess, "uses"), Outcome::Fail);
@@ -579,14 +831,26 @@ fn account_audit_trail_from_live_posture() {
     let yaml = deploy("uses", "default", PINNED, "[]");
     let mk = |trails: Vec<String>| {
         move |inv: &mut Inventory| {
-            let mut p = Posture::new(CloudResource::AwsAccount("123456789012".into()), Source::Live);
-            p.audit_trail = Some(AuditTrail { logging_multi_region_trails: trails });
+            let mut p = Posture::new(
+                CloudResource::AwsAccount("123456789012".into()),
+                Source::Live,
+            );
+            p.audit_trail = Some(AuditTrail {
+                logging_multi_region_trails: trails,
+            });
             inv.live.replace(p);
         }
     };
-    let yaml = format!("{yaml}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: x}}\n");
-    let refs = crate::refs::Reference { resource: CloudResource::AwsAccount("123456789012".into()), found_at: "baseline".into() };
-    for (trails, expected) in [(vec![], Outcome::Fail), (vec!["org".to_string()], Outcome::Pass)] {
+    let yaml =
+        format!("{yaml}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: x}}\n");
+    let refs = crate::refs::Reference {
+        resource: CloudResource::AwsAccount("123456789012".into()),
+        found_at: "baseline".into(),
+    };
+    for (trails, expected) in [
+        (vec![], Outcome::Fail),
+        (vec!["org".to_string()], Outcome::Pass),
+    ] {
         let objs = objects(&yaml);
         let mut inv = Inventory::from_objects(objs.iter());
         mk(trails)(&mut inv);
@@ -601,7 +865,9 @@ fn account_audit_trail_from_live_posture() {
 fn exceptions_exempt_until_expiry_and_expired_ones_are_reported() {
     let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: agent-7}\nspec:\n  hostNetwork: true\n  containers: [{name: c, image: x}]\n";
     let spec = |expires: &str| {
-        format!("{AWS_IAAS}exceptions:\n- control: host-os.isolation\n  resources: [{{kind: Pod, name: \"agent-*\"}}]\n  justification: node agent needs host network\n  expires: \"{expires}\"\n")
+        format!(
+            "{AWS_IAAS}exceptions:\n- control: host-os.isolation\n  resources: [{{kind: Pod, name: \"agent-*\"}}]\n  justification: node agent needs host network\n  expires: \"{expires}\"\n"
+        )
     };
     let vs = judge(&spec("2027-01-01T00:00:00Z"), yaml);
     assert_eq!(outcome(&vs, HostOsIsolation, "agent-7"), Outcome::Skip);
@@ -613,11 +879,21 @@ fn exceptions_exempt_until_expiry_and_expired_ones_are_reported() {
 
 #[test]
 fn disabled_controls_and_actions() {
-    let yaml = deploy("k", "default", "nginx:latest", "[{name: AWS_SECRET_ACCESS_KEY, value: x}]");
-    let spec = format!("{AWS_IAAS}action: Warn\ncontrols: [{{id: application.image-provenance, disabled: true}}, {{id: identity.workload-identity, action: Audit}}]\n");
+    let yaml = deploy(
+        "k",
+        "default",
+        "nginx:latest",
+        "[{name: AWS_SECRET_ACCESS_KEY, value: x}]",
+    );
+    let spec = format!(
+        "{AWS_IAAS}action: Warn\ncontrols: [{{id: application.image-provenance, disabled: true}}, {{id: identity.workload-identity, action: Audit}}]\n"
+    );
     let vs = judge(&spec, &yaml);
     assert_eq!(outcome(&vs, ApplicationImageProvenance, "k"), Outcome::Skip);
-    let v = vs.iter().find(|v| v.control == IdentityWorkloadIdentity).unwrap();
+    let v = vs
+        .iter()
+        .find(|v| v.control == IdentityWorkloadIdentity)
+        .unwrap();
     assert_eq!((v.result, v.action), (Outcome::Fail, Action::Audit));
     assert!(!vs.iter().any(Verdict::denies));
     let v = vs.iter().find(|v| v.control == HostOsIsolation).unwrap();
@@ -626,18 +902,31 @@ fn disabled_controls_and_actions() {
 
 #[test]
 fn the_strictest_of_several_baselines_wins() {
-    let yaml = deploy("k", "default", PINNED, "[{name: AWS_SECRET_ACCESS_KEY, value: x}]");
+    let yaml = deploy(
+        "k",
+        "default",
+        PINNED,
+        "[{name: AWS_SECRET_ACCESS_KEY, value: x}]",
+    );
     let objs = objects(&yaml);
     let inv = Inventory::from_objects(objs.iter());
     let saas_warn = baseline("provider: aws\nserviceModel: saas\naction: Warn\n");
     let iaas_deny = baseline(AWS_IAAS);
     let vs = evaluate(&objs[0], &[&saas_warn, &iaas_deny], &inv, now());
-    let v = vs.iter().find(|v| v.control == IdentityWorkloadIdentity).unwrap();
+    let v = vs
+        .iter()
+        .find(|v| v.control == IdentityWorkloadIdentity)
+        .unwrap();
     assert_eq!((v.result, v.action), (Outcome::Fail, Action::Deny));
     // SaaS skips host-os, IaaS enforces it: the enforced verdict is kept.
     let v = vs.iter().find(|v| v.control == HostOsIsolation).unwrap();
     assert_eq!(v.result, Outcome::Pass);
-    assert_eq!(vs.iter().filter(|v| v.control == IdentityWorkloadIdentity).count(), 1);
+    assert_eq!(
+        vs.iter()
+            .filter(|v| v.control == IdentityWorkloadIdentity)
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -649,16 +938,25 @@ fn namespace_segmentation_is_audit_only() {
     let guarded = evaluate_namespace("guarded", &[&b], &inv, now());
     assert_eq!(guarded[0].result, Outcome::Pass);
     let open = evaluate_namespace("open", &[&b], &inv, now());
-    assert_eq!((open[0].result, open[0].action), (Outcome::Fail, Action::Audit));
+    assert_eq!(
+        (open[0].result, open[0].action),
+        (Outcome::Fail, Action::Audit)
+    );
     assert!(!open[0].denies());
 }
 
 #[test]
 fn bad_uses_annotation_is_an_error() {
-    let yaml = deploy("x", "default", PINNED, "[]").replace("metadata: {name: x}", "metadata: {name: x, annotations: {onus.dev/uses: \"s3://ok-bucket, ftp://nope\"}}");
+    let yaml = deploy("x", "default", PINNED, "[]").replace(
+        "metadata: {name: x}",
+        "metadata: {name: x, annotations: {onus.dev/uses: \"s3://ok-bucket, ftp://nope\"}}",
+    );
     let vs = judge(AWS_IAAS, &yaml);
     let v = vs.iter().find(|v| v.rule == "reference").unwrap();
     assert_eq!(v.result, Outcome::Error);
     assert!(v.message.contains("ftp://nope"));
-    assert!(vs.iter().any(|v| v.cloud_resource.as_deref() == Some("s3://ok-bucket")));
+    assert!(
+        vs.iter()
+            .any(|v| v.cloud_resource.as_deref() == Some("s3://ok-bucket"))
+    );
 }

@@ -92,8 +92,11 @@ pub fn strictest(all: Vec<Verdict>) -> Vec<Verdict> {
         }
     }
     // A control that one baseline skips and another enforces is enforced.
-    let enforced: std::collections::HashSet<ControlId> =
-        out.iter().filter(|v| v.rule != "applicability").map(|v| v.control).collect();
+    let enforced: std::collections::HashSet<ControlId> = out
+        .iter()
+        .filter(|v| v.rule != "applicability")
+        .map(|v| v.control)
+        .collect();
     out.retain(|v| v.rule != "applicability" || !enforced.contains(&v.control));
     out
 }

@@ -23,6 +23,7 @@ super::str_enum!(
     }
 );
 
+#[allow(clippy::derivable_impls)] // the variants come from a macro
 impl Default for ControlId {
     fn default() -> Self {
         ControlId::DataPublicAccess
@@ -49,9 +50,13 @@ impl ControlId {
             DataPublicAccess => "storage must not be readable or writable by anyone",
             DataEncryptionAtRest => "storage must be encrypted at rest",
             DataEncryptionInTransit => "traffic must be encrypted in transit",
-            IdentityLeastPrivilege => "workload identities must not hold wildcard or escalation rights",
+            IdentityLeastPrivilege => {
+                "workload identities must not hold wildcard or escalation rights"
+            }
             IdentityWorkloadIdentity => "pods must use workload identity, not static cloud keys",
-            NetworkExposure => "nothing reachable from the internet on administrative or database ports",
+            NetworkExposure => {
+                "nothing reachable from the internet on administrative or database ports"
+            }
             NetworkSegmentation => "namespaces need a default-deny NetworkPolicy",
             HostOsIsolation => "containers must not reach into the host",
             ApplicationImageProvenance => "images must be pinned and come from allowed registries",
@@ -88,10 +93,11 @@ pub struct ControlParameters {
 
 /// Default forbidden ports: SSH, RDP, and common databases/caches/admin consoles.
 pub const DEFAULT_FORBIDDEN_PORTS: &[u16] = &[
-    22, 23, 3389, 1433, 1521, 2375, 2376, 3306, 5432, 5984, 6379, 7000, 7001, 9042, 9200, 9300, 11211,
-    27017, 27018,
+    22, 23, 3389, 1433, 1521, 2375, 2376, 3306, 5432, 5984, 6379, 7000, 7001, 9042, 9200, 9300,
+    11211, 27017, 27018,
 ];
 
+#[allow(clippy::derivable_impls)] // the variants come from a macro
 impl Default for ControlParameters {
     fn default() -> Self {
         ControlParameters {
@@ -139,29 +145,61 @@ impl ControlParameters {
         params: &BTreeMap<String, serde_json::Value>,
     ) -> Result<(), ParameterError> {
         for (name, value) in params {
-            let err = |problem: &str| ParameterError { control, name: name.clone(), problem: problem.to_string() };
+            let err = |problem: &str| ParameterError {
+                control,
+                name: name.clone(),
+                problem: problem.to_string(),
+            };
             if !Self::names(control).contains(&name.as_str()) {
                 let known = Self::names(control);
                 return Err(err(&if known.is_empty() {
                     "this control takes no parameters".to_string()
                 } else {
-                    format!("unknown parameter; this control takes: {}", known.join(", "))
+                    format!(
+                        "unknown parameter; this control takes: {}",
+                        known.join(", ")
+                    )
                 }));
             }
             match name.as_str() {
-                "requireCustomerManagedKey" => self.require_customer_managed_key = bool_of(value).ok_or_else(|| err("expected true or false"))?,
-                "requireSecureTransportPolicy" => self.require_secure_transport_policy = bool_of(value).ok_or_else(|| err("expected true or false"))?,
-                "requireDigest" => self.require_digest = bool_of(value).ok_or_else(|| err("expected true or false"))?,
-                "requireAccessLogging" => self.require_access_logging = bool_of(value).ok_or_else(|| err("expected true or false"))?,
+                "requireCustomerManagedKey" => {
+                    self.require_customer_managed_key =
+                        bool_of(value).ok_or_else(|| err("expected true or false"))?
+                }
+                "requireSecureTransportPolicy" => {
+                    self.require_secure_transport_policy =
+                        bool_of(value).ok_or_else(|| err("expected true or false"))?
+                }
+                "requireDigest" => {
+                    self.require_digest =
+                        bool_of(value).ok_or_else(|| err("expected true or false"))?
+                }
+                "requireAccessLogging" => {
+                    self.require_access_logging =
+                        bool_of(value).ok_or_else(|| err("expected true or false"))?
+                }
                 "forbiddenPorts" => {
                     self.forbidden_ports = value
                         .as_array()
-                        .and_then(|a| a.iter().map(|v| v.as_u64().and_then(|n| u16::try_from(n).ok())).collect())
+                        .and_then(|a| {
+                            a.iter()
+                                .map(|v| v.as_u64().and_then(|n| u16::try_from(n).ok()))
+                                .collect()
+                        })
                         .ok_or_else(|| err("expected a list of port numbers 0-65535"))?
                 }
-                "allowedRegistries" => self.allowed_registries = strings_of(value).ok_or_else(|| err("expected a list of strings"))?,
-                "extraCredentialNames" => self.extra_credential_names = strings_of(value).ok_or_else(|| err("expected a list of strings"))?,
-                "allowedHostPaths" => self.allowed_host_paths = strings_of(value).ok_or_else(|| err("expected a list of strings"))?,
+                "allowedRegistries" => {
+                    self.allowed_registries =
+                        strings_of(value).ok_or_else(|| err("expected a list of strings"))?
+                }
+                "extraCredentialNames" => {
+                    self.extra_credential_names =
+                        strings_of(value).ok_or_else(|| err("expected a list of strings"))?
+                }
+                "allowedHostPaths" => {
+                    self.allowed_host_paths =
+                        strings_of(value).ok_or_else(|| err("expected a list of strings"))?
+                }
                 _ => return Err(err("unknown parameter")),
             }
         }
@@ -174,7 +212,10 @@ fn bool_of(v: &serde_json::Value) -> Option<bool> {
 }
 
 fn strings_of(v: &serde_json::Value) -> Option<Vec<String>> {
-    v.as_array()?.iter().map(|s| s.as_str().map(str::to_string)).collect()
+    v.as_array()?
+        .iter()
+        .map(|s| s.as_str().map(str::to_string))
+        .collect()
 }
 
 #[cfg(test)]
@@ -186,9 +227,17 @@ mod tests {
     fn ids_round_trip_and_map_to_domains() {
         for &c in ControlId::ALL {
             assert_eq!(c.as_str().parse::<ControlId>().unwrap(), c);
-            assert!(c.as_str().starts_with(c.domain().as_str()), "{c} sits in its domain");
+            assert!(
+                c.as_str().starts_with(c.domain().as_str()),
+                "{c} sits in its domain"
+            );
         }
-        assert!("data.public".parse::<ControlId>().unwrap_err().contains("data.public-access"));
+        assert!(
+            "data.public"
+                .parse::<ControlId>()
+                .unwrap_err()
+                .contains("data.public-access")
+        );
     }
 
     #[test]

@@ -50,7 +50,11 @@ pub struct Matrix {
 
 impl Matrix {
     /// The preset matrix, with `overrides` applied on top.
-    pub fn resolve(provider: Provider, model: ServiceModel, overrides: &[ResponsibilityOverride]) -> Matrix {
+    pub fn resolve(
+        provider: Provider,
+        model: ServiceModel,
+        overrides: &[ResponsibilityOverride],
+    ) -> Matrix {
         let mut owners: BTreeMap<Domain, (Owner, bool, &'static str)> = preset(provider, model)
             .iter()
             .map(|&(domain, owner, source)| (domain, (owner, false, source)))
@@ -58,26 +62,40 @@ impl Matrix {
         for o in overrides {
             owners.insert(o.domain, (o.owner, true, "baseline override"));
         }
-        Matrix { provider, model, owners }
+        Matrix {
+            provider,
+            model,
+            owners,
+        }
     }
 
     pub fn owner(&self, domain: Domain) -> Owner {
         // Every preset names every domain; an absent one would be a bug, and the customer is the safe answer.
-        self.owners.get(&domain).map(|c| c.0).unwrap_or(Owner::Customer)
+        self.owners
+            .get(&domain)
+            .map(|c| c.0)
+            .unwrap_or(Owner::Customer)
     }
 
     pub fn cells(&self) -> Vec<MatrixCell> {
         Domain::ALL
             .iter()
             .map(|&domain| {
-                let (owner, overridden, source) =
-                    self.owners.get(&domain).copied().unwrap_or((Owner::Customer, false, "default"));
+                let (owner, overridden, source) = self.owners.get(&domain).copied().unwrap_or((
+                    Owner::Customer,
+                    false,
+                    "default",
+                ));
                 MatrixCell {
                     domain,
                     owner,
                     overridden,
                     source,
-                    controls: ControlId::ALL.iter().copied().filter(|c| c.domain() == domain).collect(),
+                    controls: ControlId::ALL
+                        .iter()
+                        .copied()
+                        .filter(|c| c.domain() == domain)
+                        .collect(),
                 }
             })
             .collect()
@@ -90,26 +108,82 @@ type Row = (Domain, Owner, &'static str);
 pub fn preset(provider: Provider, model: ServiceModel) -> &'static [Row] {
     match (provider, model) {
         (Provider::Aws, ServiceModel::Iaas) => &[
-            (Physical, P, "AWS-SRM: security of the cloud, physical facilities"),
-            (Infrastructure, P, "AWS-SRM: hardware, network and virtualization layer"),
-            (HostOs, C, "AWS-SRM: guest OS updates and patches are the customer's on EC2"),
-            (Platform, C, "AWS-SRM/SEED: runtime and middleware on customer instances"),
-            (Network, C, "AWS-SRM: security group and network ACL configuration"),
+            (
+                Physical,
+                P,
+                "AWS-SRM: security of the cloud, physical facilities",
+            ),
+            (
+                Infrastructure,
+                P,
+                "AWS-SRM: hardware, network and virtualization layer",
+            ),
+            (
+                HostOs,
+                C,
+                "AWS-SRM: guest OS updates and patches are the customer's on EC2",
+            ),
+            (
+                Platform,
+                C,
+                "AWS-SRM/SEED: runtime and middleware on customer instances",
+            ),
+            (
+                Network,
+                C,
+                "AWS-SRM: security group and network ACL configuration",
+            ),
             (Application, C, "AWS-SRM: customer applications"),
             (Identity, C, "AWS-SRM: IAM users, roles and policies"),
-            (Data, C, "AWS-SRM: customer data, classification and encryption"),
-            (Logging, C, "AWS-SRM: enabling CloudTrail and access logs is the customer's"),
+            (
+                Data,
+                C,
+                "AWS-SRM: customer data, classification and encryption",
+            ),
+            (
+                Logging,
+                C,
+                "AWS-SRM: enabling CloudTrail and access logs is the customer's",
+            ),
         ],
         (Provider::Aws, ServiceModel::Paas) => &[
             (Physical, P, "AWS-SRM: security of the cloud"),
-            (Infrastructure, P, "AWS-SRM: abstracted services, AWS runs the infrastructure layer"),
-            (HostOs, P, "AWS-SRM: AWS operates the OS for abstracted services (Fargate, Beanstalk, RDS)"),
-            (Platform, S, "AWS-SRM: AWS runs the platform, the customer configures it"),
-            (Network, S, "AWS-SRM: AWS runs the network, the customer opens endpoints and security groups"),
+            (
+                Infrastructure,
+                P,
+                "AWS-SRM: abstracted services, AWS runs the infrastructure layer",
+            ),
+            (
+                HostOs,
+                P,
+                "AWS-SRM: AWS operates the OS for abstracted services (Fargate, Beanstalk, RDS)",
+            ),
+            (
+                Platform,
+                S,
+                "AWS-SRM: AWS runs the platform, the customer configures it",
+            ),
+            (
+                Network,
+                S,
+                "AWS-SRM: AWS runs the network, the customer opens endpoints and security groups",
+            ),
             (Application, C, "SEED PaaS: the customer's code and images"),
-            (Identity, C, "AWS-SRM: access management stays with the customer"),
-            (Data, C, "AWS-SRM: data and its encryption stay with the customer"),
-            (Logging, S, "AWS-SRM: AWS logs the platform, the customer turns on trails and access logs"),
+            (
+                Identity,
+                C,
+                "AWS-SRM: access management stays with the customer",
+            ),
+            (
+                Data,
+                C,
+                "AWS-SRM: data and its encryption stay with the customer",
+            ),
+            (
+                Logging,
+                S,
+                "AWS-SRM: AWS logs the platform, the customer turns on trails and access logs",
+            ),
         ],
         (Provider::Aws, ServiceModel::Saas) => &[
             (Physical, P, "AWS-SRM: security of the cloud"),
@@ -117,76 +191,236 @@ pub fn preset(provider: Provider, model: ServiceModel) -> &'static [Row] {
             (HostOs, P, "SEED SaaS: the provider runs the whole stack"),
             (Platform, P, "SEED SaaS: the provider runs the whole stack"),
             (Network, P, "SEED SaaS: the provider runs the network"),
-            (Application, P, "SEED SaaS: the provider runs the application"),
-            (Identity, C, "SEED SaaS: who gets access stays with the customer"),
-            (Data, C, "SEED SaaS: the customer's data and its sharing settings"),
-            (Logging, S, "SEED SaaS: the customer must turn on and keep the service's audit logs"),
+            (
+                Application,
+                P,
+                "SEED SaaS: the provider runs the application",
+            ),
+            (
+                Identity,
+                C,
+                "SEED SaaS: who gets access stays with the customer",
+            ),
+            (
+                Data,
+                C,
+                "SEED SaaS: the customer's data and its sharing settings",
+            ),
+            (
+                Logging,
+                S,
+                "SEED SaaS: the customer must turn on and keep the service's audit logs",
+            ),
         ],
         (Provider::Azure, ServiceModel::Iaas) => &[
-            (Physical, P, "AZ-SRM: physical hosts, network and datacenter are Microsoft's"),
-            (Infrastructure, P, "AZ-SRM: physical network and hosts are Microsoft's"),
-            (HostOs, C, "AZ-SRM: operating system is the customer's in IaaS"),
+            (
+                Physical,
+                P,
+                "AZ-SRM: physical hosts, network and datacenter are Microsoft's",
+            ),
+            (
+                Infrastructure,
+                P,
+                "AZ-SRM: physical network and hosts are Microsoft's",
+            ),
+            (
+                HostOs,
+                C,
+                "AZ-SRM: operating system is the customer's in IaaS",
+            ),
             (Platform, C, "AZ-SRM: middleware on customer VMs"),
-            (Network, C, "AZ-SRM: network controls are the customer's in IaaS"),
-            (Application, C, "AZ-SRM: applications are the customer's in IaaS"),
-            (Identity, C, "AZ-SRM: accounts and identities, and identity infrastructure in IaaS"),
-            (Data, C, "AZ-SRM: information and data are always the customer's"),
-            (Logging, C, "AZ-SRM: diagnostic settings and activity log export are configured by the customer"),
+            (
+                Network,
+                C,
+                "AZ-SRM: network controls are the customer's in IaaS",
+            ),
+            (
+                Application,
+                C,
+                "AZ-SRM: applications are the customer's in IaaS",
+            ),
+            (
+                Identity,
+                C,
+                "AZ-SRM: accounts and identities, and identity infrastructure in IaaS",
+            ),
+            (
+                Data,
+                C,
+                "AZ-SRM: information and data are always the customer's",
+            ),
+            (
+                Logging,
+                C,
+                "AZ-SRM: diagnostic settings and activity log export are configured by the customer",
+            ),
         ],
         (Provider::Azure, ServiceModel::Paas) => &[
-            (Physical, P, "AZ-SRM: physical hosts, network and datacenter are Microsoft's"),
-            (Infrastructure, P, "AZ-SRM: physical network and hosts are Microsoft's"),
+            (
+                Physical,
+                P,
+                "AZ-SRM: physical hosts, network and datacenter are Microsoft's",
+            ),
+            (
+                Infrastructure,
+                P,
+                "AZ-SRM: physical network and hosts are Microsoft's",
+            ),
             (HostOs, P, "AZ-SRM: operating system is Microsoft's in PaaS"),
-            (Platform, S, "AZ-SRM: identity and directory infrastructure is shared in PaaS"),
+            (
+                Platform,
+                S,
+                "AZ-SRM: identity and directory infrastructure is shared in PaaS",
+            ),
             (Network, S, "AZ-SRM: network controls are shared in PaaS"),
             (Application, S, "AZ-SRM: applications are shared in PaaS"),
-            (Identity, C, "AZ-SRM: accounts and identities are always the customer's"),
-            (Data, C, "AZ-SRM: information and data are always the customer's"),
-            (Logging, S, "AZ-SRM: Microsoft logs the platform, the customer exports and keeps logs"),
+            (
+                Identity,
+                C,
+                "AZ-SRM: accounts and identities are always the customer's",
+            ),
+            (
+                Data,
+                C,
+                "AZ-SRM: information and data are always the customer's",
+            ),
+            (
+                Logging,
+                S,
+                "AZ-SRM: Microsoft logs the platform, the customer exports and keeps logs",
+            ),
         ],
         (Provider::Azure, ServiceModel::Saas) => &[
-            (Physical, P, "AZ-SRM: physical hosts, network and datacenter are Microsoft's"),
-            (Infrastructure, P, "AZ-SRM: physical network and hosts are Microsoft's"),
+            (
+                Physical,
+                P,
+                "AZ-SRM: physical hosts, network and datacenter are Microsoft's",
+            ),
+            (
+                Infrastructure,
+                P,
+                "AZ-SRM: physical network and hosts are Microsoft's",
+            ),
             (HostOs, P, "AZ-SRM: operating system is Microsoft's in SaaS"),
             (Platform, P, "AZ-SRM: the service is Microsoft's in SaaS"),
-            (Network, P, "AZ-SRM: network controls are Microsoft's in SaaS"),
-            (Application, P, "AZ-SRM: applications are Microsoft's in SaaS"),
-            (Identity, C, "AZ-SRM: accounts and identities are always the customer's"),
-            (Data, C, "AZ-SRM: information and data are always the customer's"),
-            (Logging, S, "AZ-SRM: the customer keeps and reviews the service's audit logs"),
+            (
+                Network,
+                P,
+                "AZ-SRM: network controls are Microsoft's in SaaS",
+            ),
+            (
+                Application,
+                P,
+                "AZ-SRM: applications are Microsoft's in SaaS",
+            ),
+            (
+                Identity,
+                C,
+                "AZ-SRM: accounts and identities are always the customer's",
+            ),
+            (
+                Data,
+                C,
+                "AZ-SRM: information and data are always the customer's",
+            ),
+            (
+                Logging,
+                S,
+                "AZ-SRM: the customer keeps and reviews the service's audit logs",
+            ),
         ],
         (Provider::Gcp, ServiceModel::Iaas) => &[
-            (Physical, P, "GCP-SRM: hardware and data centers are Google's"),
-            (Infrastructure, P, "GCP-SRM: boot, storage and network infrastructure are Google's"),
-            (HostOs, C, "GCP-SRM: guest OS on Compute Engine is the customer's"),
+            (
+                Physical,
+                P,
+                "GCP-SRM: hardware and data centers are Google's",
+            ),
+            (
+                Infrastructure,
+                P,
+                "GCP-SRM: boot, storage and network infrastructure are Google's",
+            ),
+            (
+                HostOs,
+                C,
+                "GCP-SRM: guest OS on Compute Engine is the customer's",
+            ),
             (Platform, C, "GCP-SRM: runtime on customer VMs"),
             (Network, C, "GCP-SRM: VPC firewall rules are the customer's"),
             (Application, C, "GCP-SRM: customer applications"),
             (Identity, C, "GCP-SRM: IAM policy is the customer's"),
-            (Data, C, "GCP-SRM: content, access policy and keys are the customer's"),
-            (Logging, C, "GCP-SRM: Data Access audit logs must be enabled by the customer"),
+            (
+                Data,
+                C,
+                "GCP-SRM: content, access policy and keys are the customer's",
+            ),
+            (
+                Logging,
+                C,
+                "GCP-SRM: Data Access audit logs must be enabled by the customer",
+            ),
         ],
         (Provider::Gcp, ServiceModel::Paas) => &[
-            (Physical, P, "GCP-SRM: hardware and data centers are Google's"),
+            (
+                Physical,
+                P,
+                "GCP-SRM: hardware and data centers are Google's",
+            ),
             (Infrastructure, P, "GCP-SRM: infrastructure is Google's"),
             (HostOs, P, "GCP-SRM: in PaaS Google runs the OS"),
-            (Platform, S, "GCP-SRM: Google runs the runtime, the customer configures it"),
-            (Network, S, "GCP-SRM: Google runs the network, the customer sets ingress and firewall"),
-            (Application, C, "GCP-SRM: application code and dependencies are the customer's"),
+            (
+                Platform,
+                S,
+                "GCP-SRM: Google runs the runtime, the customer configures it",
+            ),
+            (
+                Network,
+                S,
+                "GCP-SRM: Google runs the network, the customer sets ingress and firewall",
+            ),
+            (
+                Application,
+                C,
+                "GCP-SRM: application code and dependencies are the customer's",
+            ),
             (Identity, C, "GCP-SRM: IAM policy is the customer's"),
-            (Data, C, "GCP-SRM: content and access policy are the customer's"),
-            (Logging, S, "GCP-SRM: Admin Activity logs are Google's, Data Access logs the customer's"),
+            (
+                Data,
+                C,
+                "GCP-SRM: content and access policy are the customer's",
+            ),
+            (
+                Logging,
+                S,
+                "GCP-SRM: Admin Activity logs are Google's, Data Access logs the customer's",
+            ),
         ],
         (Provider::Gcp, ServiceModel::Saas) => &[
-            (Physical, P, "GCP-SRM: hardware and data centers are Google's"),
+            (
+                Physical,
+                P,
+                "GCP-SRM: hardware and data centers are Google's",
+            ),
             (Infrastructure, P, "GCP-SRM: infrastructure is Google's"),
             (HostOs, P, "GCP-SRM: in SaaS Google runs the stack"),
             (Platform, P, "GCP-SRM: in SaaS Google runs the stack"),
             (Network, P, "GCP-SRM: in SaaS Google runs the network"),
-            (Application, P, "GCP-SRM: in SaaS Google runs the application"),
-            (Identity, C, "GCP-SRM: access policy stays with the customer"),
+            (
+                Application,
+                P,
+                "GCP-SRM: in SaaS Google runs the application",
+            ),
+            (
+                Identity,
+                C,
+                "GCP-SRM: access policy stays with the customer",
+            ),
             (Data, C, "GCP-SRM: content stays with the customer"),
-            (Logging, S, "GCP-SRM: the customer reviews and keeps audit logs"),
+            (
+                Logging,
+                S,
+                "GCP-SRM: the customer reviews and keeps audit logs",
+            ),
         ],
     }
 }
@@ -202,7 +436,10 @@ mod tests {
                 let rows = preset(p, m);
                 let domains: Vec<Domain> = rows.iter().map(|r| r.0).collect();
                 assert_eq!(domains, Domain::ALL, "{p}/{m}");
-                assert!(rows.iter().all(|r| !r.2.is_empty()), "{p}/{m} cites a source per cell");
+                assert!(
+                    rows.iter().all(|r| !r.2.is_empty()),
+                    "{p}/{m} cites a source per cell"
+                );
             }
         }
     }
@@ -230,9 +467,17 @@ mod tests {
             assert!(duty(ServiceModel::Iaas) > duty(ServiceModel::Paas), "{p}");
             assert!(duty(ServiceModel::Paas) >= duty(ServiceModel::Saas), "{p}");
             let iaas = Matrix::resolve(p, ServiceModel::Iaas, &[]);
-            assert_eq!(iaas.owner(HostOs), C, "{p}: guest OS is the customer's in IaaS");
+            assert_eq!(
+                iaas.owner(HostOs),
+                C,
+                "{p}: guest OS is the customer's in IaaS"
+            );
             let saas = Matrix::resolve(p, ServiceModel::Saas, &[]);
-            assert_eq!(saas.owner(Network), P, "{p}: network is the provider's in SaaS");
+            assert_eq!(
+                saas.owner(Network),
+                P,
+                "{p}: network is the provider's in SaaS"
+            );
             assert_eq!(saas.owner(Application), P, "{p}");
         }
     }
@@ -250,11 +495,21 @@ mod tests {
         let mx = Matrix::resolve(
             Provider::Aws,
             ServiceModel::Saas,
-            &[ResponsibilityOverride { domain: Network, owner: C }],
+            &[ResponsibilityOverride {
+                domain: Network,
+                owner: C,
+            }],
         );
         assert_eq!(mx.owner(Network), C);
-        let cell = mx.cells().into_iter().find(|c| c.domain == Network).unwrap();
+        let cell = mx
+            .cells()
+            .into_iter()
+            .find(|c| c.domain == Network)
+            .unwrap();
         assert!(cell.overridden);
-        assert_eq!(cell.controls, vec![ControlId::NetworkExposure, ControlId::NetworkSegmentation]);
+        assert_eq!(
+            cell.controls,
+            vec![ControlId::NetworkExposure, ControlId::NetworkSegmentation]
+        );
     }
 }

@@ -53,6 +53,7 @@ str_enum!(
     Provider { Aws = "aws", Azure = "azure", Gcp = "gcp" }
 );
 
+#[allow(clippy::derivable_impls)] // the variants come from a macro
 impl Default for Provider {
     fn default() -> Self {
         Provider::Aws
@@ -64,6 +65,7 @@ str_enum!(
     ServiceModel { Iaas = "iaas", Paas = "paas", Saas = "saas" }
 );
 
+#[allow(clippy::derivable_impls)] // the variants come from a macro
 impl Default for ServiceModel {
     fn default() -> Self {
         ServiceModel::Iaas

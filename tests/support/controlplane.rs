@@ -76,18 +76,26 @@ impl ControlPlane {
             .output()
             .map_err(|e| format!("run {} build: {e}", script().display()))?;
         if !build.status.success() {
-            return Err(format!("`hack/controlplane build` failed ({})", build.status));
+            return Err(format!(
+                "`hack/controlplane build` failed ({})",
+                build.status
+            ));
         }
         let bin_dir = PathBuf::from(String::from_utf8_lossy(&build.stdout).trim());
 
         let mut up = Command::new(script());
         up.arg("up").arg(&dir).stdin(Stdio::null());
         if owned {
-            up.env("ONUS_CONTROLPLANE_OWNER_PID", std::process::id().to_string());
+            up.env(
+                "ONUS_CONTROLPLANE_OWNER_PID",
+                std::process::id().to_string(),
+            );
         } else {
             up.env_remove("ONUS_CONTROLPLANE_OWNER_PID");
         }
-        let out = up.output().map_err(|e| format!("run {} up: {e}", script().display()))?;
+        let out = up
+            .output()
+            .map_err(|e| format!("run {} up: {e}", script().display()))?;
         if !out.status.success() {
             return Err(format!(
                 "`hack/controlplane up {}` failed ({}):\n{}\n--- etcd.log (tail)\n{}\n--- kube-apiserver.log (tail)\n{}",
@@ -103,7 +111,11 @@ impl ControlPlane {
         if !kubeconfig.is_file() {
             return Err(format!("`up` did not write {}", kubeconfig.display()));
         }
-        Ok(ControlPlane { dir, bin_dir, kubeconfig })
+        Ok(ControlPlane {
+            dir,
+            bin_dir,
+            kubeconfig,
+        })
     }
 
     /// Path of the admin kubeconfig (client certificate in `system:masters`).
@@ -132,7 +144,11 @@ impl ControlPlane {
     /// and helm's cache/config/data kept inside the instance directory.
     pub fn command(&self, program: &str) -> Command {
         let local = self.bin_dir.join(program);
-        let mut cmd = Command::new(if local.is_file() { local } else { PathBuf::from(program) });
+        let mut cmd = Command::new(if local.is_file() {
+            local
+        } else {
+            PathBuf::from(program)
+        });
         let path = std::env::var_os("PATH").unwrap_or_default();
         let mut paths = vec![self.bin_dir.clone()];
         paths.extend(std::env::split_paths(&path));
@@ -165,11 +181,15 @@ impl ControlPlane {
     pub fn run<S: AsRef<str>>(&self, program: &str, args: &[S], stdin: Option<&str>) -> Output {
         let args: Vec<String> = args.iter().map(|a| a.as_ref().to_owned()).collect();
         let mut cmd = self.command(program);
-        cmd.args(&args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         if stdin.is_some() {
             cmd.stdin(Stdio::piped());
         }
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
         if let Some(input) = stdin {
             let mut pipe = child.stdin.take().expect("stdin pipe");
             let input = input.to_owned();
@@ -178,7 +198,9 @@ impl ControlPlane {
                 let _ = pipe.write_all(input.as_bytes());
             });
         }
-        let out = child.wait_with_output().unwrap_or_else(|e| panic!("wait for {program}: {e}"));
+        let out = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("wait for {program}: {e}"));
         Output {
             command: format!("{program} {}", args.join(" ")),
             status: out.status,
@@ -192,7 +214,8 @@ impl ControlPlane {
     /// whole etcd goes away with the control plane).
     pub fn create_namespace(&self, prefix: &str) -> String {
         let name = format!("{prefix}-{}", random_suffix());
-        self.kubectl(&["create", "namespace", &name]).expect_success();
+        self.kubectl(&["create", "namespace", &name])
+            .expect_success();
         name
     }
 
@@ -235,7 +258,12 @@ pub fn random_suffix() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     h.write_u32(std::process::id());
     format!("{:08x}", h.finish() as u32)
 }
@@ -295,7 +323,9 @@ fn tail(path: &Path, lines: usize) -> String {
 /// Removes `parent/<name>-<pid>` directories of test binaries that are gone and whose
 /// processes were stopped (no pid files left), keeping the parent tidy across runs.
 fn remove_stale_dirs(parent: &Path) {
-    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let Some(pid) = path
