@@ -1,8 +1,13 @@
 # The README's test command is `make test`; .ci/run calls it.
-.PHONY: test lint crds bench build
+.PHONY: test lint crds bench build controlplane
 
-test: lint
+# The control plane (etcd, kube-apiserver, kubectl, helm) is built from Go modules on first use
+# and cached under ~/.cache/onus/controlplane; later runs reuse it.
+test: lint controlplane
 	cargo test --all-targets
+
+controlplane:
+	hack/controlplane build
 
 lint:
 	cargo fmt --all -- --check

@@ -115,7 +115,7 @@ fn bench_check(c: &mut Criterion) {
             .collect::<String>()
     );
     text += &world_objects();
-    let mut n = 251; // baseline + buckets + service accounts + roles
+    let mut n = 201; // baseline + 100 buckets + 50 service accounts + 50 roles
     while n < 10_000 {
         text += "---\n";
         text += &deployment(n);

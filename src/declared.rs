@@ -61,38 +61,72 @@ const S3_PUBLIC_GROUPS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Declared kinds: (group, kind, plural), for watches and webhook rules.
+pub const DECLARED_KINDS: &[(&str, &str, &str)] = &[
+    ("s3.services.k8s.aws", "Bucket", "buckets"),
+    ("iam.services.k8s.aws", "Role", "roles"),
+    ("iam.services.k8s.aws", "Policy", "policies"),
+    ("ec2.services.k8s.aws", "SecurityGroup", "securitygroups"),
+    ("s3.aws.upbound.io", "Bucket", "buckets"),
+    ("s3.aws.upbound.io", "BucketACL", "bucketacls"),
+    ("s3.aws.upbound.io", "BucketPolicy", "bucketpolicies"),
+    (
+        "s3.aws.upbound.io",
+        "BucketPublicAccessBlock",
+        "bucketpublicaccessblocks",
+    ),
+    (
+        "s3.aws.upbound.io",
+        "BucketServerSideEncryptionConfiguration",
+        "bucketserversideencryptionconfigurations",
+    ),
+    ("s3.aws.upbound.io", "BucketLogging", "bucketloggings"),
+    ("iam.aws.upbound.io", "Role", "roles"),
+    ("iam.aws.upbound.io", "Policy", "policies"),
+    ("iam.aws.upbound.io", "RolePolicy", "rolepolicies"),
+    (
+        "iam.aws.upbound.io",
+        "RolePolicyAttachment",
+        "rolepolicyattachments",
+    ),
+    (
+        "ec2.aws.upbound.io",
+        "SecurityGroupIngressRule",
+        "securitygroupingressrules",
+    ),
+    (
+        "ec2.aws.upbound.io",
+        "SecurityGroupRule",
+        "securitygrouprules",
+    ),
+    ("storage.azure.com", "StorageAccount", "storageaccounts"),
+    (
+        "storage.azure.com",
+        "StorageAccountsBlobServicesContainer",
+        "storageaccountsblobservicescontainers",
+    ),
+    (
+        "network.azure.com",
+        "NetworkSecurityGroupsSecurityRule",
+        "networksecuritygroupssecurityrules",
+    ),
+    (
+        "storage.cnrm.cloud.google.com",
+        "StorageBucket",
+        "storagebuckets",
+    ),
+    (
+        "iam.cnrm.cloud.google.com",
+        "IAMPolicyMember",
+        "iampolicymembers",
+    ),
+];
+
 /// Is this a kind onus reads cloud facts from?
 pub fn is_declared_kind(group: &str, kind: &str) -> bool {
-    matches!(
-        (group, kind),
-        ("s3.services.k8s.aws", "Bucket")
-            | ("iam.services.k8s.aws", "Role" | "Policy")
-            | ("ec2.services.k8s.aws", "SecurityGroup")
-            | (
-                "s3.aws.upbound.io",
-                "Bucket"
-                    | "BucketACL"
-                    | "BucketPolicy"
-                    | "BucketPublicAccessBlock"
-                    | "BucketServerSideEncryptionConfiguration"
-                    | "BucketLogging"
-            )
-            | (
-                "iam.aws.upbound.io",
-                "Role" | "Policy" | "RolePolicy" | "RolePolicyAttachment"
-            )
-            | (
-                "ec2.aws.upbound.io",
-                "SecurityGroupIngressRule" | "SecurityGroupRule"
-            )
-            | (
-                "storage.azure.com",
-                "StorageAccount" | "StorageAccountsBlobServicesContainer"
-            )
-            | ("network.azure.com", "NetworkSecurityGroupsSecurityRule")
-            | ("storage.cnrm.cloud.google.com", "StorageBucket")
-            | ("iam.cnrm.cloud.google.com", "IAMPolicyMember")
-    )
+    DECLARED_KINDS
+        .iter()
+        .any(|(g, k, _)| *g == group && *k == kind)
 }
 
 /// The facts an object declares, if it is a declared cloud resource kind.

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use onus::check::{self, CheckOptions, Format};
 use onus::model::{Matrix, Provider, ServiceModel};
+use onus::webhook::certs::{CertSource, SelfManagedConfig};
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +49,91 @@ enum Command {
     },
     /// Print every CRD onus owns, as YAML.
     Crd,
+    /// Run the watches, the admission webhook and the metrics endpoint.
+    Run(RunArgs),
+    /// Print the ValidatingWebhookConfiguration that routes reviews to onus.
+    WebhookConfig {
+        /// Reach onus at this URL (https://HOST:PORT/validate), e.g. outside the cluster.
+        #[arg(long, conflicts_with = "service")]
+        url: Option<String>,
+        /// Reach onus through this Service, as NAMESPACE/NAME.
+        #[arg(long)]
+        service: Option<String>,
+        /// PEM file whose content goes into caBundle (base64-encoded).
+        #[arg(long)]
+        ca_bundle_file: Option<PathBuf>,
+        #[arg(long, default_value = "onus")]
+        name: String,
+        /// Fail refuses requests while onus is unreachable; Ignore admits them unjudged.
+        #[arg(long, default_value = "Fail", value_parser = ["Fail", "Ignore"])]
+        failure_policy: String,
+        #[arg(long, default_value_t = 5)]
+        timeout_seconds: u8,
+        /// Namespaces never sent to onus (repeatable); kube-system is always excluded.
+        #[arg(long = "exclude-namespace")]
+        exclude_namespaces: Vec<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    webhook_addr: std::net::SocketAddr,
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: std::net::SocketAddr,
+    /// Serving certificate (PEM), reloaded when it changes; with --tls-key-file.
+    #[arg(long, requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
+    /// Namespace onus runs in (self-managed certificates live there).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "onus-system")]
+    namespace: String,
+    /// Secret that holds self-managed certificates.
+    #[arg(long, default_value = "onus-webhook-tls")]
+    cert_secret: String,
+    /// ValidatingWebhookConfiguration whose caBundle onus keeps current.
+    #[arg(long, default_value = "onus")]
+    webhook_config: String,
+    /// Service name: the serving certificate covers SERVICE.NAMESPACE.svc.
+    #[arg(long, default_value = "onus")]
+    service: String,
+    /// Extra names or IP addresses for the serving certificate (repeatable).
+    #[arg(long = "cert-host")]
+    cert_hosts: Vec<String>,
+    /// Lifetime of self-managed serving certificates, e.g. 90d, 12h, 30s.
+    #[arg(long, default_value = "90d", value_parser = parse_duration)]
+    cert_validity: std::time::Duration,
+    /// Rotate self-managed certificates when less than this remains.
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    cert_rotate_before: std::time::Duration,
+    /// How often self-managed certificates are checked.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    cert_check_interval: std::time::Duration,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `90d`, `12h`, `30m`, `45s`.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number followed by s, m, h or d"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -116,6 +202,90 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", onus::api::crds_yaml().context("rendering CRDs")?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run(args) => {
+            init_tracing(args.log_format);
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let certs = match (args.tls_cert_file, args.tls_key_file) {
+                (Some(cert), Some(key)) => CertSource::Files { cert, key },
+                _ => {
+                    let mut dns_names = vec![
+                        format!("{}.{}.svc", args.service, args.namespace),
+                        format!("{}.{}.svc.cluster.local", args.service, args.namespace),
+                    ];
+                    let mut ip_addresses = Vec::new();
+                    for h in args.cert_hosts {
+                        match h.parse::<std::net::IpAddr>() {
+                            Ok(ip) => ip_addresses.push(ip),
+                            Err(_) => dns_names.push(h),
+                        }
+                    }
+                    CertSource::SelfManaged(SelfManagedConfig {
+                        namespace: args.namespace,
+                        secret_name: args.cert_secret,
+                        webhook_config_name: Some(args.webhook_config),
+                        dns_names,
+                        ip_addresses,
+                        cert_validity: args.cert_validity,
+                        rotate_before: args.cert_rotate_before,
+                        check_interval: args.cert_check_interval,
+                        ..SelfManagedConfig::default()
+                    })
+                }
+            };
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(onus::run::run(onus::run::RunOptions {
+                webhook_addr: args.webhook_addr,
+                metrics_addr: args.metrics_addr,
+                certs,
+                rediscover_every: std::time::Duration::from_secs(30),
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::WebhookConfig {
+            url,
+            service,
+            ca_bundle_file,
+            name,
+            failure_policy,
+            timeout_seconds,
+            exclude_namespaces,
+        } => {
+            let service = match service {
+                Some(s) => Some(
+                    s.split_once('/')
+                        .map(|(ns, n)| (ns.to_string(), n.to_string()))
+                        .context("--service must be NAMESPACE/NAME")?,
+                ),
+                None => None,
+            };
+            anyhow::ensure!(
+                url.is_some() || service.is_some(),
+                "give --url or --service"
+            );
+            let ca_bundle = match ca_bundle_file {
+                Some(p) => {
+                    let pem =
+                        std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+                    Some(base64_encode(&pem))
+                }
+                None => None,
+            };
+            let mut excluded = vec!["kube-system".to_string()];
+            excluded.extend(exclude_namespaces);
+            let vwc = onus::webhook::validating_webhook_configuration(
+                &onus::webhook::WebhookConfigOptions {
+                    name,
+                    url,
+                    service,
+                    ca_bundle,
+                    failure_policy,
+                    timeout_seconds,
+                    excluded_namespaces: excluded,
+                },
+            );
+            print!("{}", serde_yaml_ng::to_string(&vwc)?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -164,4 +334,37 @@ fn render_matrix(m: &Matrix, format: MatrixFormat) -> anyhow::Result<String> {
             s
         }
     })
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

@@ -118,27 +118,21 @@ pub fn parse_stream(
         current.push('\n');
     }
     chunks.push((start, current));
-    let mut index = 0;
-    for (line, chunk) in chunks {
-        // Only comments or blank lines: not a document.
-        if chunk
-            .lines()
+    // Only comments or blank lines: not a document.
+    chunks.retain(|(_, c)| {
+        !c.lines()
             .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-        {
-            continue;
-        }
-        index += 1;
+    });
+    let json = file.ends_with(".json");
+    let parsed = parse_parallel(&chunks, json);
+    for (i, ((line, chunk), value)) in chunks.iter().zip(parsed).enumerate() {
+        let index = i + 1;
         // Point at the first line with content, past leading comments.
         let line = line
             + chunk
                 .lines()
                 .take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
                 .count();
-        let value: Result<Value, String> = if file.ends_with(".json") {
-            serde_json::from_str(&chunk).map_err(|e| e.to_string())
-        } else {
-            serde_yaml_ng::from_str::<Value>(&chunk).map_err(|e| e.to_string())
-        };
         match value {
             Ok(Value::Null) => {}
             Ok(v) => flatten(file, index, line, v, docs, errors),
@@ -150,6 +144,44 @@ pub fn parse_stream(
             }),
         }
     }
+}
+
+/// YAML parsing dominates `onus check` on large inputs; documents are independent, so parse
+/// them on every core.
+fn parse_parallel(chunks: &[(usize, String)], json: bool) -> Vec<Result<Value, String>> {
+    let parse = |c: &str| -> Result<Value, String> {
+        if json {
+            serde_json::from_str(c).map_err(|e| e.to_string())
+        } else {
+            serde_yaml_ng::from_str(c).map_err(|e| e.to_string())
+        }
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if threads == 1 || chunks.len() < 64 {
+        return chunks.iter().map(|(_, c)| parse(c)).collect();
+    }
+    let per = chunks.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .chunks(per)
+            .map(|part| {
+                (
+                    part.len(),
+                    scope.spawn(move || part.iter().map(|(_, c)| parse(c)).collect::<Vec<_>>()),
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(n, h)| {
+                h.join().unwrap_or_else(|_| {
+                    vec![Err("the YAML parser failed on this document".to_string()); n]
+                })
+            })
+            .collect()
+    })
 }
 
 fn flatten(

@@ -32,8 +32,8 @@ pub struct CheckOptions {
 #[derive(Debug, Default)]
 pub struct CheckReport {
     pub verdicts: Vec<Verdict>,
-    /// Where each judged object came from: (object, file, document index, line).
-    pub sources: Vec<(crate::object::ObjectRef, String, usize, usize)>,
+    /// Where each judged object came from: file, document index, line.
+    pub sources: std::collections::HashMap<crate::object::ObjectRef, (String, usize, usize)>,
     pub objects: usize,
     pub judged: usize,
     /// Objects of kinds onus does not judge, by kind.
@@ -57,10 +57,7 @@ impl CheckReport {
     }
 
     pub fn source_of(&self, r: &crate::object::ObjectRef) -> Option<(&str, usize, usize)> {
-        self.sources
-            .iter()
-            .find(|s| &s.0 == r)
-            .map(|s| (s.1.as_str(), s.2, s.3))
+        self.sources.get(r).map(|s| (s.0.as_str(), s.1, s.2))
     }
 }
 
@@ -169,7 +166,7 @@ pub fn run(opts: &CheckOptions) -> CheckReport {
         report.judged += 1;
         report
             .sources
-            .push((obj.id.clone(), doc.file.clone(), doc.index, doc.line));
+            .insert(obj.id.clone(), (doc.file.clone(), doc.index, doc.line));
         report
             .verdicts
             .extend(evaluate(obj, &refs, &inventory, opts.now));

@@ -1,0 +1,202 @@
+//! The index: every object onus watches, and the snapshot the engine reads.
+//!
+//! Pure: the watch plumbing feeds it upserts and deletes; the webhook reads published snapshots.
+//! Rebuilding the snapshot from the objects keeps merged facts (several objects declaring one
+//! bucket) correct when any of them changes or goes away.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use crate::api::{ClusterResponsibilityBaseline, ResponsibilityBaseline};
+use crate::baseline::{BaselineSet, EffectiveBaseline};
+use crate::engine::{Verdict, evaluate};
+use crate::inventory::Inventory;
+use crate::object::{Object, ObjectRef};
+use crate::posture::PostureMap;
+
+/// Objects by identity.
+#[derive(Default, Debug)]
+pub struct Index {
+    objects: BTreeMap<ObjectRef, Object>,
+}
+
+impl Index {
+    pub fn upsert(&mut self, obj: Object) {
+        self.objects.insert(obj.id.clone(), obj);
+    }
+
+    pub fn delete(&mut self, id: &ObjectRef) {
+        self.objects.remove(id);
+    }
+
+    /// Replace every object of one kind (a watch restarted and listed again).
+    pub fn replace_kind(&mut self, api_version: &str, kind: &str, objects: Vec<Object>) {
+        self.objects
+            .retain(|id, _| !(id.api_version == api_version && id.kind == kind));
+        for o in objects {
+            self.upsert(o);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Build the snapshot the engine reads. `live` is the posture cache of cloud audits.
+    pub fn snapshot(&self, live: &PostureMap) -> Snapshot {
+        let mut baselines = BaselineSet::default();
+        let mut problems = Vec::new();
+        let mut counts = BaselineCounts::default();
+        for o in self.objects.values().filter(|o| o.group() == "onus.dev") {
+            let added = match o.kind() {
+                "ResponsibilityBaseline" => {
+                    serde_json::from_value::<ResponsibilityBaseline>(o.body.clone())
+                        .map_err(|e| e.to_string())
+                        .and_then(|rb| {
+                            baselines
+                                .add_namespaced(&rb, "default")
+                                .map_err(|e| e.to_string())
+                        })
+                        .map(|()| counts.namespaced += 1)
+                }
+                "ClusterResponsibilityBaseline" => {
+                    serde_json::from_value::<ClusterResponsibilityBaseline>(o.body.clone())
+                        .map_err(|e| e.to_string())
+                        .and_then(|crb| baselines.add_cluster(&crb).map_err(|e| e.to_string()))
+                        .map(|()| counts.cluster += 1)
+                }
+                _ => Ok(()),
+            };
+            if let Err(e) = added {
+                // The API server validates baselines; what still fails here is reported, not fatal.
+                problems.push(format!("{}: {e}", o.id));
+            }
+        }
+        let mut inventory =
+            Inventory::from_objects(self.objects.values().filter(|o| o.group() != "onus.dev"));
+        inventory.live = live.clone();
+        Snapshot {
+            baselines,
+            inventory,
+            problems,
+            counts,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BaselineCounts {
+    pub namespaced: usize,
+    pub cluster: usize,
+}
+
+/// What the engine reads at one point in time.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub baselines: BaselineSet,
+    pub inventory: Inventory,
+    /// Baselines that could not be compiled, with why.
+    pub problems: Vec<String>,
+    pub counts: BaselineCounts,
+}
+
+impl Snapshot {
+    /// Judge one object under the baselines of its namespace (cluster-scoped objects: the cluster
+    /// baselines without a namespace selector).
+    pub fn judge(&self, obj: &Object, now: DateTime<Utc>) -> Vec<Verdict> {
+        let ns = obj.namespace().unwrap_or("");
+        let labels = if ns.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.inventory.namespace_labels(ns)
+        };
+        let applying = self.baselines.for_namespace(ns, &labels);
+        let refs: Vec<&EffectiveBaseline> = applying.iter().map(|b| b.as_ref()).collect();
+        evaluate(obj, &refs, &self.inventory, now)
+    }
+
+    /// Namespaces that have at least one baseline.
+    pub fn guarded(&self, ns: &str) -> bool {
+        !self
+            .baselines
+            .for_namespace(ns, &self.inventory.namespace_labels(ns))
+            .is_empty()
+    }
+}
+
+/// Strip what onus never reads, to keep cached objects small.
+pub fn slim(mut body: serde_json::Value) -> serde_json::Value {
+    if let Some(meta) = body.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        meta.remove("managedFields");
+        if let Some(ann) = meta.get_mut("annotations").and_then(|a| a.as_object_mut()) {
+            ann.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+    }
+    body
+}
+
+/// Object counts per kind, for logs and metrics.
+pub fn kinds(index: &Index) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for id in index.objects.keys() {
+        *out.entry(id.kind.clone()).or_default() += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: serde_json::Value) -> Object {
+        Object::from_value(v, None).unwrap()
+    }
+
+    #[test]
+    fn snapshot_follows_upserts_and_deletes() {
+        let mut idx = Index::default();
+        idx.upsert(obj(json!({"apiVersion":"onus.dev/v1alpha1","kind":"ResponsibilityBaseline","metadata":{"name":"b","namespace":"shop"},"spec":{"provider":"aws","serviceModel":"iaas"}})));
+        let bucket = json!({"apiVersion":"s3.services.k8s.aws/v1alpha1","kind":"Bucket","metadata":{"name":"bucket-1","namespace":"shop"},"spec":{"name":"bucket-1","acl":"public-read"}});
+        idx.upsert(obj(bucket.clone()));
+        let pod = obj(
+            json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"shop","annotations":{"onus.dev/uses":"s3://bucket-1"}},"spec":{"containers":[]}}),
+        );
+        let now = Utc::now();
+        let snap = idx.snapshot(&PostureMap::default());
+        assert!(snap.guarded("shop") && !snap.guarded("other"));
+        let vs = snap.judge(&pod, now);
+        assert!(
+            vs.iter()
+                .any(|v| v.control == crate::model::ControlId::DataPublicAccess
+                    && v.result == crate::engine::Outcome::Fail)
+        );
+        // The bucket goes away: the reference is unknown again.
+        idx.delete(&obj(bucket).id);
+        let vs = idx.snapshot(&PostureMap::default()).judge(&pod, now);
+        assert!(vs.iter().any(|v| v.rule == "unknown-posture"));
+        // A pod in a namespace without baseline gets nothing.
+        let other = obj(
+            json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"other"},"spec":{"containers":[]}}),
+        );
+        assert!(
+            idx.snapshot(&PostureMap::default())
+                .judge(&other, now)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn slim_drops_bulk() {
+        let v = slim(
+            json!({"metadata":{"name":"x","managedFields":[{}],"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{}","keep":"1"}}}),
+        );
+        assert!(v["metadata"].get("managedFields").is_none());
+        assert_eq!(v["metadata"]["annotations"], json!({"keep":"1"}));
+    }
+}

@@ -1,0 +1,156 @@
+//! `onus run`: watches, the admission webhook and the metrics endpoint, in one process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::sync::watch as channel;
+
+use crate::metrics::{CONTENT_TYPE, Metrics, ScopeLabels};
+use crate::posture::PostureMap;
+use crate::watch;
+use crate::webhook::certs::{self, CertSource};
+use crate::webhook::{WebhookState, router};
+
+/// Why `onus run` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("kubernetes client: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("certificates: {0}")]
+    Certs(#[from] certs::CertError),
+    #[error("{what} on {addr}: {source}")]
+    Serve {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0} stopped unexpectedly")]
+    Stopped(&'static str),
+}
+
+pub struct RunOptions {
+    pub webhook_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub certs: CertSource,
+    pub rediscover_every: Duration,
+}
+
+#[derive(Clone)]
+struct Health {
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    metrics: Metrics,
+}
+
+pub async fn run(opts: RunOptions) -> Result<(), RunError> {
+    let client = kube::Client::try_default().await?;
+    let metrics = Metrics::new();
+
+    // The posture cache: filled by cloud audits once the controller runs; empty until then.
+    let (_live_tx, live_rx) = channel::channel(Arc::new(PostureMap::default()));
+    let (watches, watch_loop) = watch::start(client.clone(), live_rx, opts.rediscover_every);
+
+    let expiry_gauge = metrics.certificate_expiry.clone();
+    let (tls, cert_loop) = certs::start(opts.certs, Some(client.clone()), move |t| {
+        expiry_gauge.set(t);
+    })
+    .await?;
+
+    let state = WebhookState {
+        snapshots: watches.snapshots.clone(),
+        metrics: metrics.clone(),
+    };
+    let webhook =
+        axum_server::bind_rustls(opts.webhook_addr, tls).serve(router(state).into_make_service());
+    let health = Health {
+        ready: watches.ready.clone(),
+        metrics: metrics.clone(),
+    };
+    let metrics_app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready_handler))
+        .with_state(health);
+    let metrics_listener = tokio::net::TcpListener::bind(opts.metrics_addr)
+        .await
+        .map_err(|source| RunError::Serve {
+            what: "metrics",
+            addr: opts.metrics_addr,
+            source,
+        })?;
+    tracing::info!(webhook = %opts.webhook_addr, metrics = %opts.metrics_addr, "onus running");
+
+    // Baseline gauges follow the snapshots.
+    let mut snaps = watches.snapshots.clone();
+    let gauges = metrics.clone();
+    let baseline_gauges = async move {
+        while snaps.changed().await.is_ok() {
+            let counts = snaps.borrow().counts;
+            gauges
+                .baselines
+                .get_or_create(&ScopeLabels {
+                    scope: "namespaced".into(),
+                })
+                .set(counts.namespaced as i64);
+            gauges
+                .baselines
+                .get_or_create(&ScopeLabels {
+                    scope: "cluster".into(),
+                })
+                .set(counts.cluster as i64);
+        }
+    };
+
+    let webhook_addr = opts.webhook_addr;
+    let metrics_addr = opts.metrics_addr;
+    tokio::select! {
+        r = webhook => r.map_err(|source| RunError::Serve { what: "webhook", addr: webhook_addr, source }),
+        r = axum::serve(metrics_listener, metrics_app) => r.map_err(|source| RunError::Serve { what: "metrics", addr: metrics_addr, source }),
+        r = cert_loop => r.map_err(RunError::from),
+        () = watch_loop => Err(RunError::Stopped("watches")),
+        () = baseline_gauges => Err(RunError::Stopped("snapshots")),
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    }
+}
+
+async fn metrics_handler(State(h): State<Health>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], h.metrics.render())
+}
+
+async fn ready_handler(State(h): State<Health>) -> impl IntoResponse {
+    if h.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "watches not synced yet\n")
+    }
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+/// Paths for file-based certificates.
+pub fn file_certs(cert: PathBuf, key: PathBuf) -> CertSource {
+    CertSource::Files { cert, key }
+}

@@ -1,0 +1,244 @@
+//! Watches that keep the index fresh: baselines, namespaces, ServiceAccounts, ConfigMaps,
+//! NetworkPolicies, and the declared cloud kinds that the API server actually serves.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{ApiResource, DynamicObject};
+use kube::discovery::Discovery;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client};
+use tokio::sync::{mpsc, watch};
+
+use crate::declared::DECLARED_KINDS;
+use crate::index::{Index, Snapshot, slim};
+use crate::object::{Object, ObjectRef};
+use crate::posture::PostureMap;
+
+/// A change for the index.
+#[derive(Debug)]
+pub enum Change {
+    Upsert(Object),
+    Delete(ObjectRef),
+    /// A watch listed everything of one kind (start or restart).
+    Replace {
+        api_version: String,
+        kind: String,
+        objects: Vec<Object>,
+    },
+}
+
+/// Kinds that are always watched: (group, version, kind, plural).
+const CORE_KINDS: &[(&str, &str, &str, &str)] = &[
+    (
+        "onus.dev",
+        "v1alpha1",
+        "ResponsibilityBaseline",
+        "responsibilitybaselines",
+    ),
+    (
+        "onus.dev",
+        "v1alpha1",
+        "ClusterResponsibilityBaseline",
+        "clusterresponsibilitybaselines",
+    ),
+    ("", "v1", "Namespace", "namespaces"),
+    ("", "v1", "ServiceAccount", "serviceaccounts"),
+    ("", "v1", "ConfigMap", "configmaps"),
+    (
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+    ),
+];
+
+/// Kinds only needed to resolve names of declared resources.
+const CONTEXT_KINDS: &[(&str, &str)] = &[("storage.azure.com", "StorageAccountsBlobService")];
+
+fn api_resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: if group.is_empty() {
+            version.into()
+        } else {
+            format!("{group}/{version}")
+        },
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+fn to_object(ar: &ApiResource, d: DynamicObject) -> Option<Object> {
+    let mut body = serde_json::to_value(&d).ok()?;
+    // List responses may omit apiVersion and kind on items.
+    body["apiVersion"] = ar.api_version.clone().into();
+    body["kind"] = ar.kind.clone().into();
+    Object::from_value(slim(body), None).ok()
+}
+
+/// Watch one kind until the channel closes, retrying with backoff.
+async fn watch_kind(
+    client: Client,
+    ar: ApiResource,
+    tx: mpsc::Sender<Change>,
+    synced: Arc<AtomicBool>,
+) {
+    let api: Api<DynamicObject> = Api::all_with(client, &ar);
+    let mut buffer = Vec::new();
+    let mut stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    while let Some(event) = stream.next().await {
+        let change = match event {
+            Ok(Event::Init) => {
+                buffer.clear();
+                continue;
+            }
+            Ok(Event::InitApply(d)) => {
+                buffer.extend(to_object(&ar, d));
+                continue;
+            }
+            Ok(Event::InitDone) => {
+                synced.store(true, Ordering::Release);
+                Change::Replace {
+                    api_version: ar.api_version.clone(),
+                    kind: ar.kind.clone(),
+                    objects: std::mem::take(&mut buffer),
+                }
+            }
+            Ok(Event::Apply(d)) => match to_object(&ar, d) {
+                Some(o) => Change::Upsert(o),
+                None => continue,
+            },
+            Ok(Event::Delete(d)) => match to_object(&ar, d) {
+                Some(o) => Change::Delete(o.id),
+                None => continue,
+            },
+            Err(e) => {
+                tracing::warn!(kind = %ar.kind, group = %ar.group, error = %e, "watch failed; retrying");
+                continue;
+            }
+        };
+        if tx.send(change).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs every watch and publishes snapshots. `ready` turns true once every initial watch has
+/// listed its objects and a snapshot with them is published.
+pub struct Watches {
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    pub ready: Arc<AtomicBool>,
+}
+
+/// Start the watches. The returned future runs them (and rediscovery) until it is dropped.
+pub fn start(
+    client: Client,
+    live: watch::Receiver<Arc<PostureMap>>,
+    rediscover_every: Duration,
+) -> (Watches, impl std::future::Future<Output = ()> + Send) {
+    let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
+    let ready = Arc::new(AtomicBool::new(false));
+    let watches = Watches {
+        snapshots: snap_rx,
+        ready: ready.clone(),
+    };
+    let run = async move {
+        let (tx, mut rx) = mpsc::channel::<Change>(1024);
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut started: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut core_synced = Vec::new();
+        for (g, v, k, p) in CORE_KINDS {
+            let flag = Arc::new(AtomicBool::new(false));
+            core_synced.push(flag.clone());
+            started.insert((g.to_string(), k.to_string()));
+            tasks.spawn(watch_kind(
+                client.clone(),
+                api_resource(g, v, k, p),
+                tx.clone(),
+                flag,
+            ));
+        }
+        let mut index = Index::default();
+        let mut live = live;
+        let mut dirty = true;
+        let mut discover = tokio::time::interval(rediscover_every);
+        let mut publish = tokio::time::interval(Duration::from_millis(50));
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                Some(change) = rx.recv() => {
+                    match change {
+                        Change::Upsert(o) => index.upsert(o),
+                        Change::Delete(id) => index.delete(&id),
+                        Change::Replace { api_version, kind, objects } => index.replace_kind(&api_version, &kind, objects),
+                    }
+                    dirty = true;
+                }
+                Ok(()) = live.changed() => dirty = true,
+                _ = discover.tick() => {
+                    for ar in discover_declared(&client, &started).await {
+                        tracing::info!(group = %ar.group, kind = %ar.kind, "watching declared cloud kind");
+                        started.insert((ar.group.clone(), ar.kind.clone()));
+                        tasks.spawn(watch_kind(client.clone(), ar, tx.clone(), Arc::new(AtomicBool::new(false))));
+                    }
+                }
+                _ = publish.tick() => {
+                    if dirty {
+                        let postures = live.borrow().clone();
+                        let _ = snap_tx.send(Arc::new(index.snapshot(&postures)));
+                        dirty = false;
+                        if core_synced.iter().all(|f| f.load(Ordering::Acquire)) && !ready.swap(true, Ordering::AcqRel) {
+                            tracing::info!(objects = index.len(), "watches synced; ready");
+                        }
+                    }
+                }
+            }
+        }
+    };
+    (watches, run)
+}
+
+/// Declared (and context) kinds that the server serves and that are not watched yet.
+async fn discover_declared(
+    client: &Client,
+    started: &BTreeSet<(String, String)>,
+) -> Vec<ApiResource> {
+    let mut wanted: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (g, k, _) in DECLARED_KINDS {
+        wanted.entry(g).or_default().push(k);
+    }
+    for (g, k) in CONTEXT_KINDS {
+        wanted.entry(g).or_default().push(k);
+    }
+    let groups: Vec<&str> = wanted.keys().copied().collect();
+    let discovery = match Discovery::new(client.clone()).filter(&groups).run().await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "discovery of declared cloud kinds failed; retrying later");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for (group, kinds) in wanted {
+        let Some(api_group) = discovery.get(group) else {
+            continue;
+        };
+        for kind in kinds {
+            if started.contains(&(group.to_string(), kind.to_string())) {
+                continue;
+            }
+            if let Some((ar, _)) = api_group.recommended_kind(kind) {
+                out.push(ar);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,91 @@
+//! The admission webhook: an axum HTTPS server (rustls) whose handler is a thin adapter over
+//! the engine, and the `ValidatingWebhookConfiguration` that routes reviews to it.
+
+pub mod certs;
+mod config;
+pub mod review;
+
+pub use config::{WebhookConfigOptions, validating_webhook_configuration};
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use tokio::sync::watch;
+
+use crate::index::Snapshot;
+use crate::metrics::{AdmissionLabels, Metrics, ViolationLabels};
+
+/// Largest AdmissionReview accepted. etcd keeps objects under 1.5 MiB; a review carries the
+/// object (and the old one on UPDATE), so anything above this is not a real review.
+pub const MAX_REVIEW_BYTES: usize = 2 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct WebhookState {
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    pub metrics: Metrics,
+}
+
+/// Routes of the webhook server.
+pub fn router(state: WebhookState) -> Router {
+    Router::new()
+        .route("/validate", post(validate))
+        .layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))
+        .with_state(state)
+}
+
+async fn validate(State(state): State<WebhookState>, body: Bytes) -> Response {
+    let started = Instant::now();
+    let snapshot = state.snapshots.borrow().clone();
+    let result = review::review(&body, &snapshot, chrono::Utc::now());
+    let response = match result {
+        Ok(d) => {
+            state
+                .metrics
+                .admission_requests
+                .get_or_create(&AdmissionLabels {
+                    kind: d.kind.clone(),
+                    operation: d.operation.clone(),
+                    decision: d.decision.into(),
+                })
+                .inc();
+            for (control, action) in &d.violations {
+                state
+                    .metrics
+                    .admission_violations
+                    .get_or_create(&ViolationLabels {
+                        control: control.clone(),
+                        action: action.as_str().into(),
+                    })
+                    .inc();
+            }
+            if d.decision == "deny" {
+                tracing::info!(kind = %d.kind, operation = %d.operation, "denied");
+            }
+            axum::Json(d.review).into_response()
+        }
+        Err(e) => {
+            state
+                .metrics
+                .admission_requests
+                .get_or_create(&AdmissionLabels {
+                    kind: String::new(),
+                    operation: String::new(),
+                    decision: "invalid".into(),
+                })
+                .inc();
+            tracing::warn!(error = %e, "malformed admission review");
+            (StatusCode::BAD_REQUEST, format!("onus: {e}\n")).into_response()
+        }
+    };
+    state
+        .metrics
+        .admission_duration
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
