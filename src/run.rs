@@ -22,8 +22,9 @@ use crate::webhook::{WebhookState, router};
 /// Why `onus run` stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    // Not a `source`: kube's messages already carry their causes, and chains would repeat them.
     #[error("kubernetes client: {0}")]
-    Kube(#[from] kube::Error),
+    Kube(kube::Error),
     #[error("certificates: {0}")]
     Certs(#[from] certs::CertError),
     #[error("{what} on {addr}: {source}")]
@@ -34,6 +35,12 @@ pub enum RunError {
     },
     #[error("{0} stopped unexpectedly")]
     Stopped(&'static str),
+}
+
+impl From<kube::Error> for RunError {
+    fn from(e: kube::Error) -> Self {
+        RunError::Kube(e)
+    }
 }
 
 pub struct RunOptions {

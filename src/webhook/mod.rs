@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::State;
+use futures::StreamExt;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -35,12 +36,48 @@ pub struct WebhookState {
 pub fn router(state: WebhookState) -> Router {
     Router::new()
         .route("/validate", post(validate))
-        .layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))
         .with_state(state)
 }
 
-async fn validate(State(state): State<WebhookState>, body: Bytes) -> Response {
+/// Bodies past this are cut off without reading further.
+const DRAIN_LIMIT: usize = 32 * 1024 * 1024;
+
+/// Read the body up to `MAX_REVIEW_BYTES`. A larger one is read to the end and dropped, so the
+/// client gets a clear 413 instead of a reset stream.
+async fn read_body(body: Body) -> Result<Vec<u8>, Response> {
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| (StatusCode::BAD_REQUEST, format!("onus: reading the body: {e}\n")).into_response())?;
+        seen += chunk.len();
+        if seen <= MAX_REVIEW_BYTES {
+            buf.extend_from_slice(&chunk);
+        } else if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if seen > MAX_REVIEW_BYTES {
+        let msg = format!("onus: AdmissionReview of {seen} bytes is larger than the {MAX_REVIEW_BYTES} bytes accepted\n");
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, msg).into_response());
+    }
+    Ok(buf)
+}
+
+async fn validate(State(state): State<WebhookState>, body: Body) -> Response {
     let started = Instant::now();
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(resp) => {
+            state
+                .metrics
+                .admission_requests
+                .get_or_create(&AdmissionLabels { kind: String::new(), operation: String::new(), decision: "invalid".into() })
+                .inc();
+            tracing::warn!("admission review too large");
+            return resp;
+        }
+    };
     let snapshot = state.snapshots.borrow().clone();
     let result = review::review(&body, &snapshot, chrono::Utc::now());
     let response = match result {

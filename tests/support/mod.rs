@@ -9,7 +9,9 @@
 #![allow(dead_code)]
 
 pub mod controlplane;
+pub mod onus;
 
+#[allow(unused_imports)]
 pub use controlplane::{ControlPlane, Output, control_plane, create_namespace, random_suffix};
 
 /// The repository root (where `Cargo.toml` is).

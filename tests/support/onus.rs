@@ -1,0 +1,147 @@
+//! `onus run` as a child process of a test, against the test control plane.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::ControlPlane;
+
+/// A free loopback port (the kernel picks it; a tiny race with other processes is accepted).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `onus run`; killed when dropped, also when the test panics.
+pub struct Onus {
+    child: Child,
+    pub webhook_port: u16,
+    pub metrics_port: u16,
+    pub log: PathBuf,
+}
+
+impl Onus {
+    /// Start `onus run` on free loopback ports with `extra` flags, and wait for `/readyz`.
+    pub fn start(cp: &ControlPlane, extra: &[&str]) -> Onus {
+        let webhook_port = free_port();
+        let metrics_port = free_port();
+        let log = cp.dir().join(format!("onus-{webhook_port}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_onus"))
+            .arg("run")
+            .arg(format!("--webhook-addr=127.0.0.1:{webhook_port}"))
+            .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
+            .args(extra)
+            .env("KUBECONFIG", cp.kubeconfig())
+            .env("RUST_LOG", "info,onus=debug")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("spawn onus run");
+        let mut onus = Onus {
+            child,
+            webhook_port,
+            metrics_port,
+            log,
+        };
+        onus.wait_ready(Duration::from_secs(60));
+        onus
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("onus run exited with {status}:\n{}", self.logs());
+            }
+            if self
+                .http_get("/readyz")
+                .is_some_and(|(code, _)| code == 200)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "onus run not ready after {timeout:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Plain-HTTP GET on the metrics port: (status code, body).
+    pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        let code = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Some((code, body))
+    }
+
+    pub fn metrics(&self) -> String {
+        self.http_get("/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}/validate", self.webhook_port)
+    }
+}
+
+impl Drop for Onus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Deletes a cluster-scoped object when dropped (webhook configurations must not outlive their
+/// server, or they would block the rest of the test binary).
+pub struct Cleanup<'a> {
+    pub cp: &'a ControlPlane,
+    pub args: Vec<String>,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let mut args = vec!["delete".to_string(), "--ignore-not-found".to_string()];
+        args.extend(self.args.clone());
+        let _ = self.cp.kubectl(&args);
+    }
+}
+
+/// Poll `f` until it returns `Some`, or panic with `what` after `timeout`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
