@@ -48,6 +48,8 @@ pub struct EffectiveBaseline {
     pub params: ControlParameters,
     pub exceptions: Vec<Exception>,
     pub aws_account: Option<String>,
+    pub aws_region: Option<String>,
+    pub aws_role_arn: Option<String>,
 }
 
 /// How an exception stands for one object.
@@ -99,6 +101,8 @@ impl EffectiveBaseline {
             params,
             exceptions: spec.exceptions.clone(),
             aws_account: spec.aws.as_ref().and_then(|a| a.account_id.clone()),
+            aws_region: spec.aws.as_ref().and_then(|a| a.region.clone()),
+            aws_role_arn: spec.aws.as_ref().and_then(|a| a.role_arn.clone()),
             name,
         })
     }
@@ -196,6 +200,16 @@ impl BaselineSet {
 
     pub fn is_empty(&self) -> bool {
         self.namespaced.is_empty() && self.cluster.is_empty()
+    }
+
+    /// Every baseline, namespaced ones first.
+    pub fn all(&self) -> Vec<Arc<EffectiveBaseline>> {
+        self.namespaced
+            .values()
+            .flatten()
+            .chain(self.cluster.iter().map(|(_, b)| b))
+            .cloned()
+            .collect()
     }
 
     pub fn len(&self) -> usize {

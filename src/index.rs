@@ -5,6 +5,7 @@
 //! bucket) correct when any of them changes or goes away.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -18,12 +19,12 @@ use crate::posture::PostureMap;
 /// Objects by identity.
 #[derive(Default, Debug)]
 pub struct Index {
-    objects: BTreeMap<ObjectRef, Object>,
+    objects: BTreeMap<ObjectRef, Arc<Object>>,
 }
 
 impl Index {
     pub fn upsert(&mut self, obj: Object) {
-        self.objects.insert(obj.id.clone(), obj);
+        self.objects.insert(obj.id.clone(), Arc::new(obj));
     }
 
     pub fn delete(&mut self, id: &ObjectRef) {
@@ -77,14 +78,43 @@ impl Index {
                 problems.push(format!("{}: {e}", o.id));
             }
         }
-        let mut inventory =
-            Inventory::from_objects(self.objects.values().filter(|o| o.group() != "onus.dev"));
+        let mut inventory = Inventory::from_objects(
+            self.objects
+                .values()
+                .map(|o| o.as_ref())
+                .filter(|o| o.group() != "onus.dev"),
+        );
         inventory.live = live.clone();
+        let mut judged: BTreeMap<String, Vec<Arc<Object>>> = BTreeMap::new();
+        for o in self
+            .objects
+            .values()
+            .filter(|o| crate::check::is_judged_kind(o.group(), o.kind()))
+        {
+            judged
+                .entry(o.namespace().unwrap_or("").to_string())
+                .or_default()
+                .push(o.clone());
+        }
+        let baseline_objects = self
+            .objects
+            .values()
+            .filter(|o| o.group() == "onus.dev")
+            .map(|o| {
+                let name = match o.namespace() {
+                    Some(ns) => format!("{}/{ns}/{}", o.kind(), o.id.name),
+                    None => format!("{}/{}", o.kind(), o.id.name),
+                };
+                (name, o.clone())
+            })
+            .collect();
         Snapshot {
             baselines,
             inventory,
             problems,
             counts,
+            judged,
+            baseline_objects,
         }
     }
 }
@@ -103,6 +133,10 @@ pub struct Snapshot {
     /// Baselines that could not be compiled, with why.
     pub problems: Vec<String>,
     pub counts: BaselineCounts,
+    /// Objects of judged kinds, by namespace ("" for cluster-scoped ones).
+    pub judged: BTreeMap<String, Vec<Arc<Object>>>,
+    /// Baseline objects by `EffectiveBaseline::name`, for their status.
+    pub baseline_objects: BTreeMap<String, Arc<Object>>,
 }
 
 impl Snapshot {

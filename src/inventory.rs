@@ -23,6 +23,8 @@ pub struct Inventory {
     pub declared: PostureMap,
     /// Live postures (from audits); they win over declared facts.
     pub live: PostureMap,
+    /// The account of the credentials audits run with.
+    pub aws_account: Option<String>,
 }
 
 impl Inventory {
@@ -112,6 +114,11 @@ impl Inventory {
         }
     }
 
+    /// Namespaces seen as objects.
+    pub fn namespaces(&self) -> impl Iterator<Item = &str> {
+        self.namespace_labels.keys().map(String::as_str)
+    }
+
     /// Namespace labels as known; `kubernetes.io/metadata.name` is implied by the selector code.
     pub fn namespace_labels(&self, ns: &str) -> BTreeMap<String, String> {
         self.namespace_labels.get(ns).cloned().unwrap_or_default()
@@ -174,5 +181,9 @@ impl World for Inventory {
 
     fn has_default_deny(&self, namespace: &str) -> bool {
         self.default_deny.contains(namespace)
+    }
+
+    fn aws_account(&self) -> Option<&str> {
+        self.aws_account.as_deref()
     }
 }

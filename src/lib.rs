@@ -6,6 +6,8 @@
 pub mod api;
 pub mod baseline;
 pub mod check;
+pub mod cloud;
+pub mod controller;
 pub mod declared;
 pub mod engine;
 pub mod iam;

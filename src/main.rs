@@ -50,7 +50,7 @@ enum Command {
     /// Print every CRD onus owns, as YAML.
     Crd,
     /// Run the watches, the admission webhook and the metrics endpoint.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the ValidatingWebhookConfiguration that routes reviews to onus.
     WebhookConfig {
         /// Reach onus at this URL (https://HOST:PORT/validate), e.g. outside the cluster.
@@ -112,6 +112,24 @@ struct RunArgs {
     cert_check_interval: std::time::Duration,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Serve the webhook only: no reconcile loop, no cloud audits, no leader election.
+    #[arg(long)]
+    webhook_only: bool,
+    /// How often the leader reconciles every namespace with a baseline.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    audit_interval: std::time::Duration,
+    /// How long a cloud audit result is trusted before it is read again.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    posture_ttl: std::time::Duration,
+    /// Cloud audits running at once.
+    #[arg(long, default_value_t = 32)]
+    audit_concurrency: usize,
+    /// Leader lease duration: a new leader takes over this long after the old one stops renewing.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    lease_duration: std::time::Duration,
+    /// Identity in the leader Lease (defaults to the pod name, else host name and pid).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -205,6 +223,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => {
             init_tracing(args.log_format);
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let namespace = args.namespace.clone();
             let certs = match (args.tls_cert_file, args.tls_key_file) {
                 (Some(cert), Some(key)) => CertSource::Files { cert, key },
                 _ => {
@@ -232,12 +251,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     })
                 }
             };
+            let controller = (!args.webhook_only).then(|| onus::run::ControllerOptions {
+                namespace: namespace.clone(),
+                identity: args.identity.clone().unwrap_or_else(|| {
+                    let host =
+                        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+                    format!("{}-{}", host.trim(), std::process::id())
+                }),
+                lease_duration: args.lease_duration,
+                interval: args.audit_interval,
+                posture_ttl: args.posture_ttl,
+                concurrency: args.audit_concurrency,
+            });
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(onus::run::run(onus::run::RunOptions {
                 webhook_addr: args.webhook_addr,
                 metrics_addr: args.metrics_addr,
                 certs,
                 rediscover_every: std::time::Duration::from_secs(30),
+                controller,
             }))?;
             Ok(ExitCode::SUCCESS)
         }

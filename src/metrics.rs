@@ -36,6 +36,42 @@ pub struct ScopeLabels {
     pub scope: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FindingLabels {
+    pub namespace: String,
+    pub control: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloudCallLabels {
+    pub provider: String,
+    pub service: String,
+    pub operation: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloudServiceLabels {
+    pub provider: String,
+    pub service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct CloudResourceLabels {
+    pub provider: String,
+    pub kind: String,
+}
+
+fn latency() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
 /// Every metric onus exports.
 #[derive(Clone)]
 pub struct Metrics {
@@ -45,6 +81,12 @@ pub struct Metrics {
     pub admission_violations: Family<ViolationLabels, Counter>,
     pub baselines: Family<ScopeLabels, Gauge>,
     pub certificate_expiry: Gauge,
+    pub findings: Family<FindingLabels, Gauge>,
+    pub reconciles: Family<ResultLabels, Counter>,
+    pub reconcile_duration: Histogram,
+    pub cloud_requests: Family<CloudCallLabels, Counter>,
+    pub cloud_request_duration: Family<CloudServiceLabels, Histogram>,
+    pub cloud_resources: Family<CloudResourceLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -86,6 +128,44 @@ impl Metrics {
             "When the webhook's serving certificate expires (unix seconds)",
             certificate_expiry.clone(),
         );
+        let findings = Family::<FindingLabels, Gauge>::default();
+        r.register(
+            "onus_findings",
+            "Verdicts of the last audit, by namespace, control and result",
+            findings.clone(),
+        );
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        r.register(
+            "onus_reconcile",
+            "Namespace reconciles, by result (ok, error)",
+            reconciles.clone(),
+        );
+        let reconcile_duration = latency();
+        r.register(
+            "onus_reconcile_duration_seconds",
+            "Time to reconcile one namespace",
+            reconcile_duration.clone(),
+        );
+        let cloud_requests = Family::<CloudCallLabels, Counter>::default();
+        r.register(
+            "onus_cloud_requests",
+            "Cloud API calls, by provider, service, operation and outcome",
+            cloud_requests.clone(),
+        );
+        let cloud_request_duration = Family::<CloudServiceLabels, Histogram>::new_with_constructor(
+            latency as fn() -> Histogram,
+        );
+        r.register(
+            "onus_cloud_request_duration_seconds",
+            "Cloud API call latency",
+            cloud_request_duration.clone(),
+        );
+        let cloud_resources = Family::<CloudResourceLabels, Gauge>::default();
+        r.register(
+            "onus_cloud_resources",
+            "Cloud resources referenced by workloads and audited, by provider and kind",
+            cloud_resources.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
             admission_requests,
@@ -93,6 +173,12 @@ impl Metrics {
             admission_violations,
             baselines,
             certificate_expiry,
+            findings,
+            reconciles,
+            reconcile_duration,
+            cloud_requests,
+            cloud_request_duration,
+            cloud_resources,
         }
     }
 

@@ -13,6 +13,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::sync::watch as channel;
 
+use kube::runtime::events::{Recorder, Reporter};
+
+use crate::controller;
 use crate::metrics::{CONTENT_TYPE, Metrics, ScopeLabels};
 use crate::posture::PostureMap;
 use crate::watch;
@@ -48,6 +51,18 @@ pub struct RunOptions {
     pub metrics_addr: SocketAddr,
     pub certs: CertSource,
     pub rediscover_every: Duration,
+    /// The reconcile loop; `None` runs the webhook alone.
+    pub controller: Option<ControllerOptions>,
+}
+
+pub struct ControllerOptions {
+    /// onus's namespace, where the leader Lease lives.
+    pub namespace: String,
+    pub identity: String,
+    pub lease_duration: Duration,
+    pub interval: Duration,
+    pub posture_ttl: Duration,
+    pub concurrency: usize,
 }
 
 #[derive(Clone)]
@@ -60,9 +75,51 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let client = kube::Client::try_default().await?;
     let metrics = Metrics::new();
 
-    // The posture cache: filled by cloud audits once the controller runs; empty until then.
-    let (_live_tx, live_rx) = channel::channel(Arc::new(PostureMap::default()));
+    // The posture cache: filled by the reconcile loop's cloud audits, read by every snapshot.
+    let (live_tx, live_rx) = channel::channel(Arc::new(PostureMap::default()));
     let (watches, watch_loop) = watch::start(client.clone(), live_rx, opts.rediscover_every);
+
+    let controller = async {
+        let Some(c) = opts.controller else {
+            drop(live_tx);
+            return std::future::pending::<()>().await;
+        };
+        let (lead_tx, lead_rx) = channel::channel(false);
+        let election = controller::campaign(
+            client.clone(),
+            controller::LeaderConfig {
+                namespace: c.namespace.clone(),
+                name: "onus-controller".into(),
+                identity: c.identity.clone(),
+                lease_duration: c.lease_duration,
+                renew_every: c.lease_duration / 3,
+            },
+            lead_tx,
+        );
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "onus".into(),
+                instance: Some(c.identity.clone()),
+            },
+        );
+        let ctx = Arc::new(controller::Context::new(
+            client.clone(),
+            metrics.clone(),
+            watches.snapshots.clone(),
+            live_tx,
+            recorder,
+            controller::AuditSettings {
+                posture_ttl: c.posture_ttl,
+                concurrency: c.concurrency,
+            },
+        ));
+        // Reconcile only once the watches have listed everything.
+        while !watches.ready.load(Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::join!(election, controller::run(ctx, lead_rx, c.interval));
+    };
 
     let expiry_gauge = metrics.certificate_expiry.clone();
     let (tls, cert_loop) = certs::start(opts.certs, Some(client.clone()), move |t| {
@@ -123,6 +180,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         r = cert_loop => r.map_err(RunError::from),
         () = watch_loop => Err(RunError::Stopped("watches")),
         () = baseline_gauges => Err(RunError::Stopped("snapshots")),
+        () = controller => Err(RunError::Stopped("controller")),
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
             Ok(())

@@ -29,6 +29,8 @@ pub enum Change {
         api_version: String,
         kind: String,
         objects: Vec<Object>,
+        /// Set once the index holds these objects.
+        synced: Arc<AtomicBool>,
     },
 }
 
@@ -55,6 +57,18 @@ const CORE_KINDS: &[(&str, &str, &str, &str)] = &[
         "NetworkPolicy",
         "networkpolicies",
     ),
+    // Judged kinds, for the reconcile loop.
+    ("", "v1", "Pod", "pods"),
+    ("", "v1", "Service", "services"),
+    ("", "v1", "ReplicationController", "replicationcontrollers"),
+    ("apps", "v1", "Deployment", "deployments"),
+    ("apps", "v1", "StatefulSet", "statefulsets"),
+    ("apps", "v1", "DaemonSet", "daemonsets"),
+    ("apps", "v1", "ReplicaSet", "replicasets"),
+    ("batch", "v1", "Job", "jobs"),
+    ("batch", "v1", "CronJob", "cronjobs"),
+    ("networking.k8s.io", "v1", "Ingress", "ingresses"),
+    ("storage.k8s.io", "v1", "StorageClass", "storageclasses"),
 ];
 
 /// Kinds only needed to resolve names of declared resources.
@@ -75,6 +89,16 @@ fn api_resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiReso
 }
 
 fn to_object(ar: &ApiResource, d: DynamicObject) -> Option<Object> {
+    // Pods, ReplicaSets and Jobs made by a controller are judged through their owner.
+    let owned = d
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true));
+    if owned && matches!(ar.kind.as_str(), "Pod" | "ReplicaSet" | "Job") {
+        return None;
+    }
     let mut body = serde_json::to_value(&d).ok()?;
     // List responses may omit apiVersion and kind on items.
     body["apiVersion"] = ar.api_version.clone().into();
@@ -104,14 +128,13 @@ async fn watch_kind(
                 buffer.extend(to_object(&ar, d));
                 continue;
             }
-            Ok(Event::InitDone) => {
-                synced.store(true, Ordering::Release);
-                Change::Replace {
-                    api_version: ar.api_version.clone(),
-                    kind: ar.kind.clone(),
-                    objects: std::mem::take(&mut buffer),
-                }
-            }
+            // The index marks the kind synced once it holds these objects.
+            Ok(Event::InitDone) => Change::Replace {
+                api_version: ar.api_version.clone(),
+                kind: ar.kind.clone(),
+                objects: std::mem::take(&mut buffer),
+                synced: synced.clone(),
+            },
             Ok(Event::Apply(d)) => match to_object(&ar, d) {
                 Some(o) => Change::Upsert(o),
                 None => continue,
@@ -178,7 +201,10 @@ pub fn start(
                     match change {
                         Change::Upsert(o) => index.upsert(o),
                         Change::Delete(id) => index.delete(&id),
-                        Change::Replace { api_version, kind, objects } => index.replace_kind(&api_version, &kind, objects),
+                        Change::Replace { api_version, kind, objects, synced } => {
+                            index.replace_kind(&api_version, &kind, objects);
+                            synced.store(true, Ordering::Release);
+                        }
                     }
                     dirty = true;
                 }

@@ -597,7 +597,7 @@ async fn load(
             let mut i = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 i += 1;
-                let deny = i % 10 == 0;
+                let deny = i.is_multiple_of(10);
                 let name = if deny {
                     "deny-me".to_owned()
                 } else {

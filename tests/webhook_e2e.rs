@@ -14,13 +14,24 @@ use support::{ControlPlane, control_plane};
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn install_crds(cp: &ControlPlane) {
-    cp.kubectl_stdin(&["apply", "-f", "-"], &onus::api::crds_yaml().unwrap()).expect_success();
-    cp.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", "crd/responsibilitybaselines.onus.dev"]).expect_success();
+    cp.kubectl_stdin(&["apply", "-f", "-"], &onus::api::crds_yaml().unwrap())
+        .expect_success();
+    cp.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/responsibilitybaselines.onus.dev",
+    ])
+    .expect_success();
 }
 
 /// Start onus with self-managed certificates for 127.0.0.1, register the webhook by URL, and
 /// wait until the API server has a caBundle for it.
-fn start_onus<'a>(cp: &'a ControlPlane, failure_policy: &str, extra: &[&str]) -> (Onus, Cleanup<'a>) {
+fn start_onus<'a>(
+    cp: &'a ControlPlane,
+    failure_policy: &str,
+    extra: &[&str],
+) -> (Onus, Cleanup<'a>) {
     let onus_ns = cp.create_namespace("onus");
     let vwc_name = format!("onus-{onus_ns}");
     let mut args = vec![
@@ -33,16 +44,47 @@ fn start_onus<'a>(cp: &'a ControlPlane, failure_policy: &str, extra: &[&str]) ->
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let onus = Onus::start(cp, &args);
     let vwc = std::process::Command::new(env!("CARGO_BIN_EXE_onus"))
-        .args(["webhook-config", "--url", &onus.url(), "--name", &vwc_name, "--failure-policy", failure_policy, "--exclude-namespace", &onus_ns])
+        .args([
+            "webhook-config",
+            "--url",
+            &onus.url(),
+            "--name",
+            &vwc_name,
+            "--failure-policy",
+            failure_policy,
+            "--exclude-namespace",
+            &onus_ns,
+        ])
         .output()
         .unwrap();
-    assert!(vwc.status.success(), "{}", String::from_utf8_lossy(&vwc.stderr));
-    let cleanup = Cleanup { cp, args: vec!["validatingwebhookconfiguration".into(), vwc_name.clone()] };
-    cp.kubectl_stdin(&["apply", "-f", "-"], &String::from_utf8(vwc.stdout).unwrap()).expect_success();
-    eventually(Duration::from_secs(30), "caBundle in the webhook configuration", || {
-        let out = cp.kubectl(&["get", "validatingwebhookconfiguration", &vwc_name, "-o", "jsonpath={.webhooks[0].clientConfig.caBundle}"]);
-        (out.success() && out.stdout.len() > 100).then_some(())
-    });
+    assert!(
+        vwc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&vwc.stderr)
+    );
+    let cleanup = Cleanup {
+        cp,
+        args: vec!["validatingwebhookconfiguration".into(), vwc_name.clone()],
+    };
+    cp.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &String::from_utf8(vwc.stdout).unwrap(),
+    )
+    .expect_success();
+    eventually(
+        Duration::from_secs(30),
+        "caBundle in the webhook configuration",
+        || {
+            let out = cp.kubectl(&[
+                "get",
+                "validatingwebhookconfiguration",
+                &vwc_name,
+                "-o",
+                "jsonpath={.webhooks[0].clientConfig.caBundle}",
+            ]);
+            (out.success() && out.stdout.len() > 100).then_some(())
+        },
+    );
     (onus, cleanup)
 }
 
@@ -50,7 +92,8 @@ fn baseline(cp: &ControlPlane, ns: &str, action: &str, extra: &str) {
     let rb = format!(
         "apiVersion: onus.dev/v1alpha1\nkind: ResponsibilityBaseline\nmetadata: {{name: aws-iaas, namespace: {ns}}}\nspec:\n  provider: aws\n  serviceModel: iaas\n  action: {action}\n  controls:\n  - {{id: application.image-provenance, parameters: {{requireDigest: false}}}}\n{extra}"
     );
-    cp.kubectl_stdin(&["apply", "-f", "-"], &rb).expect_success();
+    cp.kubectl_stdin(&["apply", "-f", "-"], &rb)
+        .expect_success();
 }
 
 fn deployment(ns: &str, name: &str, env: &str) -> String {
@@ -59,11 +102,18 @@ fn deployment(ns: &str, name: &str, env: &str) -> String {
     )
 }
 
-const KEYS: &str = "[{name: AWS_SECRET_ACCESS_KEY, valueFrom: {secretKeyRef: {name: keys, key: secret}}}]";
+const KEYS: &str =
+    "[{name: AWS_SECRET_ACCESS_KEY, valueFrom: {secretKeyRef: {name: keys, key: secret}}}]";
 
 /// Apply until the webhook has seen the baseline (watch latency): returns the first output that
 /// `done` accepts.
-fn apply_until(cp: &ControlPlane, yaml: &str, extra: &[&str], what: &str, done: impl Fn(&support::Output) -> bool) -> support::Output {
+fn apply_until(
+    cp: &ControlPlane,
+    yaml: &str,
+    extra: &[&str],
+    what: &str,
+    done: impl Fn(&support::Output) -> bool,
+) -> support::Output {
     let mut args = vec!["apply", "-f", "-"];
     args.extend(extra);
     eventually(Duration::from_secs(30), what, || {
@@ -86,53 +136,105 @@ fn deny_warn_and_allow_through_kubectl() {
     baseline(cp, &warn_ns, "Warn", "");
 
     // Static keys in a Deny namespace: refused, with the control id in stderr.
-    let out = apply_until(cp, &deployment(&deny_ns, "keys", KEYS), &[], "a denial", |o| !o.success());
+    let out = apply_until(
+        cp,
+        &deployment(&deny_ns, "keys", KEYS),
+        &[],
+        "a denial",
+        |o| !o.success(),
+    );
     assert!(out.stderr.contains("denied the request"), "{out}");
     assert!(out.stderr.contains("identity.workload-identity"), "{out}");
     assert!(out.stderr.contains("fix:"), "{out}");
     // --dry-run=server gives the same verdict and stores nothing.
-    let dry = cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &deployment(&deny_ns, "keys", KEYS));
-    assert!(dry.expect_failure().contains("identity.workload-identity"), "{dry}");
-    assert!(!cp.kubectl(&["get", "deployment", "keys", "-n", &deny_ns]).success());
+    let dry = cp.kubectl_stdin(
+        &["apply", "--dry-run=server", "-f", "-"],
+        &deployment(&deny_ns, "keys", KEYS),
+    );
+    assert!(
+        dry.expect_failure().contains("identity.workload-identity"),
+        "{dry}"
+    );
+    assert!(
+        !cp.kubectl(&["get", "deployment", "keys", "-n", &deny_ns])
+            .success()
+    );
 
     // The same in a Warn namespace: accepted, kubectl prints the warning.
-    let out = apply_until(cp, &deployment(&warn_ns, "keys", KEYS), &[], "a warning", |o| o.stderr.contains("Warning:"));
+    let out = apply_until(
+        cp,
+        &deployment(&warn_ns, "keys", KEYS),
+        &[],
+        "a warning",
+        |o| o.stderr.contains("Warning:"),
+    );
     assert!(out.success(), "{out}");
     assert!(out.stderr.contains("identity.workload-identity"), "{out}");
 
     // A clean Deployment passes in the Deny namespace.
-    cp.kubectl_stdin(&["apply", "-f", "-"], &deployment(&deny_ns, "clean", "[]")).expect_success();
-    let dry = cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &deployment(&deny_ns, "clean2", "[]"));
+    cp.kubectl_stdin(&["apply", "-f", "-"], &deployment(&deny_ns, "clean", "[]"))
+        .expect_success();
+    let dry = cp.kubectl_stdin(
+        &["apply", "--dry-run=server", "-f", "-"],
+        &deployment(&deny_ns, "clean2", "[]"),
+    );
     dry.expect_success();
 
     // No baseline, and kube-system: untouched.
-    cp.kubectl_stdin(&["apply", "-f", "-"], &deployment(&open_ns, "keys", KEYS)).expect_success();
-    let ks = cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &deployment("kube-system", "keys", KEYS));
+    cp.kubectl_stdin(&["apply", "-f", "-"], &deployment(&open_ns, "keys", KEYS))
+        .expect_success();
+    let ks = cp.kubectl_stdin(
+        &["apply", "--dry-run=server", "-f", "-"],
+        &deployment("kube-system", "keys", KEYS),
+    );
     ks.expect_success();
     assert!(!ks.stderr.contains("Warning"), "{ks}");
 
     // A LoadBalancer open on port 22.
-    let svc = format!("apiVersion: v1\nkind: Service\nmetadata: {{name: ssh, namespace: {deny_ns}}}\nspec:\n  type: LoadBalancer\n  selector: {{app: x}}\n  ports: [{{port: 22}}]\n");
+    let svc = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: ssh, namespace: {deny_ns}}}\nspec:\n  type: LoadBalancer\n  selector: {{app: x}}\n  ports: [{{port: 22}}]\n"
+    );
     let out = cp.kubectl_stdin(&["apply", "-f", "-"], &svc);
     assert!(out.expect_failure().contains("network.exposure"), "{out}");
     assert!(out.stderr.contains("port 22"), "{out}");
 
     // An ACK Bucket with a public ACL, once the ACK CRD is installed.
-    let crd = support::repo_root().join("../shared/thirdparty-crds/s3.services.k8s.aws_buckets.yaml");
-    cp.kubectl(&["apply", "--server-side", "-f", crd.to_str().unwrap()]).expect_success();
-    cp.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", "crd/buckets.s3.services.k8s.aws"]).expect_success();
-    let bucket = format!("apiVersion: s3.services.k8s.aws/v1alpha1\nkind: Bucket\nmetadata: {{name: assets, namespace: {deny_ns}}}\nspec:\n  name: acme-assets\n  acl: public-read\n");
-    let out = apply_until(cp, &bucket, &[], "the bucket denial", |o| !o.success() && o.stderr.contains("denied"));
-    assert!(out.stderr.contains("data.public-access") && out.stderr.contains("s3://acme-assets"), "{out}");
+    let crd =
+        support::repo_root().join("../shared/thirdparty-crds/s3.services.k8s.aws_buckets.yaml");
+    cp.kubectl(&["apply", "--server-side", "-f", crd.to_str().unwrap()])
+        .expect_success();
+    cp.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/buckets.s3.services.k8s.aws",
+    ])
+    .expect_success();
+    let bucket = format!(
+        "apiVersion: s3.services.k8s.aws/v1alpha1\nkind: Bucket\nmetadata: {{name: assets, namespace: {deny_ns}}}\nspec:\n  name: acme-assets\n  acl: public-read\n"
+    );
+    let out = apply_until(cp, &bucket, &[], "the bucket denial", |o| {
+        !o.success() && o.stderr.contains("denied")
+    });
+    assert!(
+        out.stderr.contains("data.public-access") && out.stderr.contains("s3://acme-assets"),
+        "{out}"
+    );
     assert!(out.stderr.contains("put-public-access-block"), "{out}");
 
     // Metrics counted what happened.
     let m = onus.metrics();
     assert!(m.contains("onus_admission_requests_total{kind=\"Deployment\",operation=\"CREATE\",decision=\"deny\"}"), "{m}");
     assert!(m.contains("onus_admission_violations_total{control=\"identity.workload-identity\",action=\"Deny\"}"), "{m}");
-    assert!(m.contains("onus_admission_duration_seconds_bucket{le=\"0.001\"}"), "{m}");
+    assert!(
+        m.contains("onus_admission_duration_seconds_bucket{le=\"0.001\"}"),
+        "{m}"
+    );
     assert!(m.contains("onus_baselines{scope=\"namespaced\"}"), "{m}");
-    assert!(m.contains("onus_webhook_certificate_expiry_timestamp_seconds"), "{m}");
+    assert!(
+        m.contains("onus_webhook_certificate_expiry_timestamp_seconds"),
+        "{m}"
+    );
     assert_eq!(onus.http_get("/healthz").map(|r| r.0), Some(200));
 }
 
@@ -144,15 +246,29 @@ fn an_expired_exception_no_longer_exempts() {
     let (_onus, _vwc) = start_onus(cp, "Fail", &[]);
     let ns = cp.create_namespace("exceptions");
     let exception = |expires: &str| {
-        format!("  exceptions:\n  - control: identity.workload-identity\n    resources: [{{kind: Deployment, name: legacy-*}}]\n    justification: vendor tool needs keys until Q3\n    expires: \"{expires}\"\n")
+        format!(
+            "  exceptions:\n  - control: identity.workload-identity\n    resources: [{{kind: Deployment, name: legacy-*}}]\n    justification: vendor tool needs keys until Q3\n    expires: \"{expires}\"\n"
+        )
     };
     baseline(cp, &ns, "Deny", &exception("2099-01-01T00:00:00Z"));
     // While the exception holds, the Deployment is admitted.
-    let out = apply_until(cp, &deployment(&ns, "legacy-sync", KEYS), &["--dry-run=server"], "the exception to apply", |o| o.success());
+    let out = apply_until(
+        cp,
+        &deployment(&ns, "legacy-sync", KEYS),
+        &["--dry-run=server"],
+        "the exception to apply",
+        |o| o.success(),
+    );
     assert!(out.success());
     // Expired: refused again, and the message says so.
     baseline(cp, &ns, "Deny", &exception("2020-01-01T00:00:00Z"));
-    let out = apply_until(cp, &deployment(&ns, "legacy-sync", KEYS), &["--dry-run=server"], "the expired exception", |o| !o.success());
+    let out = apply_until(
+        cp,
+        &deployment(&ns, "legacy-sync", KEYS),
+        &["--dry-run=server"],
+        "the expired exception",
+        |o| !o.success(),
+    );
     assert!(out.stderr.contains("exception expired"), "{out}");
 }
 
@@ -162,8 +278,23 @@ fn malformed_bodies_get_a_clear_4xx() {
     let cp = control_plane();
     install_crds(cp);
     let ns = cp.create_namespace("onus-raw");
-    let onus = Onus::start(cp, &[&format!("--namespace={ns}"), "--cert-host=127.0.0.1", "--webhook-config=none"]);
-    let ca = cp.kubectl(&["get", "secret", "onus-webhook-tls", "-n", &ns, "-o", "jsonpath={.data.ca\\.crt}"]);
+    let onus = Onus::start(
+        cp,
+        &[
+            &format!("--namespace={ns}"),
+            "--cert-host=127.0.0.1",
+            "--webhook-config=none",
+        ],
+    );
+    let ca = cp.kubectl(&[
+        "get",
+        "secret",
+        "onus-webhook-tls",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.data.ca\\.crt}",
+    ]);
     let ca_pem = decode_base64(&ca.expect_success().stdout);
     let ca_file = cp.dir().join(format!("ca-{}.pem", onus.webhook_port));
     std::fs::write(&ca_file, ca_pem).unwrap();
@@ -171,8 +302,24 @@ fn malformed_bodies_get_a_clear_4xx() {
         let body_file = cp.dir().join(format!("body-{}.bin", onus.webhook_port));
         std::fs::write(&body_file, body).unwrap();
         let out = std::process::Command::new("curl")
-            .args(["-sS", "--max-time", "10", "--cacert", ca_file.to_str().unwrap(), "-H", "Content-Type: application/json"])
-            .args(["-o", "-", "-w", "\n%{http_code}", "--data-binary", &format!("@{}", body_file.display()), &onus.url()])
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "--cacert",
+                ca_file.to_str().unwrap(),
+                "-H",
+                "Content-Type: application/json",
+            ])
+            .args([
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code}",
+                "--data-binary",
+                &format!("@{}", body_file.display()),
+                &onus.url(),
+            ])
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -208,7 +355,11 @@ fn certificate_rotation_under_load_fails_no_request() {
     let cp = control_plane();
     install_crds(cp);
     // Certificates that live 20 s and rotate when 14 s remain: a rotation every ~6 s.
-    let (onus, _vwc) = start_onus(cp, "Fail", &["--cert-validity=20s", "--cert-rotate-before=14s"]);
+    let (onus, _vwc) = start_onus(
+        cp,
+        "Fail",
+        &["--cert-validity=20s", "--cert-rotate-before=14s"],
+    );
     let ns = cp.create_namespace("rotation");
     baseline(cp, &ns, "Deny", "");
     let serial_of = || {
@@ -227,9 +378,17 @@ fn certificate_rotation_under_load_fails_no_request() {
     while started.elapsed() < Duration::from_secs(25) {
         // Alternate a clean object (must be admitted) and a bad one (must be denied by onus,
         // not failed by a TLS error).
-        let (yaml, want_ok) = if i % 2 == 0 { (deployment(&ns, "clean", "[]"), true) } else { (deployment(&ns, "keys", KEYS), false) };
+        let (yaml, want_ok) = if i % 2 == 0 {
+            (deployment(&ns, "clean", "[]"), true)
+        } else {
+            (deployment(&ns, "keys", KEYS), false)
+        };
         let out = cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &yaml);
-        let right = if want_ok { out.success() } else { !out.success() && out.stderr.contains("identity.workload-identity") };
+        let right = if want_ok {
+            out.success()
+        } else {
+            !out.success() && out.stderr.contains("identity.workload-identity")
+        };
         if right {
             ok += 1;
         } else {
@@ -243,9 +402,19 @@ fn certificate_rotation_under_load_fails_no_request() {
         }
         i += 1;
     }
-    assert!(failed.is_empty(), "{} of {} requests failed across rotations; first:\n{}\nonus log:\n{}", failed.len(), ok + failed.len(), failed[0], onus.logs());
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed across rotations; first:\n{}\nonus log:\n{}",
+        failed.len(),
+        ok + failed.len(),
+        failed[0],
+        onus.logs()
+    );
     assert!(ok > 50, "only {ok} requests made");
-    assert!(serials.len() >= 3, "expected at least two rotations, saw serials {serials:?}");
+    assert!(
+        serials.len() >= 3,
+        "expected at least two rotations, saw serials {serials:?}"
+    );
 }
 
 fn decode_base64(s: &str) -> Vec<u8> {

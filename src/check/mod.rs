@@ -69,7 +69,8 @@ fn is_context_kind(group: &str, kind: &str) -> bool {
     ) || (group == "storage.azure.com" && kind == "StorageAccountsBlobService")
 }
 
-fn is_judged_kind(group: &str, kind: &str) -> bool {
+/// Kinds the engine gives verdicts on.
+pub fn is_judged_kind(group: &str, kind: &str) -> bool {
     pod_template_path(kind).is_some()
         || matches!(
             (group, kind),

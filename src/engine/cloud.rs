@@ -2,10 +2,11 @@
 
 use crate::declared::Declared;
 use crate::model::ControlId::{self, *};
+use crate::object::Object;
 use crate::posture::{CloudResource, Knowledge, Posture};
 use crate::refs::{self, PodTemplate, Reference};
 
-use super::{Ctx, Outcome, data, identity, logging, network};
+use super::{Ctx, Outcome, World, data, identity, logging, network};
 
 /// Controls that judge a kind of cloud resource; the first one carries "not audited yet".
 fn controls_for(r: &CloudResource) -> &'static [ControlId] {
@@ -30,23 +31,57 @@ fn controls_for(r: &CloudResource) -> &'static [ControlId] {
     }
 }
 
-/// Everything a workload uses: annotations, env, ConfigMaps, and its ServiceAccount's role.
-pub(super) fn workload_references(ctx: &mut Ctx<'_>, pod: &PodTemplate<'_>) -> Vec<Reference> {
+/// Every cloud resource an object uses (what the controller audits): workloads' annotations, env,
+/// ConfigMaps and ServiceAccount role; a ServiceAccount's role; a Service's security groups.
+/// References that do not parse are returned separately.
+pub fn references(obj: &Object, world: &dyn World) -> (Vec<Reference>, Vec<refs::BadReference>) {
     let mut bad = Vec::new();
-    let mut out = refs::workload_references(ctx.obj, pod, ctx.world, &mut bad);
-    let ns = ctx.obj.namespace().unwrap_or("default");
-    let sa = pod.service_account();
-    if let Some(role) = ctx
-        .world
-        .service_account(ns, sa)
-        .and_then(refs::service_account_role)
-        && !out.iter().any(|r| r.resource == role)
-    {
-        out.push(Reference {
-            resource: role,
-            found_at: format!("ServiceAccount {sa} ({})", refs::IRSA_ANNOTATION),
-        });
-    }
+    let out = match PodTemplate::of(obj) {
+        Some(pod) => {
+            let mut out = refs::workload_references(obj, &pod, world, &mut bad);
+            let ns = obj.namespace().unwrap_or("default");
+            let sa = pod.service_account();
+            if let Some(role) = world
+                .service_account(ns, sa)
+                .and_then(refs::service_account_role)
+                && !out.iter().any(|r| r.resource == role)
+            {
+                out.push(Reference {
+                    resource: role,
+                    found_at: format!("ServiceAccount {sa} ({})", refs::IRSA_ANNOTATION),
+                });
+            }
+            out
+        }
+        None if obj.group().is_empty() && obj.kind() == "ServiceAccount" => {
+            refs::service_account_role(obj)
+                .map(|r| Reference {
+                    resource: r,
+                    found_at: format!("annotation {}", refs::IRSA_ANNOTATION),
+                })
+                .into_iter()
+                .collect()
+        }
+        None if obj.group().is_empty() && obj.kind() == "Service" => obj
+            .annotation(refs::AWS_LB_SECURITY_GROUPS)
+            .map(|v| {
+                v.split(',')
+                    .filter_map(refs::parse_reference)
+                    .map(|r| Reference {
+                        resource: r,
+                        found_at: format!("annotation {}", refs::AWS_LB_SECURITY_GROUPS),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    (out, bad)
+}
+
+/// A workload's references; unreadable `onus.dev/uses` entries become `error` verdicts.
+pub(super) fn workload_references(ctx: &mut Ctx<'_>) -> Vec<Reference> {
+    let (out, bad) = references(ctx.obj, ctx.world);
     for b in bad {
         // A reference the user wrote on purpose but onus cannot read is an error, not a silent pass.
         ctx.verdict(

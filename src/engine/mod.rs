@@ -14,6 +14,7 @@ mod verdict;
 
 pub use network::is_default_deny;
 
+pub use cloud::references;
 pub use verdict::{Outcome, Verdict, strictest};
 
 use chrono::{DateTime, Utc};
@@ -32,6 +33,10 @@ pub trait World: PostureLookup + ConfigMaps + NameResolver {
     fn service_account(&self, namespace: &str, name: &str) -> Option<&Object>;
     /// The namespace has a NetworkPolicy that denies all ingress by default.
     fn has_default_deny(&self, namespace: &str) -> bool;
+    /// The AWS account audits run in, when a baseline does not name one.
+    fn aws_account(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Judge one object under every baseline that applies to its namespace; where baselines
@@ -74,6 +79,20 @@ pub fn evaluate_namespace(
         .flat_map(|b| {
             let mut ctx = Ctx::new(&subject, b, world, now);
             network::segmentation(&mut ctx, namespace);
+            // The account's audit trail, once an audit has seen it.
+            let account = b.aws_account.as_deref().or_else(|| world.aws_account());
+            if let (crate::model::Provider::Aws, Some(acct)) = (b.provider, account) {
+                let r = Reference {
+                    resource: CloudResource::AwsAccount(acct.to_string()),
+                    found_at: "the baseline's AWS account".into(),
+                };
+                if matches!(
+                    world.posture(&r.resource),
+                    crate::posture::Knowledge::Known(_)
+                ) {
+                    cloud::judge_references(&mut ctx, &[r]);
+                }
+            }
             ctx.out
         })
         .collect();
@@ -91,7 +110,7 @@ fn evaluate_one(
         identity::static_credentials(&mut ctx, &pod);
         host::isolation(&mut ctx, &pod);
         application::image_provenance(&mut ctx, &pod);
-        let refs = cloud::workload_references(&mut ctx, &pod);
+        let refs = cloud::workload_references(&mut ctx);
         cloud::judge_references(&mut ctx, &refs);
         return ctx.out;
     }

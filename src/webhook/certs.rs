@@ -559,7 +559,7 @@ fn secs(d: Duration) -> i64 {
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| secs(d))
+        .map(secs)
         .unwrap_or(0)
 }
 
@@ -629,8 +629,11 @@ fn assess(s: &Stored) -> Assessment {
         .and_then(|c| c.into_iter().next())
         .filter(|c| c.is_ca)
         .filter(|c| {
+            // The key belongs to the certificate, and rcgen can issue from the pair.
             KeyPair::from_pem(&s.ca_key)
-                .is_ok_and(|k| k.public_key_raw() == c.public_key.as_slice())
+                .ok()
+                .filter(|k| k.public_key_raw() == c.public_key.as_slice())
+                .is_some_and(|k| Issuer::from_ca_cert_pem(&s.ca_crt, k).is_ok())
         });
     let serving = server_config(s.tls_crt.as_bytes(), s.tls_key.as_bytes())
         .ok()
@@ -1471,12 +1474,16 @@ mod tests {
         let mut c = SelfManagedConfig::default();
         c.rotate_before = c.cert_validity;
         assert!(matches!(c.validate(), Err(CertError::Config(_))));
-        let mut c = SelfManagedConfig::default();
-        c.dns_names = vec!["bad name é".into()];
+        let c = SelfManagedConfig {
+            dns_names: vec!["bad name é".into()],
+            ..SelfManagedConfig::default()
+        };
         assert!(c.validate().is_err());
-        let mut c = SelfManagedConfig::default();
-        c.dns_names.clear();
-        c.ip_addresses.clear();
+        let c = SelfManagedConfig {
+            dns_names: vec![],
+            ip_addresses: vec![],
+            ..SelfManagedConfig::default()
+        };
         assert!(c.validate().is_err());
         let c = SelfManagedConfig {
             check_interval: Duration::ZERO,

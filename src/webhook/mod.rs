@@ -13,10 +13,10 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use futures::StreamExt;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use futures::StreamExt;
 use tokio::sync::watch;
 
 use crate::index::Snapshot;
@@ -49,7 +49,13 @@ async fn read_body(body: Body) -> Result<Vec<u8>, Response> {
     let mut buf = Vec::new();
     let mut seen = 0usize;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| (StatusCode::BAD_REQUEST, format!("onus: reading the body: {e}\n")).into_response())?;
+        let chunk = chunk.map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("onus: reading the body: {e}\n"),
+            )
+                .into_response()
+        })?;
         seen += chunk.len();
         if seen <= MAX_REVIEW_BYTES {
             buf.extend_from_slice(&chunk);
@@ -58,7 +64,9 @@ async fn read_body(body: Body) -> Result<Vec<u8>, Response> {
         }
     }
     if seen > MAX_REVIEW_BYTES {
-        let msg = format!("onus: AdmissionReview of {seen} bytes is larger than the {MAX_REVIEW_BYTES} bytes accepted\n");
+        let msg = format!(
+            "onus: AdmissionReview of {seen} bytes is larger than the {MAX_REVIEW_BYTES} bytes accepted\n"
+        );
         return Err((StatusCode::PAYLOAD_TOO_LARGE, msg).into_response());
     }
     Ok(buf)
@@ -72,7 +80,11 @@ async fn validate(State(state): State<WebhookState>, body: Body) -> Response {
             state
                 .metrics
                 .admission_requests
-                .get_or_create(&AdmissionLabels { kind: String::new(), operation: String::new(), decision: "invalid".into() })
+                .get_or_create(&AdmissionLabels {
+                    kind: String::new(),
+                    operation: String::new(),
+                    decision: "invalid".into(),
+                })
                 .inc();
             tracing::warn!("admission review too large");
             return resp;

@@ -28,6 +28,13 @@ pub struct Onus {
 impl Onus {
     /// Start `onus run` on free loopback ports with `extra` flags, and wait for `/readyz`.
     pub fn start(cp: &ControlPlane, extra: &[&str]) -> Onus {
+        Onus::start_with_env(cp, extra, &[])
+    }
+
+    /// Like `start`, with extra environment. AWS calls go to a closed loopback port unless `env`
+    /// points them elsewhere (moto): tests never reach a real cloud endpoint or the instance
+    /// metadata address.
+    pub fn start_with_env(cp: &ControlPlane, extra: &[&str], env: &[(&str, &str)]) -> Onus {
         let webhook_port = free_port();
         let metrics_port = free_port();
         let log = cp.dir().join(format!("onus-{webhook_port}.log"));
@@ -39,6 +46,12 @@ impl Onus {
             .args(extra)
             .env("KUBECONFIG", cp.kubeconfig())
             .env("RUST_LOG", "info,onus=debug")
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)

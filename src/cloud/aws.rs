@@ -1,0 +1,1465 @@
+//! AWS auditor: the live posture of S3 buckets, IAM roles and policies, EC2 security groups and
+//! the account's CloudTrail trails, read through the official AWS SDK for Rust.
+//!
+//! - Credentials, region and endpoint come from the standard chains (`aws-config`): environment,
+//!   profile, web identity (IRSA), container and instance metadata; `AWS_ENDPOINT_URL` (and the
+//!   service-specific `AWS_ENDPOINT_URL_S3`, ...) point the clients elsewhere, e.g. at moto. With
+//!   an endpoint override S3 uses path-style addressing, and S3 Control (account-level Block
+//!   Public Access) keeps the endpoint's host as it is instead of prefixing the account id
+//!   (`123456789012.127.0.0.1` cannot be served by a loopback endpoint): see [`PlainHostS3Control`].
+//! - Cross-account audit: with a role ARN, credentials come from STS AssumeRole.
+//! - Every API call is timed and reported to a [`CallObserver`] with its outcome (`ok`, `error`,
+//!   `throttled`). The SDK retries throttling and transient errors (standard mode, exponential
+//!   backoff with jitter); the observer sees one call per operation, with its final outcome.
+//! - A failed call is never a pass: [`AwsAuditor::audit`] then returns [`Posture::failed`] with
+//!   `"<Operation>: <error>"`. Answers that mean "not configured" (no bucket policy, no default
+//!   encryption, no Block Public Access configuration) are facts, not failures.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_config::retry::RetryConfig;
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::config::SharedCredentialsProvider;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3control::config::endpoint::{EndpointFuture, Params, ResolveEndpoint};
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use futures::future::{BoxFuture, try_join_all};
+
+use crate::iam::{self, IamFinding};
+use crate::network::{aws_port_range, normalise_protocol};
+use crate::posture::{
+    AuditTrail, CloudResource, EncryptionAtRest, IngressRule, Posture, PublicAccess, Source,
+    Transit,
+};
+
+/// Observes every AWS call, for `onus_cloud_requests_total{provider,service,operation,outcome}`
+/// and `onus_cloud_request_duration_seconds{provider,service}`: `(service, operation, outcome,
+/// duration)`, outcome `"ok"`, `"error"` or `"throttled"`. Services are `s3`, `s3control`, `iam`,
+/// `ec2`, `sts` and `cloudtrail`; operations are the API names (`GetBucketAcl`, ...).
+pub type CallObserver =
+    Arc<dyn Fn(&'static str, &'static str, &'static str, Duration) + Send + Sync>;
+
+/// An observer that ignores everything.
+pub fn no_observer() -> CallObserver {
+    Arc::new(|_, _, _, _| {})
+}
+
+/// Outcome labels given to the [`CallObserver`].
+pub const OUTCOME_OK: &str = "ok";
+pub const OUTCOME_ERROR: &str = "error";
+pub const OUTCOME_THROTTLED: &str = "throttled";
+
+/// Retry and timeout settings of the SDK clients.
+#[derive(Clone, Debug)]
+pub struct AwsOptions {
+    /// Attempts per call, first one included (standard retry mode).
+    pub max_attempts: u32,
+    /// First retry delay; later ones grow exponentially (with jitter) up to `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub connect_timeout: Duration,
+    /// Limit of one attempt (request and response).
+    pub attempt_timeout: Duration,
+    /// Limit of one call, retries included.
+    pub operation_timeout: Duration,
+    /// Endpoint for every service, over `AWS_ENDPOINT_URL` (e.g. a local moto).
+    pub endpoint_url: Option<String>,
+}
+
+impl Default for AwsOptions {
+    fn default() -> Self {
+        AwsOptions {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(5),
+            attempt_timeout: Duration::from_secs(20),
+            operation_timeout: Duration::from_secs(60),
+            endpoint_url: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    #[error("no AWS region: set aws.region in the baseline, or AWS_REGION")]
+    NoRegion,
+    #[error("invalid role ARN {0:?}: expected arn:PARTITION:iam::ACCOUNT:role/NAME")]
+    InvalidRoleArn(String),
+    /// A call failed (after the SDK's retries).
+    #[error("{operation}: {message}")]
+    Call {
+        service: &'static str,
+        operation: &'static str,
+        /// The service's error code (`AccessDenied`, `NoSuchBucket`, `Throttling`, ...), when
+        /// the service answered.
+        code: Option<String>,
+        message: String,
+        throttled: bool,
+    },
+    /// The resource does not exist.
+    #[error("{what} does not exist ({source})")]
+    NotFound {
+        what: String,
+        #[source]
+        source: Box<AwsError>,
+    },
+    /// The resource lives in another account than the one the credentials belong to.
+    #[error(
+        "{resource} is in account {resource_account}, but the audit credentials belong to account {credentials_account}: set aws.roleArn to a role in account {resource_account} that onus may assume"
+    )]
+    WrongAccount {
+        resource: String,
+        resource_account: String,
+        credentials_account: String,
+    },
+    /// An answer onus cannot judge (an unparsable policy document, a missing field).
+    #[error("{0}")]
+    Unreadable(String),
+    #[error("{0} is not an AWS resource")]
+    NotAws(String),
+}
+
+impl AwsError {
+    /// The service's error code, when the service answered.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            AwsError::Call { code, .. } => code.as_deref(),
+            AwsError::NotFound { source, .. } => source.code(),
+            _ => None,
+        }
+    }
+
+    pub fn is_throttling(&self) -> bool {
+        matches!(
+            self,
+            AwsError::Call {
+                throttled: true,
+                ..
+            }
+        )
+    }
+}
+
+/// Error codes AWS services use for throttling.
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "RequestThrottled",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+];
+
+/// The observer outcome of a failed call: `throttled` for throttling codes and HTTP 429.
+pub fn classify_failure(code: Option<&str>, status: Option<u16>) -> &'static str {
+    if status == Some(429) || code.is_some_and(|c| THROTTLING_CODES.contains(&c)) {
+        OUTCOME_THROTTLED
+    } else {
+        OUTCOME_ERROR
+    }
+}
+
+// Answers that are facts ("not configured"), not failures.
+const NO_BUCKET_POLICY: &[&str] = &["NoSuchBucketPolicy"];
+const NO_ENCRYPTION: &[&str] = &["ServerSideEncryptionConfigurationNotFoundError"];
+const NO_PUBLIC_ACCESS_BLOCK: &[&str] = &["NoSuchPublicAccessBlockConfiguration"];
+// Answers that mean the resource is gone.
+const S3_NOT_FOUND: &[&str] = &["NoSuchBucket"];
+const IAM_NOT_FOUND: &[&str] = &["NoSuchEntity"];
+const EC2_NOT_FOUND: &[&str] = &["InvalidGroup.NotFound", "InvalidGroupId.Malformed"];
+
+/// Live auditor for one (region, role) pair: SDK clients built once and shared by every audit.
+pub struct AwsAuditor {
+    region: String,
+    role_arn: Option<String>,
+    sdk: SdkConfig,
+    path_style: bool,
+    /// S3 clients per bucket region.
+    s3: Mutex<HashMap<String, aws_sdk_s3::Client>>,
+    s3control: aws_sdk_s3control::Client,
+    iam: aws_sdk_iam::Client,
+    ec2: aws_sdk_ec2::Client,
+    sts: aws_sdk_sts::Client,
+    cloudtrail: aws_sdk_cloudtrail::Client,
+    account: tokio::sync::OnceCell<String>,
+    observe: CallObserver,
+}
+
+impl fmt::Debug for AwsAuditor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsAuditor")
+            .field("region", &self.region)
+            .field("role_arn", &self.role_arn)
+            .field("endpoint_url", &self.sdk.endpoint_url())
+            .field("path_style", &self.path_style)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AwsAuditor {
+    /// Clients from the standard credential chain, the region (`region`, else `AWS_REGION` or
+    /// the profile) and endpoint overrides (`AWS_ENDPOINT_URL`, ...). With `role_arn`, every
+    /// call uses credentials from STS AssumeRole on that role (session name `onus-audit`).
+    pub async fn new(
+        region: Option<String>,
+        role_arn: Option<String>,
+        observe: CallObserver,
+    ) -> Result<AwsAuditor, AwsError> {
+        Self::with_options(region, role_arn, observe, AwsOptions::default()).await
+    }
+
+    /// [`AwsAuditor::new`] with explicit retry and timeout settings.
+    pub async fn with_options(
+        region: Option<String>,
+        role_arn: Option<String>,
+        observe: CallObserver,
+        options: AwsOptions,
+    ) -> Result<AwsAuditor, AwsError> {
+        let retry = RetryConfig::standard()
+            .with_max_attempts(options.max_attempts.max(1))
+            .with_initial_backoff(options.initial_backoff)
+            .with_max_backoff(options.max_backoff);
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(options.connect_timeout)
+            .operation_attempt_timeout(options.attempt_timeout)
+            .operation_timeout(options.operation_timeout)
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(retry)
+            .timeout_config(timeouts);
+        if let Some(r) = region.filter(|r| !r.trim().is_empty()) {
+            loader = loader.region(Region::new(r.trim().to_string()));
+        }
+        if let Some(url) = options.endpoint_url.filter(|u| !u.trim().is_empty()) {
+            loader = loader.endpoint_url(url.trim().to_string());
+        }
+        let mut sdk = loader.load().await;
+        let region = sdk
+            .region()
+            .map(|r| r.as_ref().to_string())
+            .ok_or(AwsError::NoRegion)?;
+        let role_arn = role_arn
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty());
+        if let Some(role) = &role_arn {
+            if !is_role_arn(role) {
+                return Err(AwsError::InvalidRoleArn(role.clone()));
+            }
+            let provider = AssumeRoleProvider::builder(role)
+                .configure(&sdk)
+                .session_name("onus-audit")
+                .build()
+                .await;
+            sdk = sdk
+                .into_builder()
+                .credentials_provider(SharedCredentialsProvider::new(provider))
+                .build();
+        }
+        let path_style = sdk.endpoint_url().is_some()
+            || std::env::var("AWS_ENDPOINT_URL_S3").is_ok_and(|v| !v.trim().is_empty());
+        let s3control = aws_sdk_s3control::Client::from_conf(
+            aws_sdk_s3control::config::Builder::from(&sdk)
+                .endpoint_resolver(PlainHostS3Control::default())
+                .build(),
+        );
+        Ok(AwsAuditor {
+            iam: aws_sdk_iam::Client::new(&sdk),
+            ec2: aws_sdk_ec2::Client::new(&sdk),
+            sts: aws_sdk_sts::Client::new(&sdk),
+            cloudtrail: aws_sdk_cloudtrail::Client::new(&sdk),
+            s3control,
+            s3: Mutex::new(HashMap::new()),
+            region,
+            role_arn,
+            sdk,
+            path_style,
+            account: tokio::sync::OnceCell::new(),
+            observe,
+        })
+    }
+
+    /// The region calls go to (buckets are read in their own region).
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The role assumed for every call, if any.
+    pub fn role_arn(&self) -> Option<&str> {
+        self.role_arn.as_deref()
+    }
+
+    /// The account the credentials belong to (STS GetCallerIdentity, once per auditor).
+    pub async fn account_id(&self) -> Result<String, AwsError> {
+        self.account
+            .get_or_try_init(|| async {
+                let out = self
+                    .call(
+                        "sts",
+                        "GetCallerIdentity",
+                        self.sts.get_caller_identity().send(),
+                    )
+                    .await?;
+                out.account()
+                    .map(str::to_string)
+                    .ok_or_else(|| AwsError::Unreadable("GetCallerIdentity: no Account".into()))
+            })
+            .await
+            .cloned()
+    }
+
+    /// How many API calls one audit of this resource kind makes (GetCallerIdentity, made once
+    /// per auditor, not counted):
+    /// - S3 bucket: 8 (GetBucketLocation, then GetBucketAcl, GetBucketPolicy,
+    ///   GetBucketPolicyStatus, GetPublicAccessBlock, GetBucketEncryption, GetBucketLogging and
+    ///   S3 Control GetPublicAccessBlock for the account);
+    /// - IAM role: 2 (ListRolePolicies, ListAttachedRolePolicies, one page each), plus one
+    ///   GetRolePolicy per inline policy and GetPolicy + GetPolicyVersion per attached policy;
+    /// - IAM managed policy: 2 (GetPolicy, GetPolicyVersion);
+    /// - security group: 1 (DescribeSecurityGroups);
+    /// - account: 1 (DescribeTrails), plus one GetTrailStatus per multi-region trail;
+    /// - anything not on AWS: 0.
+    pub fn calls_per_audit(resource: &CloudResource) -> usize {
+        match resource {
+            CloudResource::S3Bucket(_) => 8,
+            CloudResource::IamRole(_) | CloudResource::IamPolicy(_) => 2,
+            CloudResource::SecurityGroup(_) | CloudResource::AwsAccount(_) => 1,
+            _ => 0,
+        }
+    }
+
+    /// Live posture of one resource. Never panics, and never returns a pass on failure: a
+    /// failed call gives [`Posture::failed`] with `"<Operation>: <error>"`.
+    pub async fn audit(&self, resource: &CloudResource, now: DateTime<Utc>) -> Posture {
+        let audit: BoxFuture<'_, Result<Posture, AwsError>> = match resource {
+            CloudResource::S3Bucket(name) => Box::pin(self.audit_bucket(resource, name)),
+            CloudResource::IamRole(_) => Box::pin(self.audit_role(resource)),
+            CloudResource::IamPolicy(policy) => Box::pin(self.audit_policy(resource, policy)),
+            CloudResource::SecurityGroup(id) => Box::pin(self.audit_security_group(resource, id)),
+            CloudResource::AwsAccount(id) => Box::pin(self.audit_account(resource, id)),
+            other => Box::pin(std::future::ready(Err(AwsError::NotAws(other.to_string())))),
+        };
+        let result = audit.await;
+        match result {
+            Ok(mut p) => {
+                p.observed_at = Some(now);
+                p
+            }
+            Err(e) => {
+                tracing::debug!(resource = %resource, error = %e, "AWS audit failed");
+                Posture::failed(resource.clone(), e.to_string(), now)
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------- calls
+
+    /// Runs one SDK call, reports it to the observer, and turns the answers listed in `absent`
+    /// into `Ok(None)` (facts such as "no bucket policy").
+    ///
+    /// The call is boxed: SDK futures are large, and an audit joins several of them; kept
+    /// inline they make deep, multi-hundred-kilobyte stack frames in debug builds.
+    fn call_opt<'a, T, E, F>(
+        &'a self,
+        service: &'static str,
+        operation: &'static str,
+        absent: &'static [&'static str],
+        fut: F,
+    ) -> BoxFuture<'a, Result<Option<T>, AwsError>>
+    where
+        F: Future<Output = Result<T, SdkError<E>>> + Send + 'a,
+        T: Send + 'a,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        Box::pin(async move {
+            let start = Instant::now();
+            let result = fut.await;
+            let elapsed = start.elapsed();
+            match result {
+                Ok(v) => {
+                    (self.observe)(service, operation, OUTCOME_OK, elapsed);
+                    Ok(Some(v))
+                }
+                Err(e) => {
+                    if e.code().is_some_and(|c| absent.contains(&c)) {
+                        (self.observe)(service, operation, OUTCOME_OK, elapsed);
+                        return Ok(None);
+                    }
+                    Err(self.failure(service, operation, &e, elapsed))
+                }
+            }
+        })
+    }
+
+    /// Reports a failed call to the observer and describes it.
+    fn failure<E>(
+        &self,
+        service: &'static str,
+        operation: &'static str,
+        e: &SdkError<E>,
+        elapsed: Duration,
+    ) -> AwsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let code = e.code().map(str::to_string);
+        let status = e.raw_response().map(|r| r.status().as_u16());
+        let outcome = classify_failure(code.as_deref(), status);
+        (self.observe)(service, operation, outcome, elapsed);
+        AwsError::Call {
+            service,
+            operation,
+            message: describe_sdk_error(e),
+            code,
+            throttled: outcome == OUTCOME_THROTTLED,
+        }
+    }
+
+    fn call<'a, T, E, F>(
+        &'a self,
+        service: &'static str,
+        operation: &'static str,
+        fut: F,
+    ) -> impl Future<Output = Result<T, AwsError>> + Send + 'a
+    where
+        F: Future<Output = Result<T, SdkError<E>>> + Send + 'a,
+        T: Send + 'a,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.call_opt(service, operation, &[], fut)
+            .map(move |r| r?.ok_or_else(|| AwsError::Unreadable(format!("{operation}: no answer"))))
+    }
+
+    fn s3(&self, region: &str) -> aws_sdk_s3::Client {
+        let mut clients = self.s3.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(region.to_string())
+            .or_insert_with(|| {
+                let conf = aws_sdk_s3::config::Builder::from(&self.sdk)
+                    .region(Region::new(region.to_string()))
+                    .force_path_style(self.path_style)
+                    .build();
+                aws_sdk_s3::Client::from_conf(conf)
+            })
+            .clone()
+    }
+
+    /// The region of a bucket (GetBucketLocation). A bucket elsewhere than the endpoint asked
+    /// may be answered with a redirect that names its region (`x-amz-bucket-region`): that is
+    /// an answer too.
+    fn locate_bucket<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, AwsError>> {
+        Box::pin(async move {
+            let (service, operation) = ("s3", "GetBucketLocation");
+            let client = self.s3(self.location_region());
+            let start = Instant::now();
+            let result = client.get_bucket_location().bucket(name).send().await;
+            let elapsed = start.elapsed();
+            match result {
+                Ok(out) => {
+                    (self.observe)(service, operation, OUTCOME_OK, elapsed);
+                    Ok(bucket_region(out.location_constraint().map(|c| c.as_str())))
+                }
+                Err(e) => {
+                    let redirected = e
+                        .raw_response()
+                        .and_then(|r| r.headers().get("x-amz-bucket-region"))
+                        .map(str::trim)
+                        .filter(|r| !r.is_empty());
+                    match redirected {
+                        Some(region) => {
+                            (self.observe)(service, operation, OUTCOME_OK, elapsed);
+                            Ok(region.to_string())
+                        }
+                        None => Err(self.failure(service, operation, &e, elapsed)),
+                    }
+                }
+            }
+        })
+    }
+
+    /// GetBucketLocation answers for any bucket from us-east-1 in the `aws` partition; other
+    /// partitions answer from their own regions.
+    fn location_region(&self) -> &str {
+        if self.region.starts_with("cn-") || self.region.starts_with("us-gov-") {
+            &self.region
+        } else {
+            "us-east-1"
+        }
+    }
+
+    /// Fails when `resource` names an account other than the credentials' own.
+    async fn check_account(&self, resource: &CloudResource) -> Result<(), AwsError> {
+        let Some(theirs) = resource.aws_account() else {
+            return Ok(());
+        };
+        let mine = self.account_id().await?;
+        if theirs == mine {
+            Ok(())
+        } else {
+            Err(AwsError::WrongAccount {
+                resource: resource.to_string(),
+                resource_account: theirs.to_string(),
+                credentials_account: mine,
+            })
+        }
+    }
+
+    // ------------------------------------------------------------------------------- S3
+
+    async fn audit_bucket(
+        &self,
+        resource: &CloudResource,
+        name: &str,
+    ) -> Result<Posture, AwsError> {
+        let region = self
+            .locate_bucket(name)
+            .await
+            .map_err(|e| not_found(e, S3_NOT_FOUND, "the bucket"))?;
+        let s3 = self.s3(&region);
+
+        let account_bpa = async {
+            let account = self.account_id().await?;
+            let out = self
+                .call_opt(
+                    "s3control",
+                    "GetPublicAccessBlock",
+                    NO_PUBLIC_ACCESS_BLOCK,
+                    self.s3control
+                        .get_public_access_block()
+                        .account_id(account)
+                        .send(),
+                )
+                .await?;
+            Ok::<_, AwsError>(out.and_then(|o| {
+                o.public_access_block_configuration().map(|c| {
+                    [
+                        c.block_public_acls(),
+                        c.ignore_public_acls(),
+                        c.block_public_policy(),
+                        c.restrict_public_buckets(),
+                    ]
+                    .map(|f| f.unwrap_or(false))
+                })
+            }))
+        };
+        let (acl, policy, status, bpa, encryption, logging, account_bpa) = tokio::join!(
+            self.call(
+                "s3",
+                "GetBucketAcl",
+                s3.get_bucket_acl().bucket(name).send()
+            ),
+            self.call_opt(
+                "s3",
+                "GetBucketPolicy",
+                NO_BUCKET_POLICY,
+                s3.get_bucket_policy().bucket(name).send()
+            ),
+            self.call_opt(
+                "s3",
+                "GetBucketPolicyStatus",
+                NO_BUCKET_POLICY,
+                s3.get_bucket_policy_status().bucket(name).send()
+            ),
+            self.call_opt(
+                "s3",
+                "GetPublicAccessBlock",
+                NO_PUBLIC_ACCESS_BLOCK,
+                s3.get_public_access_block().bucket(name).send()
+            ),
+            self.call_opt(
+                "s3",
+                "GetBucketEncryption",
+                NO_ENCRYPTION,
+                s3.get_bucket_encryption().bucket(name).send()
+            ),
+            self.call(
+                "s3",
+                "GetBucketLogging",
+                s3.get_bucket_logging().bucket(name).send()
+            ),
+            account_bpa,
+        );
+        let not_found = |e| not_found(e, S3_NOT_FOUND, "the bucket");
+        let (acl, policy, status, bpa, encryption, logging) = (
+            acl.map_err(not_found)?,
+            policy.map_err(not_found)?,
+            status.map_err(not_found)?,
+            bpa.map_err(not_found)?,
+            encryption.map_err(not_found)?,
+            logging.map_err(not_found)?,
+        );
+
+        let acl_public = acl_exposures(acl.grants().iter().filter_map(|g| {
+            let uri = g.grantee()?.uri()?;
+            Some((uri, g.permission().map_or("FULL_CONTROL", |p| p.as_str())))
+        }));
+        let mut policy_public = Vec::new();
+        let mut secure_transport = false;
+        if let Some(text) = policy.as_ref().and_then(|p| p.policy()) {
+            let doc = iam::parse(text)
+                .map_err(|e| AwsError::Unreadable(format!("bucket policy: {e}")))?;
+            policy_public = doc.public_statements();
+            let aws_says_public = status
+                .as_ref()
+                .and_then(|s| s.policy_status())
+                .and_then(|s| s.is_public())
+                == Some(true);
+            if policy_public.is_empty() && aws_says_public {
+                policy_public.push(
+                    "bucket policy is public by AWS's own evaluation (GetBucketPolicyStatus IsPublic=true)"
+                        .to_string(),
+                );
+            }
+            secure_transport = doc.denies_insecure_transport();
+        }
+        let bucket_flags = bpa.and_then(|o| {
+            o.public_access_block_configuration().map(|c| {
+                [
+                    c.block_public_acls(),
+                    c.ignore_public_acls(),
+                    c.block_public_policy(),
+                    c.restrict_public_buckets(),
+                ]
+                .map(|f| f.unwrap_or(false))
+            })
+        });
+        let account_flags = account_bpa.map_err(|e| e.to_string());
+        let exposures = effective_exposures(
+            acl_public,
+            policy_public,
+            bucket_flags,
+            account_flags.as_ref().ok().copied().flatten(),
+        );
+        let guard = block_public_access(bucket_flags, account_flags);
+
+        let default_encryption = encryption.as_ref().and_then(|e| {
+            e.server_side_encryption_configuration()?
+                .rules()
+                .iter()
+                .find_map(|r| r.apply_server_side_encryption_by_default())
+        });
+        let encryption_at_rest = encryption_facts(
+            default_encryption.map(|d| d.sse_algorithm().as_str()),
+            default_encryption.and_then(|d| d.kms_master_key_id()),
+        );
+
+        let mut p = Posture::new(resource.clone(), Source::Live);
+        p.public_access = Some(PublicAccess {
+            exposures,
+            guard: Some(guard),
+        });
+        p.encryption_at_rest = Some(encryption_at_rest);
+        p.transit = Some(Transit {
+            secure_transport_policy: Some(secure_transport),
+            ..Transit::default()
+        });
+        p.access_logging = Some(logging.logging_enabled().is_some());
+        Ok(p)
+    }
+
+    // ------------------------------------------------------------------------------- IAM
+
+    async fn audit_role(&self, resource: &CloudResource) -> Result<Posture, AwsError> {
+        let name = resource
+            .role_name()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| AwsError::Unreadable(format!("{resource}: no role name")))?;
+        self.check_account(resource).await?;
+        let gone = |e| not_found(e, IAM_NOT_FOUND, "the role");
+        let (inline, attached) =
+            tokio::join!(self.inline_policy_names(name), self.attached_policies(name));
+        let (inline, attached) = (inline.map_err(gone)?, attached.map_err(gone)?);
+
+        let inline_docs = try_join_all(inline.iter().map(|policy| async move {
+            let out = self
+                .call(
+                    "iam",
+                    "GetRolePolicy",
+                    self.iam
+                        .get_role_policy()
+                        .role_name(name)
+                        .policy_name(policy)
+                        .send(),
+                )
+                .await
+                .map_err(gone)?;
+            Ok::<_, AwsError>((
+                format!("inline policy {policy}"),
+                out.policy_document().to_string(),
+            ))
+        }));
+        let attached_docs = try_join_all(attached.iter().map(|arn| async move {
+            let doc = self.policy_document(arn).await?;
+            Ok::<_, AwsError>((format!("attached {arn}"), doc))
+        }));
+        let (inline_docs, attached_docs) = tokio::try_join!(inline_docs, attached_docs)?;
+
+        let mut findings = Vec::new();
+        for (label, doc) in inline_docs.iter().chain(&attached_docs) {
+            findings.extend(analyse(label, doc)?);
+        }
+        let mut p = Posture::new(resource.clone(), Source::Live);
+        p.iam = Some(findings);
+        p.attached_policies = attached;
+        Ok(p)
+    }
+
+    async fn inline_policy_names(&self, role: &str) -> Result<Vec<String>, AwsError> {
+        let mut names = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .call(
+                    "iam",
+                    "ListRolePolicies",
+                    self.iam
+                        .list_role_policies()
+                        .role_name(role)
+                        .set_marker(marker.take())
+                        .send(),
+                )
+                .await?;
+            names.extend(out.policy_names().iter().cloned());
+            match out.marker() {
+                Some(m) if out.is_truncated() => marker = Some(m.to_string()),
+                _ => return Ok(names),
+            }
+        }
+    }
+
+    async fn attached_policies(&self, role: &str) -> Result<Vec<String>, AwsError> {
+        let mut arns = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .call(
+                    "iam",
+                    "ListAttachedRolePolicies",
+                    self.iam
+                        .list_attached_role_policies()
+                        .role_name(role)
+                        .set_marker(marker.take())
+                        .send(),
+                )
+                .await?;
+            arns.extend(
+                out.attached_policies()
+                    .iter()
+                    .filter_map(|p| p.policy_arn().map(str::to_string)),
+            );
+            match out.marker() {
+                Some(m) if out.is_truncated() => marker = Some(m.to_string()),
+                _ => return Ok(arns),
+            }
+        }
+    }
+
+    /// The default version's document of a managed policy.
+    async fn policy_document(&self, arn: &str) -> Result<String, AwsError> {
+        let gone = |e| not_found(e, IAM_NOT_FOUND, &format!("policy {arn}"));
+        let policy = self
+            .call(
+                "iam",
+                "GetPolicy",
+                self.iam.get_policy().policy_arn(arn).send(),
+            )
+            .await
+            .map_err(gone)?;
+        let version = policy
+            .policy()
+            .and_then(|p| p.default_version_id())
+            .ok_or_else(|| {
+                AwsError::Unreadable(format!("GetPolicy: {arn} has no default version"))
+            })?;
+        let out = self
+            .call(
+                "iam",
+                "GetPolicyVersion",
+                self.iam
+                    .get_policy_version()
+                    .policy_arn(arn)
+                    .version_id(version)
+                    .send(),
+            )
+            .await
+            .map_err(gone)?;
+        out.policy_version()
+            .and_then(|v| v.document())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                AwsError::Unreadable(format!("GetPolicyVersion: {arn} {version} has no document"))
+            })
+    }
+
+    async fn audit_policy(
+        &self,
+        resource: &CloudResource,
+        policy: &str,
+    ) -> Result<Posture, AwsError> {
+        let arn = if policy.starts_with("arn:") {
+            self.check_account(resource).await?;
+            policy.to_string()
+        } else {
+            // Declared policies are known by name (`policy/NAME` or `NAME`): ours.
+            let name = policy.rsplit('/').next().unwrap_or(policy);
+            let account = self.account_id().await?;
+            format!(
+                "arn:{}:iam::{account}:policy/{name}",
+                partition(&self.region)
+            )
+        };
+        let doc = self.policy_document(&arn).await?;
+        let mut p = Posture::new(resource.clone(), Source::Live);
+        p.iam = Some(analyse(&format!("policy {arn}"), &doc)?);
+        Ok(p)
+    }
+
+    // ------------------------------------------------------------------------------- EC2
+
+    async fn audit_security_group(
+        &self,
+        resource: &CloudResource,
+        id: &str,
+    ) -> Result<Posture, AwsError> {
+        let out = self
+            .call(
+                "ec2",
+                "DescribeSecurityGroups",
+                self.ec2.describe_security_groups().group_ids(id).send(),
+            )
+            .await
+            .map_err(|e| not_found(e, EC2_NOT_FOUND, "the security group"))?;
+        let group = out
+            .security_groups()
+            .iter()
+            .find(|g| g.group_id() == Some(id))
+            .ok_or_else(|| AwsError::NotFound {
+                what: "the security group".into(),
+                source: Box::new(AwsError::Unreadable(
+                    "DescribeSecurityGroups returned no such group".into(),
+                )),
+            })?;
+        let mut p = Posture::new(resource.clone(), Source::Live);
+        p.ingress = Some(ingress_rules(group.ip_permissions()));
+        Ok(p)
+    }
+
+    // ------------------------------------------------------------------------------- account
+
+    async fn audit_account(&self, resource: &CloudResource, id: &str) -> Result<Posture, AwsError> {
+        let mine = self.account_id().await?;
+        if id != mine {
+            return Err(AwsError::WrongAccount {
+                resource: resource.to_string(),
+                resource_account: id.to_string(),
+                credentials_account: mine,
+            });
+        }
+        let trails = self
+            .call(
+                "cloudtrail",
+                "DescribeTrails",
+                self.cloudtrail
+                    .describe_trails()
+                    .include_shadow_trails(true)
+                    .send(),
+            )
+            .await?;
+        let multi_region: Vec<(String, String)> = trails
+            .trail_list()
+            .iter()
+            .filter(|t| t.is_multi_region_trail() == Some(true))
+            .filter_map(|t| {
+                let name = t.name()?.to_string();
+                let id = t.trail_arn().map_or_else(|| name.clone(), str::to_string);
+                Some((name, id))
+            })
+            .collect();
+        let statuses = try_join_all(multi_region.iter().map(|(name, id)| async move {
+            let status = self
+                .call(
+                    "cloudtrail",
+                    "GetTrailStatus",
+                    self.cloudtrail.get_trail_status().name(id).send(),
+                )
+                .await?;
+            Ok::<_, AwsError>((name.clone(), status.is_logging() == Some(true)))
+        }))
+        .await?;
+        let mut logging: Vec<String> = statuses
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(name, _)| name)
+            .collect();
+        logging.sort();
+        logging.dedup();
+        let mut p = Posture::new(resource.clone(), Source::Live);
+        p.audit_trail = Some(AuditTrail {
+            logging_multi_region_trails: logging,
+        });
+        Ok(p)
+    }
+}
+
+/// S3 Control endpoint resolution that, under an endpoint override (`AWS_ENDPOINT_URL`), keeps
+/// the override's host as it is. The standard rules prefix the account id to the host
+/// (`https://123456789012.s3-control.us-east-1.amazonaws.com`, and with an override
+/// `http://123456789012.127.0.0.1:PORT`), which local endpoints such as moto cannot serve; the
+/// account id also travels in the `x-amz-account-id` header, which is what moto reads. Without
+/// an override the standard resolution is used unchanged. (The AWS SDK for Rust has no
+/// `disable_host_prefix_injection` setting; the prefix comes from the endpoint rules anyway.)
+#[derive(Debug, Default)]
+pub struct PlainHostS3Control {
+    inner: aws_sdk_s3control::config::endpoint::DefaultResolver,
+}
+
+impl ResolveEndpoint for PlainHostS3Control {
+    fn resolve_endpoint<'a>(&'a self, params: &'a Params) -> EndpointFuture<'a> {
+        EndpointFuture::new(async move {
+            let endpoint = self.inner.resolve_endpoint(params).await?;
+            match (params.endpoint(), params.account_id()) {
+                (Some(_), Some(account)) => {
+                    let url = strip_account_prefix(endpoint.url(), account);
+                    Ok(endpoint.into_builder().url(url).build())
+                }
+                _ => Ok(endpoint),
+            }
+        })
+    }
+}
+
+/// `scheme://ACCOUNT.host...` -> `scheme://host...`.
+fn strip_account_prefix(url: &str, account: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            match rest.strip_prefix(account).and_then(|r| r.strip_prefix('.')) {
+                Some(host) => format!("{scheme}://{host}"),
+                None => url.to_string(),
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+/// `"{code}: {message}"` for service errors, the chain of causes otherwise (`dispatch failure:
+/// io error: ...: Connection refused (os error 111)`, timeouts, ...).
+fn describe_sdk_error<E>(e: &SdkError<E>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match (e.code(), e.message()) {
+        (Some(code), Some(msg)) if !msg.is_empty() => format!("{code}: {msg}"),
+        (Some(code), _) => code.to_string(),
+        _ => error_chain(e),
+    }
+}
+
+/// An error and its sources, joined with `: ` (repeats skipped).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !text.is_empty() && parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        cause = c.source();
+    }
+    parts.join(": ")
+}
+
+/// Turns an error with one of the `codes` into "WHAT does not exist".
+fn not_found(e: AwsError, codes: &[&str], what: &str) -> AwsError {
+    if e.code().is_some_and(|c| codes.contains(&c)) && !matches!(e, AwsError::NotFound { .. }) {
+        AwsError::NotFound {
+            what: what.to_string(),
+            source: Box::new(e),
+        }
+    } else {
+        e
+    }
+}
+
+fn is_role_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.trim().splitn(6, ':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[2] == "iam"
+        && parts[4].len() == 12
+        && parts[5].starts_with("role/")
+        && parts[5].len() > "role/".len()
+}
+
+fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// The region of a bucket from its location constraint (none means us-east-1, `EU` the legacy
+/// name of eu-west-1).
+fn bucket_region(constraint: Option<&str>) -> String {
+    match constraint.map(str::trim) {
+        None | Some("") => "us-east-1".to_string(),
+        Some("EU") => "eu-west-1".to_string(),
+        Some(r) => r.to_string(),
+    }
+}
+
+const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
+const AUTHENTICATED_USERS: &str = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
+
+/// Public ACL grants, from `(grantee group URI, permission)` pairs:
+/// `"ACL grants READ to AllUsers"`. Other grantees (owners, accounts, LogDelivery) are not public.
+pub fn acl_exposures<'a>(grants: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (uri, permission) in grants {
+        let group = match uri.trim() {
+            u if u.eq_ignore_ascii_case(ALL_USERS) => "AllUsers",
+            u if u.eq_ignore_ascii_case(AUTHENTICATED_USERS) => "AuthenticatedUsers",
+            _ => continue,
+        };
+        let e = format!("ACL grants {permission} to {group}");
+        if !out.contains(&e) {
+            out.push(e);
+        }
+    }
+    out
+}
+
+const BPA_FLAGS: [&str; 4] = [
+    "BlockPublicAcls",
+    "IgnorePublicAcls",
+    "BlockPublicPolicy",
+    "RestrictPublicBuckets",
+];
+
+/// The Block Public Access guard of a bucket. A flag is on when the bucket or the account has
+/// it on (S3 applies the most restrictive combination). `bucket: None` means no bucket-level
+/// configuration; `account: Ok(None)` no account-level one; `Err` an account setting that
+/// could not be read, which never counts as on.
+pub fn block_public_access(
+    bucket: Option<[bool; 4]>,
+    account: Result<Option<[bool; 4]>, String>,
+) -> Result<(), String> {
+    let b = bucket.unwrap_or([false; 4]);
+    let a = account
+        .as_ref()
+        .ok()
+        .copied()
+        .flatten()
+        .unwrap_or([false; 4]);
+    let off: Vec<&str> = BPA_FLAGS
+        .iter()
+        .zip(b.iter().zip(a.iter()))
+        .filter(|(_, (b, a))| !**b && !**a)
+        .map(|(name, _)| *name)
+        .collect();
+    if off.is_empty() {
+        return Ok(());
+    }
+    let mut why = format!(
+        "Block Public Access is not fully on ({} off",
+        off.join(", ")
+    );
+    if bucket.is_none() && matches!(account, Ok(None)) {
+        why.push_str("; no bucket or account configuration");
+    }
+    if let Err(e) = &account {
+        why.push_str(&format!(
+            "; the account-level setting could not be read: {e}"
+        ));
+    }
+    why.push(')');
+    Err(why)
+}
+
+/// What still makes a bucket public once Block Public Access applies: `IgnorePublicAcls` (bucket
+/// or account) makes S3 ignore public ACL grants, and `RestrictPublicBuckets` limits a public
+/// policy to AWS services and the owner's account, so those exposures no longer count.
+pub fn effective_exposures(
+    acl: Vec<String>,
+    policy: Vec<String>,
+    bucket: Option<[bool; 4]>,
+    account: Option<[bool; 4]>,
+) -> Vec<String> {
+    let on = |i: usize| bucket.is_some_and(|f| f[i]) || account.is_some_and(|f| f[i]);
+    let mut out = Vec::new();
+    if !on(1) {
+        out.extend(acl);
+    }
+    if !on(3) {
+        out.extend(policy);
+    }
+    out
+}
+
+/// Default encryption facts from the algorithm (`AES256`, `aws:kms`, `aws:kms:dsse`) and KMS
+/// key id. A KMS key other than the AWS-managed `alias/aws/s3` counts as customer-managed (a key
+/// given by id or ARN is not looked up in KMS).
+pub fn encryption_facts(algorithm: Option<&str>, kms_key: Option<&str>) -> EncryptionAtRest {
+    let Some(alg) = algorithm.map(str::trim).filter(|a| !a.is_empty()) else {
+        return EncryptionAtRest::default();
+    };
+    let customer_managed_key = alg.starts_with("aws:kms")
+        && kms_key
+            .map(str::trim)
+            .is_some_and(|k| !k.is_empty() && k != "alias/aws/s3" && !k.ends_with(":alias/aws/s3"));
+    EncryptionAtRest {
+        enabled: true,
+        algorithm: Some(alg.to_string()),
+        customer_managed_key,
+    }
+}
+
+/// IAM findings of one policy document, each statement label prefixed with `label: `.
+fn analyse(label: &str, document: &str) -> Result<Vec<IamFinding>, AwsError> {
+    let doc = iam::parse(document).map_err(|e| AwsError::Unreadable(format!("{label}: {e}")))?;
+    Ok(doc
+        .analyse()
+        .into_iter()
+        .map(|mut f| {
+            f.statement = format!("{label}: {}", f.statement);
+            f
+        })
+        .collect())
+}
+
+/// Ingress rules of a security group: one per source (IPv4 and IPv6 ranges, prefix lists,
+/// other groups); protocol `-1` means every protocol and port.
+pub fn ingress_rules(permissions: &[aws_sdk_ec2::types::IpPermission]) -> Vec<IngressRule> {
+    let mut rules = Vec::new();
+    for perm in permissions {
+        let raw_protocol = perm.ip_protocol().unwrap_or("-1");
+        let protocol = normalise_protocol(raw_protocol);
+        let (from_port, to_port) = aws_port_range(
+            raw_protocol,
+            perm.from_port().map(i64::from),
+            perm.to_port().map(i64::from),
+        );
+        let sources = perm
+            .ip_ranges()
+            .iter()
+            .filter_map(|r| r.cidr_ip())
+            .chain(perm.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6()))
+            .chain(
+                perm.prefix_list_ids()
+                    .iter()
+                    .filter_map(|p| p.prefix_list_id()),
+            )
+            .chain(
+                perm.user_id_group_pairs()
+                    .iter()
+                    .filter_map(|g| g.group_id()),
+            );
+        for source in sources {
+            let rule = IngressRule {
+                protocol: protocol.clone(),
+                from_port,
+                to_port,
+                source: source.to_string(),
+            };
+            if !rules.contains(&rule) {
+                rules.push(rule);
+            }
+        }
+    }
+    rules
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, UserIdGroupPair};
+
+    #[test]
+    fn acl_grants_to_public_groups_are_exposures() {
+        let grants = [
+            ("http://acs.amazonaws.com/groups/global/AllUsers", "READ"),
+            ("http://acs.amazonaws.com/groups/global/AllUsers", "READ"),
+            (
+                "http://acs.amazonaws.com/groups/global/AuthenticatedUsers",
+                "WRITE",
+            ),
+            ("http://acs.amazonaws.com/groups/s3/LogDelivery", "WRITE"),
+            ("", "FULL_CONTROL"),
+        ];
+        assert_eq!(
+            acl_exposures(grants),
+            vec![
+                "ACL grants READ to AllUsers".to_string(),
+                "ACL grants WRITE to AuthenticatedUsers".to_string(),
+            ]
+        );
+        assert!(acl_exposures([]).is_empty());
+    }
+
+    #[test]
+    fn block_public_access_combines_bucket_and_account() {
+        let on = [true; 4];
+        assert_eq!(block_public_access(Some(on), Ok(None)), Ok(()));
+        assert_eq!(block_public_access(None, Ok(Some(on))), Ok(()));
+        // Bucket flags all on: an unreadable account setting does not matter.
+        assert_eq!(
+            block_public_access(Some(on), Err("AccessDenied".into())),
+            Ok(())
+        );
+        // Each flag may come from either level.
+        assert_eq!(
+            block_public_access(
+                Some([true, false, true, false]),
+                Ok(Some([false, true, false, true]))
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            block_public_access(Some([true, true, false, true]), Ok(None)),
+            Err("Block Public Access is not fully on (BlockPublicPolicy off)".into())
+        );
+        let none = block_public_access(None, Ok(None)).unwrap_err();
+        assert!(
+            none.contains(
+                "BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy, RestrictPublicBuckets off"
+            ),
+            "{none}"
+        );
+        assert!(
+            none.contains("no bucket or account configuration"),
+            "{none}"
+        );
+        let unreadable = block_public_access(
+            Some([true, true, true, false]),
+            Err("AccessDenied: no".into()),
+        )
+        .unwrap_err();
+        assert!(
+            unreadable.contains("RestrictPublicBuckets off"),
+            "{unreadable}"
+        );
+        assert!(
+            unreadable.contains("account-level setting could not be read: AccessDenied"),
+            "{unreadable}"
+        );
+    }
+
+    #[test]
+    fn block_public_access_neutralises_exposures() {
+        let acl = || vec!["ACL grants READ to AllUsers".to_string()];
+        let pol =
+            || vec!["bucket policy statement #1 allows Principal \"*\" (s3:GetObject)".to_string()];
+        assert_eq!(effective_exposures(acl(), pol(), None, None).len(), 2);
+        assert_eq!(
+            effective_exposures(acl(), pol(), Some([true, true, false, false]), None),
+            pol()
+        );
+        assert_eq!(
+            effective_exposures(acl(), pol(), None, Some([false, false, true, true])),
+            acl()
+        );
+        assert!(effective_exposures(acl(), pol(), Some([true; 4]), None).is_empty());
+    }
+
+    #[test]
+    fn encryption_facts_tell_customer_keys_apart() {
+        assert_eq!(encryption_facts(None, None), EncryptionAtRest::default());
+        let sse_s3 = encryption_facts(Some("AES256"), None);
+        assert!(sse_s3.enabled && !sse_s3.customer_managed_key);
+        assert_eq!(sse_s3.algorithm.as_deref(), Some("AES256"));
+        assert!(!encryption_facts(Some("aws:kms"), None).customer_managed_key);
+        assert!(!encryption_facts(Some("aws:kms"), Some("alias/aws/s3")).customer_managed_key);
+        assert!(
+            !encryption_facts(
+                Some("aws:kms"),
+                Some("arn:aws:kms:us-east-1:123456789012:alias/aws/s3")
+            )
+            .customer_managed_key
+        );
+        assert!(
+            encryption_facts(
+                Some("aws:kms"),
+                Some("arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+            )
+            .customer_managed_key
+        );
+        assert!(encryption_facts(Some("aws:kms:dsse"), Some("alias/mine")).customer_managed_key);
+        // A KMS key id on an AES256 rule is ignored by S3.
+        assert!(!encryption_facts(Some("AES256"), Some("alias/mine")).customer_managed_key);
+    }
+
+    #[test]
+    fn throttling_is_classified() {
+        assert_eq!(classify_failure(Some("Throttling"), Some(400)), "throttled");
+        assert_eq!(classify_failure(Some("SlowDown"), Some(503)), "throttled");
+        assert_eq!(
+            classify_failure(Some("RequestLimitExceeded"), Some(503)),
+            "throttled"
+        );
+        assert_eq!(classify_failure(None, Some(429)), "throttled");
+        assert_eq!(classify_failure(Some("AccessDenied"), Some(403)), "error");
+        assert_eq!(classify_failure(None, None), "error");
+    }
+
+    #[test]
+    fn s3control_host_prefix_is_removed() {
+        assert_eq!(
+            strip_account_prefix("http://123456789012.127.0.0.1:5000", "123456789012"),
+            "http://127.0.0.1:5000"
+        );
+        assert_eq!(
+            strip_account_prefix("https://123456789012.example.com/x", "123456789012"),
+            "https://example.com/x"
+        );
+        assert_eq!(
+            strip_account_prefix("http://127.0.0.1:5000", "123456789012"),
+            "http://127.0.0.1:5000"
+        );
+    }
+
+    #[tokio::test]
+    async fn s3control_resolver_keeps_custom_hosts_and_aws_hosts() {
+        let resolver = PlainHostS3Control::default();
+        let params = Params::builder()
+            .region("us-east-1")
+            .account_id("123456789012")
+            .requires_account_id(true)
+            .endpoint("http://127.0.0.1:5000")
+            .build()
+            .unwrap();
+        let ep = resolver.resolve_endpoint(&params).await.unwrap();
+        assert_eq!(ep.url(), "http://127.0.0.1:5000");
+        let params = Params::builder()
+            .region("us-east-1")
+            .account_id("123456789012")
+            .requires_account_id(true)
+            .build()
+            .unwrap();
+        let ep = resolver.resolve_endpoint(&params).await.unwrap();
+        assert_eq!(
+            ep.url(),
+            "https://123456789012.s3-control.us-east-1.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn bucket_regions() {
+        assert_eq!(bucket_region(None), "us-east-1");
+        assert_eq!(bucket_region(Some("")), "us-east-1");
+        assert_eq!(bucket_region(Some("EU")), "eu-west-1");
+        assert_eq!(bucket_region(Some("ap-south-1")), "ap-south-1");
+    }
+
+    #[test]
+    fn role_arns() {
+        assert!(is_role_arn("arn:aws:iam::123456789012:role/audit"));
+        assert!(is_role_arn("arn:aws-cn:iam::123456789012:role/path/audit"));
+        assert!(!is_role_arn("arn:aws:iam::123456789012:user/audit"));
+        assert!(!is_role_arn("arn:aws:iam::1234:role/audit"));
+        assert!(!is_role_arn("audit"));
+        assert_eq!(partition("cn-north-1"), "aws-cn");
+        assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
+        assert_eq!(partition("eu-central-1"), "aws");
+    }
+
+    #[test]
+    fn ingress_rules_cover_ipv4_ipv6_all_protocols_and_groups() {
+        let perms = vec![
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .ipv6_ranges(Ipv6Range::builder().cidr_ipv6("::/0").build())
+                .build(),
+            IpPermission::builder()
+                .ip_protocol("-1")
+                .ip_ranges(IpRange::builder().cidr_ip("10.0.0.0/8").build())
+                .user_id_group_pairs(UserIdGroupPair::builder().group_id("sg-123").build())
+                .build(),
+            IpPermission::builder()
+                .ip_protocol("6")
+                .from_port(1000)
+                .to_port(2000)
+                .ip_ranges(IpRange::builder().cidr_ip("192.0.2.0/24").build())
+                .build(),
+        ];
+        let rule = |p: &str, f, t, s: &str| IngressRule {
+            protocol: p.into(),
+            from_port: f,
+            to_port: t,
+            source: s.into(),
+        };
+        assert_eq!(
+            ingress_rules(&perms),
+            vec![
+                rule("tcp", 22, 22, "0.0.0.0/0"),
+                rule("tcp", 22, 22, "::/0"),
+                rule("all", 0, 65535, "10.0.0.0/8"),
+                rule("all", 0, 65535, "sg-123"),
+                rule("tcp", 1000, 2000, "192.0.2.0/24"),
+            ]
+        );
+        let open = ingress_rules(&perms);
+        assert!(crate::network::exposure(&open[0], &[22]).is_some());
+        assert!(crate::network::exposure(&open[1], &[22]).is_some());
+        assert!(crate::network::exposure(&open[4], &[22]).is_none());
+    }
+
+    #[test]
+    fn analysed_findings_name_their_policy() {
+        let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+        let findings = analyse("inline policy admin", doc).unwrap();
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].statement, "inline policy admin: statement #1");
+        let encoded = "%7B%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22s3%3A%2A%22%2C%22Resource%22%3A%22%2A%22%7D%5D%7D";
+        let findings = analyse("attached arn:aws:iam::aws:policy/S3", encoded).unwrap();
+        assert_eq!(findings.len(), 1);
+        assert!(
+            findings[0]
+                .statement
+                .starts_with("attached arn:aws:iam::aws:policy/S3: ")
+        );
+        assert!(analyse("inline policy x", "not json").is_err());
+    }
+
+    #[test]
+    fn errors_read_well() {
+        let call = AwsError::Call {
+            service: "s3",
+            operation: "GetBucketAcl",
+            code: Some("NoSuchBucket".into()),
+            message: "NoSuchBucket: The specified bucket does not exist".into(),
+            throttled: false,
+        };
+        let gone = not_found(call, S3_NOT_FOUND, "the bucket");
+        assert_eq!(gone.code(), Some("NoSuchBucket"));
+        assert_eq!(
+            gone.to_string(),
+            "the bucket does not exist (GetBucketAcl: NoSuchBucket: The specified bucket does not exist)"
+        );
+        let wrong = AwsError::WrongAccount {
+            resource: "arn:aws:iam::111111111111:role/x".into(),
+            resource_account: "111111111111".into(),
+            credentials_account: "123456789012".into(),
+        };
+        assert!(wrong.to_string().contains("set aws.roleArn"));
+    }
+}

@@ -1,0 +1,154 @@
+//! The posture cache: live audits with a TTL, one audit per resource at a time.
+//!
+//! The same bucket referenced by 500 workloads is audited once per TTL; callers that ask while
+//! an audit runs wait for it instead of starting their own. Failed reads are kept for a shorter
+//! time so they are retried soon.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex as AsyncMutex;
+
+use crate::posture::{CloudResource, Posture, PostureMap};
+
+type Slot = Arc<AsyncMutex<Option<(Posture, Instant)>>>;
+
+pub struct PostureCache {
+    slots: Mutex<HashMap<CloudResource, Slot>>,
+    ttl: Duration,
+    error_ttl: Duration,
+}
+
+impl PostureCache {
+    pub fn new(ttl: Duration) -> PostureCache {
+        PostureCache {
+            slots: Mutex::new(HashMap::new()),
+            ttl,
+            error_ttl: ttl.min(Duration::from_secs(30)),
+        }
+    }
+
+    fn slot(&self, r: &CloudResource) -> Slot {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.entry(r.clone()).or_default().clone()
+    }
+
+    /// The posture of `r`, audited with `audit` when missing or older than the TTL.
+    /// Returns the posture and whether this call audited it.
+    pub async fn get<F, Fut>(&self, r: &CloudResource, audit: F) -> (Posture, bool)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Posture>,
+    {
+        let slot = self.slot(r);
+        let mut guard = slot.lock().await;
+        if let Some((p, at)) = guard.as_ref() {
+            let ttl = if p.error.is_some() {
+                self.error_ttl
+            } else {
+                self.ttl
+            };
+            if at.elapsed() < ttl {
+                return (p.clone(), false);
+            }
+        }
+        let fresh = audit().await;
+        *guard = Some((fresh.clone(), Instant::now()));
+        (fresh, true)
+    }
+
+    /// Every posture known (fresh or not: an old fact beats no fact until it is re-read).
+    pub fn postures(&self) -> PostureMap {
+        let slots: Vec<Slot> = self
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut map = PostureMap::default();
+        for s in slots {
+            if let Ok(g) = s.try_lock()
+                && let Some((p, _)) = g.as_ref()
+            {
+                map.replace(p.clone());
+            }
+        }
+        map
+    }
+
+    /// Forget resources nothing references any more.
+    pub fn retain(&self, keep: impl Fn(&CloudResource) -> bool) {
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|r, _| keep(r));
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::posture::Source;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn concurrent_requests_share_one_audit_and_the_ttl_holds() {
+        let cache = Arc::new(PostureCache::new(Duration::from_secs(60)));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let r = CloudResource::S3Bucket("shared".into());
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let (cache, calls, r) = (cache.clone(), calls.clone(), r.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get(&r, || async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Posture::new(r.clone(), Source::Live)
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.postures().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn errors_expire_sooner_than_facts() {
+        let cache = PostureCache {
+            slots: Mutex::new(HashMap::new()),
+            ttl: Duration::from_secs(60),
+            error_ttl: Duration::from_millis(10),
+        };
+        let r = CloudResource::S3Bucket("flaky".into());
+        let (_, audited) = cache
+            .get(&r, || async {
+                Posture::failed(r.clone(), "timeout", chrono::Utc::now())
+            })
+            .await;
+        assert!(audited);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (p, audited) = cache
+            .get(&r, || async { Posture::new(r.clone(), Source::Live) })
+            .await;
+        assert!(audited && p.error.is_none());
+        let (_, audited) = cache
+            .get(&r, || async { Posture::new(r.clone(), Source::Live) })
+            .await;
+        assert!(!audited);
+    }
+}

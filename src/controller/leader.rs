@@ -1,0 +1,90 @@
+//! Leader election on a `coordination.k8s.io/v1` Lease, so that only one replica writes
+//! statuses, reports and events. Every replica keeps serving the webhook.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ObjectMeta, PostParams};
+use kube::{Api, Client};
+use tokio::sync::watch;
+
+pub struct LeaderConfig {
+    pub namespace: String,
+    pub name: String,
+    pub identity: String,
+    pub lease_duration: Duration,
+    pub renew_every: Duration,
+}
+
+/// Campaign forever; `tx` carries whether this replica leads.
+pub async fn campaign(client: Client, cfg: LeaderConfig, tx: watch::Sender<bool>) {
+    let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
+    loop {
+        let leading = match try_acquire_or_renew(&api, &cfg).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, lease = %cfg.name, "leader election: lease call failed");
+                false
+            }
+        };
+        // Only a change wakes the reconcile loop.
+        tx.send_if_modified(|current| {
+            let changed = *current != leading;
+            if changed {
+                tracing::info!(identity = %cfg.identity, leading, "leadership changed");
+                *current = leading;
+            }
+            changed
+        });
+        tokio::time::sleep(cfg.renew_every).await;
+    }
+}
+
+async fn try_acquire_or_renew(api: &Api<Lease>, cfg: &LeaderConfig) -> Result<bool, kube::Error> {
+    let now = Timestamp::now();
+    let duration = cfg.lease_duration.as_secs() as i32;
+    let Some(mut lease) = api.get_opt(&cfg.name).await? else {
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(cfg.name.clone()),
+                ..Default::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(cfg.identity.clone()),
+                lease_duration_seconds: Some(duration),
+                acquire_time: Some(MicroTime(now)),
+                renew_time: Some(MicroTime(now)),
+                lease_transitions: Some(0),
+                ..Default::default()
+            }),
+        };
+        return match api.create(&PostParams::default(), &lease).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+            Err(e) => Err(e),
+        };
+    };
+    let spec = lease.spec.get_or_insert_with(Default::default);
+    let holder = spec.holder_identity.clone().unwrap_or_default();
+    let renewed = spec.renew_time.as_ref().map(|t| t.0);
+    let held_for = spec.lease_duration_seconds.unwrap_or(duration) as i64;
+    let expired = renewed.is_none_or(|t| now.as_second() - t.as_second() > held_for);
+    if holder != cfg.identity && !expired && !holder.is_empty() {
+        return Ok(false);
+    }
+    if holder != cfg.identity {
+        spec.acquire_time = Some(MicroTime(now));
+        spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+        spec.holder_identity = Some(cfg.identity.clone());
+    }
+    spec.renew_time = Some(MicroTime(now));
+    spec.lease_duration_seconds = Some(duration);
+    // resourceVersion makes this a compare-and-swap: two replicas cannot both win.
+    match api.replace(&cfg.name, &PostParams::default(), &lease).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}

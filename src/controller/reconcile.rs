@@ -1,0 +1,490 @@
+//! One reconcile pass over every namespace that has a baseline.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder};
+use tokio::sync::watch;
+
+use crate::api::BaselineStatus;
+use crate::baseline::EffectiveBaseline;
+use crate::cloud::aws::{AwsAuditor, CallObserver};
+use crate::engine::{Outcome, Verdict, evaluate, evaluate_namespace, references};
+use crate::index::Snapshot;
+use crate::metrics::{
+    CloudCallLabels, CloudResourceLabels, CloudServiceLabels, FindingLabels, Metrics, ResultLabels,
+};
+use crate::model::Provider;
+use crate::object::ObjectRef;
+use crate::posture::{CloudResource, Posture, PostureMap};
+
+use super::report::{self, Written};
+use super::status::{self, Tallies};
+use super::{PostureCache, ReconcileError};
+
+/// Which credentials audit a resource: the AWS settings of the namespace's baseline.
+type AuditorKey = (Option<String>, Option<String>);
+
+/// How audits run.
+pub struct AuditSettings {
+    /// How long a cloud audit result is trusted.
+    pub posture_ttl: std::time::Duration,
+    /// How many cloud audits run at once.
+    pub concurrency: usize,
+}
+
+/// Shared by every pass.
+pub struct Context {
+    pub client: Client,
+    pub metrics: Metrics,
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    pub live: watch::Sender<Arc<PostureMap>>,
+    pub cache: PostureCache,
+    pub recorder: Recorder,
+    /// How many cloud audits run at once.
+    pub concurrency: usize,
+    /// Status writes happen when content changes, and at least this often (lastAuditTime).
+    pub status_refresh: std::time::Duration,
+    auditors: tokio::sync::Mutex<HashMap<AuditorKey, Result<Arc<AwsAuditor>, String>>>,
+    accounts: tokio::sync::Mutex<HashMap<AuditorKey, Option<String>>>,
+    state: Mutex<PassState>,
+}
+
+/// What earlier passes wrote, to write only differences.
+#[derive(Default)]
+struct PassState {
+    findings: HashMap<String, BTreeSet<FindingKey>>,
+    finding_labels: HashMap<String, Vec<FindingLabels>>,
+    statuses: HashMap<String, (BaselineStatus, Instant)>,
+    reported: BTreeSet<String>,
+    resource_labels: Vec<CloudResourceLabels>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct FindingKey {
+    control: &'static str,
+    rule: &'static str,
+    object: ObjectRef,
+    cloud: Option<String>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        metrics: Metrics,
+        snapshots: watch::Receiver<Arc<Snapshot>>,
+        live: watch::Sender<Arc<PostureMap>>,
+        recorder: Recorder,
+        settings: AuditSettings,
+    ) -> Context {
+        Context {
+            client,
+            metrics,
+            snapshots,
+            live,
+            cache: PostureCache::new(settings.posture_ttl),
+            recorder,
+            concurrency: settings.concurrency,
+            status_refresh: settings.posture_ttl,
+            auditors: Default::default(),
+            accounts: Default::default(),
+            state: Default::default(),
+        }
+    }
+
+    fn observer(&self) -> CallObserver {
+        let m = self.metrics.clone();
+        Arc::new(
+            move |service: &'static str,
+                  operation: &'static str,
+                  outcome: &'static str,
+                  took: std::time::Duration| {
+                m.cloud_requests
+                    .get_or_create(&CloudCallLabels {
+                        provider: "aws".into(),
+                        service: service.into(),
+                        operation: operation.into(),
+                        outcome: outcome.into(),
+                    })
+                    .inc();
+                m.cloud_request_duration
+                    .get_or_create(&CloudServiceLabels {
+                        provider: "aws".into(),
+                        service: service.into(),
+                    })
+                    .observe(took.as_secs_f64());
+            },
+        )
+    }
+
+    async fn auditor(&self, key: &AuditorKey) -> Result<Arc<AwsAuditor>, String> {
+        let mut auditors = self.auditors.lock().await;
+        if let Some(a) = auditors.get(key) {
+            return a.clone();
+        }
+        let made = AwsAuditor::new(key.0.clone(), key.1.clone(), self.observer())
+            .await
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
+        if let Err(e) = &made {
+            tracing::warn!(error = %e, region = ?key.0, role = ?key.1, "cannot set up the AWS auditor");
+        }
+        auditors.insert(key.clone(), made.clone());
+        made
+    }
+
+    /// The account audits run in: the baseline's `aws.accountId`, else the credentials' account.
+    async fn account(&self, key: &AuditorKey, declared: Option<&str>) -> Option<String> {
+        if let Some(a) = declared {
+            return Some(a.to_string());
+        }
+        let mut accounts = self.accounts.lock().await;
+        if let Some(a) = accounts.get(key) {
+            return a.clone();
+        }
+        let found = match self.auditor(key).await {
+            Ok(a) => a
+                .account_id()
+                .await
+                .map_err(|e| tracing::warn!(error = %e, "cannot read the AWS account id"))
+                .ok(),
+            Err(_) => None,
+        };
+        // A failed lookup is retried on the next pass.
+        if found.is_some() {
+            accounts.insert(key.clone(), found.clone());
+        }
+        found
+    }
+
+    async fn audit(
+        &self,
+        r: &CloudResource,
+        key: &AuditorKey,
+        now: DateTime<Utc>,
+    ) -> (Posture, bool) {
+        self.cache
+            .get(r, || async {
+                match self.auditor(key).await {
+                    Ok(a) => a.audit(r, now).await,
+                    Err(e) => Posture::failed(r.clone(), format!("AWS auditor: {e}"), now),
+                }
+            })
+            .await
+    }
+}
+
+fn aws_key(b: &EffectiveBaseline) -> AuditorKey {
+    (b.aws_region.clone(), b.aws_role_arn.clone())
+}
+
+/// Reconcile every namespace with a baseline, then write baseline statuses.
+pub async fn run_pass(ctx: &Context) {
+    let started = Instant::now();
+    let snap = ctx.snapshots.borrow().clone();
+    let now = Utc::now();
+
+    // 1. Which namespaces, under which baselines.
+    let mut candidates: BTreeSet<String> = snap
+        .judged
+        .keys()
+        .filter(|k| !k.is_empty())
+        .cloned()
+        .collect();
+    candidates.extend(snap.inventory.namespaces().map(str::to_string));
+    candidates.extend(
+        snap.baseline_objects
+            .values()
+            .filter_map(|o| o.namespace().map(str::to_string)),
+    );
+    let mut plan: BTreeMap<String, Vec<Arc<EffectiveBaseline>>> = BTreeMap::new();
+    for ns in candidates {
+        let bs = snap
+            .baselines
+            .for_namespace(&ns, &snap.inventory.namespace_labels(&ns));
+        if !bs.is_empty() {
+            plan.insert(ns, bs);
+        }
+    }
+
+    // 2. The AWS resources their workloads use, each audited once, with the namespace's credentials.
+    let mut wanted: HashMap<CloudResource, AuditorKey> = HashMap::new();
+    let mut ns_account: HashMap<String, Option<String>> = HashMap::new();
+    for (ns, bs) in &plan {
+        let Some(aws) = bs.iter().find(|b| b.provider == Provider::Aws) else {
+            continue;
+        };
+        let key = aws_key(aws);
+        for obj in snap.judged.get(ns).into_iter().flatten() {
+            for r in references(obj, &snap.inventory).0 {
+                if r.resource.provider() == Provider::Aws {
+                    wanted.entry(r.resource).or_insert_with(|| key.clone());
+                }
+            }
+        }
+        let account = ctx.account(&key, aws.aws_account.as_deref()).await;
+        if let Some(a) = &account {
+            wanted
+                .entry(CloudResource::AwsAccount(a.clone()))
+                .or_insert_with(|| key.clone());
+        }
+        ns_account.insert(ns.clone(), account);
+    }
+    let audited: Vec<(Posture, bool)> = futures::stream::iter(wanted.iter())
+        .map(|(r, key)| ctx.audit(r, key, now))
+        .buffer_unordered(ctx.concurrency.max(1))
+        .collect()
+        .await;
+    ctx.cache.retain(|r| wanted.contains_key(r));
+    let fresh = audited.iter().filter(|(_, a)| *a).count();
+    let live = ctx.cache.postures();
+    let _ = ctx.live.send(Arc::new(live.clone()));
+
+    // 3. Judge, namespace by namespace, and write what changed.
+    let mut inventory = snap.inventory.clone();
+    inventory.live = live;
+    let mut tallies = Tallies::new();
+    for (ns, bs) in &plan {
+        let t = Instant::now();
+        inventory.aws_account = ns_account.get(ns).cloned().flatten();
+        let refs: Vec<&EffectiveBaseline> = bs.iter().map(|b| b.as_ref()).collect();
+        let mut verdicts: Vec<Verdict> = Vec::new();
+        for obj in snap.judged.get(ns).into_iter().flatten() {
+            verdicts.extend(evaluate(obj, &refs, &inventory, now));
+        }
+        verdicts.extend(evaluate_namespace(ns, &refs, &inventory, now));
+        for v in &verdicts {
+            tallies.entry(v.baseline.clone()).or_default().add(v);
+        }
+        let result = write_namespace(ctx, ns, &verdicts, now).await;
+        let label = if result.is_ok() { "ok" } else { "error" };
+        if let Err(e) = result {
+            tracing::warn!(namespace = %ns, error = %e, "reconcile failed");
+        }
+        ctx.metrics
+            .reconciles
+            .get_or_create(&ResultLabels {
+                result: label.into(),
+            })
+            .inc();
+        ctx.metrics
+            .reconcile_duration
+            .observe(t.elapsed().as_secs_f64());
+    }
+
+    // 4. Baseline statuses, reports of namespaces no baseline covers any more, gauges.
+    write_statuses(ctx, &snap, &tallies, now).await;
+    let stale: Vec<String> = {
+        let mut st = ctx.state.lock().unwrap_or_else(|e| e.into_inner());
+        let gone: Vec<String> = st
+            .reported
+            .iter()
+            .filter(|ns| !plan.contains_key(*ns))
+            .cloned()
+            .collect();
+        for ns in &gone {
+            st.reported.remove(ns);
+            for l in st.finding_labels.remove(ns).unwrap_or_default() {
+                ctx.metrics.findings.remove(&l);
+            }
+            st.findings.remove(ns);
+        }
+        gone
+    };
+    for ns in stale {
+        if let Err(e) = report::delete(&ctx.client, &ns).await {
+            tracing::warn!(namespace = %ns, error = %e, "cannot delete the report");
+        }
+    }
+    let mut by_kind: BTreeMap<CloudResourceLabels, i64> = BTreeMap::new();
+    for r in wanted.keys() {
+        *by_kind
+            .entry(CloudResourceLabels {
+                provider: r.provider().as_str().into(),
+                kind: r.kind().into(),
+            })
+            .or_default() += 1;
+    }
+    {
+        let mut st = ctx.state.lock().unwrap_or_else(|e| e.into_inner());
+        for l in st.resource_labels.drain(..) {
+            if !by_kind.contains_key(&l) {
+                ctx.metrics.cloud_resources.remove(&l);
+            }
+        }
+        for (l, n) in &by_kind {
+            ctx.metrics.cloud_resources.get_or_create(l).set(*n);
+            st.resource_labels.push(l.clone());
+        }
+    }
+    tracing::info!(
+        namespaces = plan.len(),
+        resources = wanted.len(),
+        audited = fresh,
+        took_ms = started.elapsed().as_millis() as u64,
+        "reconcile pass done"
+    );
+}
+
+async fn write_namespace(
+    ctx: &Context,
+    ns: &str,
+    verdicts: &[Verdict],
+    now: DateTime<Utc>,
+) -> Result<(), ReconcileError> {
+    // Findings gauge: exact counts for this namespace, stale label sets removed.
+    let mut counts: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
+    for v in verdicts {
+        *counts
+            .entry((v.control.to_string(), v.result.as_str()))
+            .or_default() += 1;
+    }
+    let labels: Vec<FindingLabels> = counts
+        .iter()
+        .map(|((control, result), _)| FindingLabels {
+            namespace: ns.into(),
+            control: control.clone(),
+            result: (*result).into(),
+        })
+        .collect();
+    let (opened, closed) = {
+        let mut st = ctx.state.lock().unwrap_or_else(|e| e.into_inner());
+        for old in st.finding_labels.remove(ns).unwrap_or_default() {
+            if !labels.contains(&old) {
+                ctx.metrics.findings.remove(&old);
+            }
+        }
+        for (l, ((_, _), n)) in labels.iter().zip(counts.iter()) {
+            ctx.metrics.findings.get_or_create(l).set(*n);
+        }
+        st.finding_labels.insert(ns.into(), labels);
+
+        // Events only for findings that appear or clear.
+        let now_failing: BTreeMap<FindingKey, &Verdict> = verdicts
+            .iter()
+            .filter(|v| matches!(v.result, Outcome::Fail | Outcome::Error))
+            .map(|v| {
+                (
+                    FindingKey {
+                        control: v.control.as_str(),
+                        rule: v.rule,
+                        object: v.resource.clone(),
+                        cloud: v.cloud_resource.clone(),
+                    },
+                    v,
+                )
+            })
+            .collect();
+        let before = st.findings.remove(ns).unwrap_or_default();
+        let opened: Vec<Verdict> = now_failing
+            .iter()
+            .filter(|(k, _)| !before.contains(k))
+            .map(|(_, v)| (*v).clone())
+            .collect();
+        let closed: Vec<FindingKey> = before
+            .iter()
+            .filter(|k| !now_failing.contains_key(k))
+            .cloned()
+            .collect();
+        st.findings
+            .insert(ns.into(), now_failing.keys().cloned().collect());
+        st.reported.insert(ns.into());
+        (opened, closed)
+    };
+    for v in opened {
+        let note = format!("[{}] {}", v.control, v.message);
+        publish(ctx, &v.resource, EventType::Warning, "GapOpened", note).await;
+    }
+    for k in closed {
+        let what = k.cloud.map(|c| format!(" on {c}")).unwrap_or_default();
+        let note = format!("[{}] the {} finding{what} has cleared", k.control, k.rule);
+        publish(ctx, &k.object, EventType::Normal, "GapClosed", note).await;
+    }
+
+    let body = report::build(ns, verdicts, now.timestamp());
+    match report::write(&ctx.client, ns, body).await? {
+        Written::NoCrd => {
+            tracing::debug!(namespace = %ns, "the OpenReports Report CRD is not installed; no report written")
+        }
+        Written::Written => tracing::debug!(namespace = %ns, "report updated"),
+        Written::Unchanged => {}
+    }
+    Ok(())
+}
+
+async fn publish(ctx: &Context, obj: &ObjectRef, type_: EventType, reason: &str, note: String) {
+    let reference = ObjectReference {
+        api_version: Some(obj.api_version.clone()),
+        kind: Some(obj.kind.clone()),
+        name: Some(obj.name.clone()),
+        namespace: obj.namespace.clone(),
+        ..Default::default()
+    };
+    let mut note = note;
+    if note.len() > 1000 {
+        let mut end = 1000;
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+    }
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Audit".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &reference).await {
+        tracing::warn!(object = %obj, error = %e, "cannot publish event");
+    }
+}
+
+async fn write_statuses(ctx: &Context, snap: &Snapshot, tallies: &Tallies, now: DateTime<Utc>) {
+    for b in snap.baselines.all() {
+        let obj = snap.baseline_objects.get(&b.name);
+        let generation = obj
+            .and_then(|o| o.at("metadata.generation"))
+            .and_then(serde_json::Value::as_i64);
+        let current: Option<BaselineStatus> = obj
+            .and_then(|o| o.at("status"))
+            .and_then(|s| serde_json::from_value(s.clone()).ok());
+        let empty = status::Tally::default();
+        let next = status::status_for(
+            &b,
+            tallies.get(&b.name).unwrap_or(&empty),
+            generation,
+            current.as_ref(),
+            now,
+        );
+        let due = {
+            let st = ctx.state.lock().unwrap_or_else(|e| e.into_inner());
+            match (st.statuses.get(&b.name), &current) {
+                (Some((written, at)), Some(cur)) => {
+                    !status::same_content(written, &next)
+                        || !status::same_content(cur, &next)
+                        || at.elapsed() >= ctx.status_refresh
+                }
+                _ => true,
+            }
+        };
+        if !due {
+            continue;
+        }
+        match status::write(&ctx.client, &b.name, &next).await {
+            Ok(()) => {
+                ctx.state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .statuses
+                    .insert(b.name.clone(), (next, Instant::now()));
+            }
+            Err(e) => tracing::warn!(baseline = %b.name, error = %e, "cannot write status"),
+        }
+    }
+}

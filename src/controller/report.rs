@@ -1,0 +1,253 @@
+//! One OpenReports `Report` per namespace (`openreports.io/v1alpha1`), bounded in size and
+//! written only when its content changes.
+
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use crate::engine::{Outcome, Verdict};
+
+pub const REPORT_NAME: &str = "onus";
+const HASH_ANNOTATION: &str = "onus.dev/content-hash";
+/// Results kept one by one; the rest are folded into one result per control and outcome.
+pub const MAX_RESULTS: usize = 500;
+const MAX_MESSAGE: usize = 1024;
+
+pub fn report_resource() -> ApiResource {
+    ApiResource {
+        group: "openreports.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "openreports.io/v1alpha1".into(),
+        kind: "Report".into(),
+        plural: "reports".into(),
+    }
+}
+
+fn severity(v: &Verdict) -> &'static str {
+    match (v.result, v.action) {
+        (Outcome::Fail | Outcome::Error, crate::api::Action::Deny) => "high",
+        (Outcome::Fail | Outcome::Error, crate::api::Action::Warn) => "medium",
+        (Outcome::Fail | Outcome::Error, crate::api::Action::Audit) => "low",
+        _ => "info",
+    }
+}
+
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+fn result(v: &Verdict, ts: i64) -> Value {
+    let mut props = BTreeMap::new();
+    props.insert("owner", v.owner.as_str().to_string());
+    props.insert("action", v.action.as_str().to_string());
+    props.insert("baseline", v.baseline.clone());
+    props.insert("domain", v.domain.as_str().to_string());
+    if let Some(c) = &v.cloud_resource {
+        props.insert("cloudResource", c.clone());
+    }
+    if let Some(f) = &v.remediation {
+        props.insert("remediation", cut(f, MAX_MESSAGE));
+    }
+    let mut resource = json!({"apiVersion": v.resource.api_version, "kind": v.resource.kind, "name": v.resource.name});
+    if let Some(ns) = &v.resource.namespace {
+        resource["namespace"] = json!(ns);
+    }
+    json!({
+        "source": "onus",
+        "policy": v.control.as_str(),
+        "rule": v.rule,
+        "result": v.result.as_str(),
+        "severity": severity(v),
+        "category": v.domain.as_str(),
+        "scored": true,
+        "message": cut(&v.message, MAX_MESSAGE),
+        "properties": props,
+        "resources": [resource],
+        "timestamp": {"seconds": ts, "nanos": 0},
+    })
+}
+
+/// The report body for a namespace. Findings come first; past `MAX_RESULTS`, the remaining
+/// verdicts are folded into one result per control and outcome that says how many there were.
+pub fn build(namespace: &str, verdicts: &[Verdict], ts: i64) -> Value {
+    let mut ordered: Vec<&Verdict> = verdicts.iter().collect();
+    ordered.sort_by_key(|v| (!v.is_finding(), v.control, v.resource.clone()));
+    let mut results: Vec<Value> = ordered
+        .iter()
+        .take(MAX_RESULTS)
+        .map(|v| result(v, ts))
+        .collect();
+    let mut folded: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for v in ordered.iter().skip(MAX_RESULTS) {
+        *folded
+            .entry((v.control.as_str(), v.result.as_str()))
+            .or_default() += 1;
+    }
+    for ((control, outcome), n) in folded {
+        results.push(json!({
+            "source": "onus", "policy": control, "rule": "aggregated", "result": outcome, "scored": true,
+            "message": format!("{n} more {outcome} results for {control} (the report keeps {MAX_RESULTS} results one by one)"),
+            "timestamp": {"seconds": ts, "nanos": 0},
+        }));
+    }
+    let count = |o: Outcome| verdicts.iter().filter(|v| v.result == o).count();
+    json!({
+        "apiVersion": "openreports.io/v1alpha1",
+        "kind": "Report",
+        "metadata": {"name": REPORT_NAME, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "onus"}},
+        "source": "onus",
+        "scope": {"apiVersion": "v1", "kind": "Namespace", "name": namespace},
+        "summary": {"pass": count(Outcome::Pass), "fail": count(Outcome::Fail), "warn": count(Outcome::Warn), "error": count(Outcome::Error), "skip": count(Outcome::Skip)},
+        "results": results,
+    })
+}
+
+/// Hash of what the report says, without timestamps.
+pub fn content_hash(report: &Value) -> String {
+    let mut stripped = report.clone();
+    if let Some(rs) = stripped.get_mut("results").and_then(Value::as_array_mut) {
+        for r in rs {
+            if let Some(m) = r.as_object_mut() {
+                m.remove("timestamp");
+            }
+        }
+    }
+    let mut h = DefaultHasher::new();
+    stripped.to_string().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// What happened to a report.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Written {
+    Unchanged,
+    Written,
+    /// The Report CRD is not installed.
+    NoCrd,
+}
+
+/// Server-side apply the report when its content hash differs from the stored one.
+pub async fn write(
+    client: &kube::Client,
+    namespace: &str,
+    mut report: Value,
+) -> Result<Written, kube::Error> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &report_resource());
+    let hash = content_hash(&report);
+    match api.get_opt(REPORT_NAME).await {
+        Ok(Some(existing))
+            if existing
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(HASH_ANNOTATION))
+                == Some(&hash) =>
+        {
+            return Ok(Written::Unchanged);
+        }
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(Written::NoCrd),
+        Err(e) => return Err(e),
+    }
+    report["metadata"]["annotations"] = json!({HASH_ANNOTATION: hash});
+    let mut bytes = serde_json::to_vec(&report).unwrap_or_default().len();
+    // Never above 1 MiB: drop individual results until it fits (the summary stays exact).
+    while bytes > 900 * 1024 {
+        let Some(rs) = report["results"].as_array_mut() else {
+            break;
+        };
+        let keep = rs.len() * 3 / 4;
+        rs.truncate(keep);
+        bytes = serde_json::to_vec(&report).unwrap_or_default().len();
+    }
+    api.patch(
+        REPORT_NAME,
+        &PatchParams::apply("onus").force(),
+        &Patch::Apply(&report),
+    )
+    .await?;
+    Ok(Written::Written)
+}
+
+/// Remove the report of a namespace that no baseline covers any more.
+pub async fn delete(client: &kube::Client, namespace: &str) -> Result<(), kube::Error> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &report_resource());
+    match api.delete(REPORT_NAME, &Default::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Action;
+    use crate::model::{ControlId, Domain, Owner};
+    use crate::object::ObjectRef;
+
+    fn verdict(i: usize, result: Outcome) -> Verdict {
+        Verdict {
+            control: ControlId::DataPublicAccess,
+            rule: "public-access",
+            result,
+            action: Action::Deny,
+            domain: Domain::Data,
+            owner: Owner::Customer,
+            resource: ObjectRef {
+                api_version: "apps/v1".into(),
+                kind: "Deployment".into(),
+                namespace: Some("shop".into()),
+                name: format!("app-{i}"),
+            },
+            cloud_resource: Some(format!("s3://bucket-{i}")),
+            message: "x".repeat(5000),
+            remediation: Some("fix".into()),
+            baseline: "ResponsibilityBaseline/shop/b".into(),
+        }
+    }
+
+    #[test]
+    fn reports_are_bounded_and_exact_in_summary() {
+        let mut vs: Vec<Verdict> = (0..3000).map(|i| verdict(i, Outcome::Pass)).collect();
+        vs.extend((0..700).map(|i| verdict(i, Outcome::Fail)));
+        let r = build("shop", &vs, 1);
+        assert_eq!(r["summary"]["fail"], 700);
+        assert_eq!(r["summary"]["pass"], 3000);
+        let results = r["results"].as_array().unwrap();
+        assert_eq!(results.len(), MAX_RESULTS + 2);
+        assert!(
+            results[..MAX_RESULTS].iter().all(|r| r["result"] == "fail"),
+            "findings come first"
+        );
+        assert!(results.iter().any(|r| r["rule"] == "aggregated"
+            && r["message"].as_str().unwrap().starts_with("3000 more pass")));
+        assert!(serde_json::to_vec(&r).unwrap().len() < 1024 * 1024);
+        assert_eq!(results[0]["properties"]["cloudResource"], "s3://bucket-0");
+        assert!(results[0]["message"].as_str().unwrap().len() <= MAX_MESSAGE + 3);
+    }
+
+    #[test]
+    fn hash_ignores_timestamps() {
+        let vs = vec![verdict(1, Outcome::Fail)];
+        assert_eq!(
+            content_hash(&build("shop", &vs, 1)),
+            content_hash(&build("shop", &vs, 99))
+        );
+        assert_ne!(
+            content_hash(&build("shop", &vs, 1)),
+            content_hash(&build("shop", &[verdict(2, Outcome::Fail)], 1))
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! Baseline status: conditions, the effective matrix with a state per domain, summary counts.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+
+use crate::api::{
+    BaselineStatus, ClusterResponsibilityBaseline, DomainStatus, ResponsibilityBaseline, Summary,
+};
+use crate::baseline::EffectiveBaseline;
+use crate::engine::{Outcome, Verdict};
+use crate::model::{ControlId, Domain};
+
+/// Verdict counts per baseline, gathered over every namespace a pass reconciled.
+#[derive(Default, Debug)]
+pub struct Tally {
+    pub summary: Summary,
+    pub failing_domains: std::collections::BTreeSet<Domain>,
+}
+
+impl Tally {
+    pub fn add(&mut self, v: &Verdict) {
+        let s = &mut self.summary;
+        match v.result {
+            Outcome::Pass => s.pass += 1,
+            Outcome::Fail => s.fail += 1,
+            Outcome::Warn => s.warn += 1,
+            Outcome::Error => s.error += 1,
+            Outcome::Skip => s.skip += 1,
+        }
+        if matches!(v.result, Outcome::Fail | Outcome::Error) {
+            self.failing_domains.insert(v.domain);
+        }
+    }
+}
+
+fn condition(
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    previous: &[Condition],
+) -> Condition {
+    let status = if ok { "True" } else { "False" };
+    // The transition time moves only when the status does.
+    let since = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| Time(Timestamp::now()));
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        last_transition_time: since,
+    }
+}
+
+/// The status a baseline should have after a pass.
+pub fn status_for(
+    b: &EffectiveBaseline,
+    tally: &Tally,
+    generation: Option<i64>,
+    previous: Option<&BaselineStatus>,
+    audit_time: chrono::DateTime<chrono::Utc>,
+) -> BaselineStatus {
+    let prev_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
+    let s = &tally.summary;
+    let compliant = s.fail == 0 && s.error == 0;
+    let matrix = b
+        .matrix
+        .cells()
+        .into_iter()
+        .map(|c| DomainStatus {
+            domain: c.domain,
+            owner: c.owner,
+            state: if !c.owner.customer_has_duty() {
+                "skipped"
+            } else if tally.failing_domains.contains(&c.domain) {
+                "failing"
+            } else {
+                "enforced"
+            }
+            .into(),
+            controls: c
+                .controls
+                .into_iter()
+                .filter(|id: &ControlId| !b.disabled(*id))
+                .collect(),
+        })
+        .collect();
+    BaselineStatus {
+        observed_generation: generation,
+        conditions: vec![
+            condition(
+                "Ready",
+                true,
+                "Audited",
+                "the baseline is valid and its namespaces were audited".into(),
+                generation,
+                prev_conditions,
+            ),
+            condition(
+                "Compliant",
+                compliant,
+                if compliant { "NoGaps" } else { "GapsOpen" },
+                if compliant {
+                    format!("{} checks pass", s.pass)
+                } else {
+                    format!(
+                        "{} failing and {} unreadable checks on customer-owned duties",
+                        s.fail, s.error
+                    )
+                },
+                generation,
+                prev_conditions,
+            ),
+        ],
+        matrix,
+        summary: Some(s.clone()),
+        last_audit_time: Some(audit_time),
+    }
+}
+
+/// Same content, ignoring when the audit ran.
+pub fn same_content(a: &BaselineStatus, b: &BaselineStatus) -> bool {
+    let strip = |s: &BaselineStatus| {
+        let mut s = s.clone();
+        s.last_audit_time = None;
+        s
+    };
+    strip(a) == strip(b)
+}
+
+/// Write the status subresource of the baseline named `name` (as `EffectiveBaseline::name`).
+pub async fn write(
+    client: &kube::Client,
+    name: &str,
+    status: &BaselineStatus,
+) -> Result<(), kube::Error> {
+    let patch = Patch::Merge(json!({"status": status}));
+    let pp = PatchParams::default();
+    let parts: Vec<&str> = name.split('/').collect();
+    match parts.as_slice() {
+        ["ResponsibilityBaseline", ns, n] => {
+            Api::<ResponsibilityBaseline>::namespaced(client.clone(), ns)
+                .patch_status(n, &pp, &patch)
+                .await?;
+        }
+        ["ClusterResponsibilityBaseline", n] => {
+            Api::<ClusterResponsibilityBaseline>::all(client.clone())
+                .patch_status(n, &pp, &patch)
+                .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Tallies by baseline name.
+pub type Tallies = BTreeMap<String, Tally>;

@@ -1,0 +1,555 @@
+//! The reconcile loop against a real kube-apiserver and moto: live posture of buckets, IRSA
+//! roles, security groups and the account trail, written to baseline status, an OpenReports
+//! Report, Events and metrics; gaps that close, a cloud that goes away, leader election.
+
+// The lock only keeps these tests from running at once; it guards no data.
+#![allow(clippy::await_holding_lock)]
+
+mod support;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::moto::Moto;
+use support::onus::{Onus, eventually};
+use support::{ControlPlane, control_plane};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const PUBLIC_ACL: &str = "ctl-public-acl";
+const PUBLIC_POLICY: &str = "ctl-public-policy";
+const PLAIN: &str = "ctl-plain";
+const CLEAN: &str = "ctl-clean";
+
+fn install_crds(cp: &ControlPlane) {
+    cp.kubectl_stdin(&["apply", "-f", "-"], &onus::api::crds_yaml().unwrap())
+        .expect_success();
+    let reports =
+        support::repo_root().join("../shared/thirdparty-crds/openreports.io_reports.yaml");
+    cp.kubectl(&["apply", "--server-side", "-f", reports.to_str().unwrap()])
+        .expect_success();
+    for crd in ["responsibilitybaselines.onus.dev", "reports.openreports.io"] {
+        cp.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            &format!("crd/{crd}"),
+        ])
+        .expect_success();
+    }
+}
+
+/// Buckets, roles and a security group as the issue describes; returns the security group id.
+async fn seed(moto: &Moto) -> String {
+    let conf = moto.sdk_config().await;
+    let s3 = moto.s3().await;
+    for b in [PUBLIC_ACL, PUBLIC_POLICY, PLAIN, CLEAN] {
+        s3.create_bucket().bucket(b).send().await.unwrap();
+    }
+    s3.put_bucket_acl()
+        .bucket(PUBLIC_ACL)
+        .acl(aws_sdk_s3::types::BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap();
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{PUBLIC_POLICY}/*"}}]}}"#
+    );
+    s3.put_bucket_policy()
+        .bucket(PUBLIC_POLICY)
+        .policy(policy)
+        .send()
+        .await
+        .unwrap();
+    for b in [PUBLIC_ACL, PUBLIC_POLICY, CLEAN] {
+        encrypt(&s3, b).await;
+    }
+    // Whatever moto does for new buckets, this one has no default encryption.
+    let _ = s3.delete_bucket_encryption().bucket(PLAIN).send().await;
+    for b in [PUBLIC_POLICY, PLAIN, CLEAN] {
+        if b != PUBLIC_POLICY {
+            block_public_access(&s3, b).await;
+        }
+    }
+
+    let iam = aws_sdk_iam::Client::new(&conf);
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/oidc.example"},"Action":"sts:AssumeRoleWithWebIdentity"}]}"#;
+    for (role, doc) in [
+        (
+            "ctl-admin",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+        ),
+        (
+            "ctl-reader",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::ctl-clean/*"}]}"#,
+        ),
+    ] {
+        iam.create_role()
+            .role_name(role)
+            .assume_role_policy_document(trust)
+            .send()
+            .await
+            .unwrap();
+        iam.put_role_policy()
+            .role_name(role)
+            .policy_name("inline")
+            .policy_document(doc)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let sg = ec2
+        .create_security_group()
+        .group_name("ctl-debug")
+        .description("debug")
+        .send()
+        .await
+        .unwrap();
+    let sg_id = sg.group_id().unwrap().to_string();
+    ec2.authorize_security_group_ingress()
+        .group_id(&sg_id)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(
+                    aws_sdk_ec2::types::IpRange::builder()
+                        .cidr_ip("0.0.0.0/0")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    sg_id
+}
+
+async fn encrypt(s3: &aws_sdk_s3::Client, bucket: &str) {
+    use aws_sdk_s3::types::{
+        ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+        ServerSideEncryptionRule,
+    };
+    let rule = ServerSideEncryptionRule::builder()
+        .apply_server_side_encryption_by_default(
+            ServerSideEncryptionByDefault::builder()
+                .sse_algorithm(ServerSideEncryption::Aes256)
+                .build()
+                .unwrap(),
+        )
+        .build();
+    s3.put_bucket_encryption()
+        .bucket(bucket)
+        .server_side_encryption_configuration(
+            ServerSideEncryptionConfiguration::builder()
+                .rules(rule)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn block_public_access(s3: &aws_sdk_s3::Client, bucket: &str) {
+    let conf = aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+        .block_public_acls(true)
+        .ignore_public_acls(true)
+        .block_public_policy(true)
+        .restrict_public_buckets(true)
+        .build();
+    s3.put_public_access_block()
+        .bucket(bucket)
+        .public_access_block_configuration(conf)
+        .send()
+        .await
+        .unwrap();
+}
+
+fn workloads(ns: &str, sg: &str) -> String {
+    let deploy = |name: &str, sa: &str, bucket: &str| {
+        format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      serviceAccountName: {sa}\n      containers:\n      - name: app\n        image: registry.example.com/{name}@sha256:0000000000000000000000000000000000000000000000000000000000000000\n        env: [{{name: BUCKET, value: \"s3://{bucket}/data\"}}]\n"
+        )
+    };
+    let mut s = String::new();
+    s += &format!(
+        "---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: admin, namespace: {ns}, annotations: {{eks.amazonaws.com/role-arn: \"arn:aws:iam::123456789012:role/ctl-admin\"}}}}\n"
+    );
+    s += &format!(
+        "---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: reader, namespace: {ns}, annotations: {{eks.amazonaws.com/role-arn: \"arn:aws:iam::123456789012:role/ctl-reader\"}}}}\n"
+    );
+    s += &deploy("uses-acl", "reader", PUBLIC_ACL);
+    s += &deploy("uses-policy", "reader", PUBLIC_POLICY);
+    s += &deploy("uses-plain", "reader", PLAIN);
+    s += &deploy("uses-clean", "reader", CLEAN);
+    s += &deploy("runs-as-admin", "admin", CLEAN);
+    s += &format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: {ns}, annotations: {{service.beta.kubernetes.io/aws-load-balancer-security-groups: \"{sg}\", service.beta.kubernetes.io/aws-load-balancer-scheme: internal}}}}\nspec: {{type: LoadBalancer, selector: {{app: web}}, ports: [{{port: 443}}]}}\n"
+    );
+    s
+}
+
+fn baseline(ns: &str) -> String {
+    format!(
+        "apiVersion: onus.dev/v1alpha1\nkind: ResponsibilityBaseline\nmetadata: {{name: aws-iaas, namespace: {ns}}}\nspec:\n  provider: aws\n  serviceModel: iaas\n  action: Deny\n  aws: {{region: us-east-1}}\n"
+    )
+}
+
+fn report(cp: &ControlPlane, ns: &str) -> Option<Value> {
+    let out = cp.kubectl(&[
+        "get",
+        "reports.openreports.io",
+        "onus",
+        "-n",
+        ns,
+        "-o",
+        "json",
+    ]);
+    out.success().then(|| out.json())
+}
+
+/// Results of the report for one resource name and control.
+fn results(report: &Value, name: &str, control: &str) -> Vec<String> {
+    report["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["policy"] == control && r["resources"][0]["name"] == name)
+        .map(|r| r["result"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+fn start_onus(cp: &ControlPlane, moto: &Moto, onus_ns: &str, extra: &[&str]) -> Onus {
+    let env: Vec<(&str, String)> = moto.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut args = vec![
+        format!("--namespace={onus_ns}"),
+        "--cert-host=127.0.0.1".into(),
+        "--webhook-config=none".into(),
+        "--audit-interval=2s".into(),
+        "--posture-ttl=4s".into(),
+        "--lease-duration=6s".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Onus::start_with_env(cp, &args, &env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_audit_reports_gaps_and_follows_the_cloud() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cp = control_plane();
+    install_crds(cp);
+    let moto = Moto::start();
+    let sg = seed(&moto).await;
+    moto.set_recording(false);
+
+    let ns = cp.create_namespace("audited");
+    let onus_ns = cp.create_namespace("onus");
+    cp.kubectl_stdin(&["apply", "-f", "-"], &baseline(&ns))
+        .expect_success();
+    cp.kubectl_stdin(&["apply", "-f", "-"], &workloads(&ns, &sg))
+        .expect_success();
+    let onus = start_onus(cp, &moto, &onus_ns, &[]);
+
+    // The report shows every gap the issue lists, and the clean resources pass.
+    let r = eventually(
+        Duration::from_secs(60),
+        "a report with the live findings",
+        || {
+            report(cp, &ns).filter(|r| {
+                results(r, "uses-plain", "data.encryption-at-rest").contains(&"fail".to_string())
+            })
+        },
+    );
+    let expect = [
+        ("uses-acl", "data.public-access", "fail"),
+        ("uses-policy", "data.public-access", "fail"),
+        ("uses-plain", "data.encryption-at-rest", "fail"),
+        ("uses-clean", "data.public-access", "pass"),
+        ("uses-clean", "data.encryption-at-rest", "pass"),
+        ("runs-as-admin", "identity.least-privilege", "fail"),
+        ("uses-clean", "identity.least-privilege", "pass"),
+        ("web", "network.exposure", "fail"),
+        (ns.as_str(), "logging.audit-trail", "fail"),
+    ];
+    for (name, control, want) in expect {
+        let got = results(&r, name, control);
+        assert!(
+            got.contains(&want.to_string()),
+            "{control} on {name}: want {want}, got {got:?}\n{}",
+            serde_json::to_string_pretty(&r).unwrap()
+        );
+    }
+    let acl = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["resources"][0]["name"] == "uses-acl" && x["policy"] == "data.public-access")
+        .unwrap();
+    assert_eq!(
+        acl["properties"]["cloudResource"],
+        format!("s3://{PUBLIC_ACL}")
+    );
+    assert_eq!(acl["properties"]["owner"], "customer");
+    assert_eq!(r["source"], "onus");
+    assert!(r["summary"]["fail"].as_u64().unwrap() >= 6);
+
+    // Baseline status.
+    let rb = eventually(Duration::from_secs(30), "baseline status", || {
+        let rb = cp
+            .kubectl(&["get", "rb", "aws-iaas", "-n", &ns, "-o", "json"])
+            .json();
+        rb["status"]["summary"]["fail"]
+            .as_u64()
+            .filter(|n| *n >= 6)
+            .map(|_| rb)
+    });
+    let conds = rb["status"]["conditions"].as_array().unwrap();
+    let cond = |t: &str| {
+        conds.iter().find(|c| c["type"] == t).unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(cond("Ready"), "True");
+    assert_eq!(cond("Compliant"), "False");
+    let data = rb["status"]["matrix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["domain"] == "data")
+        .unwrap();
+    assert_eq!(
+        (data["owner"].as_str(), data["state"].as_str()),
+        (Some("customer"), Some("failing"))
+    );
+    let physical = rb["status"]["matrix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["domain"] == "physical")
+        .unwrap();
+    assert_eq!(physical["state"], "skipped");
+    assert!(rb["status"]["lastAuditTime"].is_string());
+    assert_eq!(
+        rb["status"]["observedGeneration"],
+        rb["metadata"]["generation"]
+    );
+
+    // Events for opened gaps.
+    let events = cp
+        .kubectl(&["get", "events.events.k8s.io", "-n", &ns, "-o", "json"])
+        .json();
+    let opened: Vec<&Value> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "GapOpened")
+        .collect();
+    assert!(
+        opened.iter().any(|e| e["regarding"]["name"] == "uses-acl"
+            && e["note"].as_str().unwrap().contains("data.public-access")),
+        "{opened:#?}"
+    );
+
+    // Metrics.
+    let m = onus.metrics();
+    for needle in [
+        &format!(
+            "onus_findings{{namespace=\"{ns}\",control=\"data.public-access\",result=\"fail\"}} 2"
+        ),
+        "onus_cloud_requests_total{provider=\"aws\",service=\"s3\"",
+        "onus_reconcile_total{result=\"ok\"}",
+        "onus_cloud_resources{provider=\"aws\",kind=\"s3-bucket\"} 4",
+        "onus_cloud_request_duration_seconds_bucket{provider=\"aws\",service=\"iam\"",
+    ] {
+        assert!(m.contains(needle), "{needle} missing from metrics:\n{m}");
+    }
+
+    // Close two gaps in the cloud: the findings clear within a TTL and events say so.
+    let s3 = moto.s3().await;
+    block_public_access(&s3, PUBLIC_ACL).await;
+    encrypt(&s3, PLAIN).await;
+    let r = eventually(Duration::from_secs(30), "the closed gaps to clear", || {
+        report(cp, &ns).filter(|r| {
+            results(r, "uses-acl", "data.public-access") == ["pass"]
+                && results(r, "uses-plain", "data.encryption-at-rest") == ["pass"]
+        })
+    });
+    assert_eq!(
+        results(&r, "uses-policy", "data.public-access"),
+        ["fail"],
+        "the other public bucket is still public"
+    );
+    eventually(Duration::from_secs(20), "a GapClosed event", || {
+        let ev = cp
+            .kubectl(&["get", "events.events.k8s.io", "-n", &ns, "-o", "json"])
+            .json();
+        ev["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "GapClosed" && e["regarding"]["name"] == "uses-acl")
+            .then_some(())
+    });
+
+    // The webhook reads the same cache: a new Deployment on the still-public bucket is refused.
+    let vwc_name = format!("onus-{onus_ns}");
+    let vwc = std::process::Command::new(env!("CARGO_BIN_EXE_onus"))
+        .args([
+            "webhook-config",
+            "--url",
+            &onus.url(),
+            "--name",
+            &vwc_name,
+            "--failure-policy",
+            "Ignore",
+        ])
+        .output()
+        .unwrap();
+    let ca = cp.kubectl(&[
+        "get",
+        "secret",
+        "onus-webhook-tls",
+        "-n",
+        &onus_ns,
+        "-o",
+        "jsonpath={.data.ca\\.crt}",
+    ]);
+    let mut vwc: Value = serde_yaml_ng::from_slice(&vwc.stdout).unwrap();
+    vwc["webhooks"][0]["clientConfig"]["caBundle"] =
+        Value::String(ca.expect_success().stdout.trim().to_string());
+    let _cleanup = support::onus::Cleanup {
+        cp,
+        args: vec!["validatingwebhookconfiguration".into(), vwc_name.clone()],
+    };
+    cp.kubectl_stdin(&["apply", "-f", "-"], &serde_json::to_string(&vwc).unwrap())
+        .expect_success();
+    let new = workloads(&ns, &sg).replace("uses-policy", "new-on-policy");
+    let new: String = new
+        .split("---\n")
+        .filter(|d| d.contains("new-on-policy"))
+        .collect();
+    let out = eventually(Duration::from_secs(20), "the webhook to refuse", || {
+        let out = cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &new);
+        (!out.success()).then_some(out)
+    });
+    assert!(
+        out.stderr.contains("data.public-access") && out.stderr.contains(PUBLIC_POLICY),
+        "{out}"
+    );
+
+    // The cloud goes away: errors, never passes, and onus keeps running.
+    moto.stop();
+    let r = eventually(
+        Duration::from_secs(40),
+        "error verdicts while moto is down",
+        || report(cp, &ns).filter(|r| results(r, "uses-clean", "data.public-access") == ["error"]),
+    );
+    for name in ["uses-acl", "uses-plain", "uses-clean", "runs-as-admin"] {
+        let all: Vec<String> = r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| {
+                x["resources"][0]["name"] == name && x["properties"]["cloudResource"].is_string()
+            })
+            .map(|x| x["result"].as_str().unwrap().to_string())
+            .collect();
+        assert!(
+            !all.is_empty() && all.iter().all(|x| x == "error"),
+            "{name}: {all:?}"
+        );
+    }
+    assert_eq!(onus.http_get("/healthz").map(|x| x.0), Some(200));
+    assert!(
+        onus.metrics().contains("outcome=\"error\""),
+        "failed calls are counted"
+    );
+    moto.restart();
+    eventually(
+        Duration::from_secs(40),
+        "recovery after moto is back",
+        || report(cp, &ns).filter(|r| results(r, "uses-clean", "data.public-access") == ["pass"]),
+    );
+}
+
+fn lease_holder(cp: &ControlPlane, ns: &str) -> Option<String> {
+    let out = cp.kubectl(&[
+        "get",
+        "lease",
+        "onus-controller",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    (out.success() && !out.stdout.is_empty()).then(|| out.stdout.trim().to_string())
+}
+
+fn reconciles(onus: &Onus) -> u64 {
+    onus.metrics()
+        .lines()
+        .find(|l| l.starts_with("onus_reconcile_total{result=\"ok\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0) as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_one_replica_reconciles_and_the_other_takes_over() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cp = control_plane();
+    install_crds(cp);
+    let moto = Moto::start();
+    let ns = cp.create_namespace("leader");
+    let onus_ns = cp.create_namespace("onus-ha");
+    cp.kubectl_stdin(&["apply", "-f", "-"], &baseline(&ns))
+        .expect_success();
+    let a = start_onus(cp, &moto, &onus_ns, &["--identity=replica-a"]);
+    let b = start_onus(cp, &moto, &onus_ns, &["--identity=replica-b"]);
+    let holder = eventually(Duration::from_secs(30), "a lease holder", || {
+        lease_holder(cp, &onus_ns)
+    });
+    // Let both run a while: only the holder reconciles.
+    std::thread::sleep(Duration::from_secs(8));
+    let (ra, rb) = (reconciles(&a), reconciles(&b));
+    let (leader, follower, follower_name) = if holder == "replica-a" {
+        (a, b, "replica-b")
+    } else {
+        (b, a, "replica-a")
+    };
+    let (rl, rf) = if holder == "replica-a" {
+        (ra, rb)
+    } else {
+        (rb, ra)
+    };
+    assert!(rl >= 2, "the leader reconciled {rl} times");
+    assert_eq!(rf, 0, "the follower must not reconcile");
+    // Both serve the webhook (readyz on both).
+    assert_eq!(follower.http_get("/readyz").map(|x| x.0), Some(200));
+    // Kill the leader: the follower takes over within the lease time.
+    let killed = std::time::Instant::now();
+    drop(leader);
+    eventually(
+        Duration::from_secs(20),
+        "the follower to take the lease",
+        || (lease_holder(cp, &onus_ns).as_deref() == Some(follower_name)).then_some(()),
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the new leader to reconcile",
+        || (reconciles(&follower) > 0).then_some(()),
+    );
+    let took = killed.elapsed();
+    assert!(
+        took < Duration::from_secs(6 + 2 + 5),
+        "takeover took {took:?}"
+    );
+}
