@@ -1,13 +1,17 @@
 # The README's test command is `make test`; .ci/run calls it.
-.PHONY: test lint crds bench build controlplane
+.PHONY: test lint crds bench build controlplane moto
 
 # The control plane (etcd, kube-apiserver, kubectl, helm) is built from Go modules on first use
 # and cached under ~/.cache/onus/controlplane; later runs reuse it.
-test: lint controlplane
+test: lint controlplane moto
 	cargo test --all-targets
 
 controlplane:
 	hack/controlplane build
+
+# moto[server] (a local AWS) in a venv under ~/.cache/onus/moto, pinned.
+moto:
+	hack/moto install
 
 lint:
 	cargo fmt --all -- --check

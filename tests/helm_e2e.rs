@@ -1818,6 +1818,16 @@ fn from_helm_install_to_a_first_denial() {
         })
         .collect();
     args.push("--cert-host=127.0.0.1".into());
+    // Where this onus has the reconcile loop (leader election), audit often: the test waits
+    // for a pass.
+    let help = Command::new(onus_bin())
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let has_controller = String::from_utf8_lossy(&help.stdout).contains("--lease-duration");
+    if has_controller {
+        args.push("--audit-interval=2s".into());
+    }
     let url = format!("https://127.0.0.1:{webhook_port}/validate");
     cp.kubectl(&[
         "patch",
@@ -1950,6 +1960,40 @@ fn from_helm_install_to_a_first_denial() {
         "{metrics}"
     );
     assert_eq!(onus.get("/healthz").map(|r| r.0), Some(200));
+
+    // Where this onus has the reconcile loop (leader election), the chart's Role and
+    // ClusterRole let it take the Lease and write the baseline's status as well.
+    if has_controller {
+        eventually(Duration::from_secs(60), "the leader Lease", || {
+            let out = cp.kubectl(&[
+                "get",
+                "lease",
+                "onus-controller",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ]);
+            (out.success() && out.stdout == "onus-0-local").then_some(())
+        });
+        eventually(Duration::from_secs(60), "the baseline status", || {
+            let out = cp.kubectl(&[
+                "get",
+                "rb",
+                "aws-iaas",
+                "-n",
+                &shop,
+                "-o",
+                "jsonpath={.status.observedGeneration}",
+            ]);
+            (out.success() && out.stdout == "1").then_some(())
+        });
+        let logs = onus.logs();
+        assert!(
+            !logs.to_lowercase().contains("forbidden"),
+            "onus hit RBAC walls:\n{logs}"
+        );
+    }
 
     // Stop onus before the release goes (and with it the webhook configuration).
     drop(onus);

@@ -72,20 +72,21 @@ async fn read_body(body: Body) -> Result<Vec<u8>, Response> {
     Ok(buf)
 }
 
+fn count_invalid(metrics: &Metrics) {
+    let labels = AdmissionLabels {
+        kind: String::new(),
+        operation: String::new(),
+        decision: "invalid".into(),
+    };
+    metrics.admission_requests.get_or_create(&labels).inc();
+}
+
 async fn validate(State(state): State<WebhookState>, body: Body) -> Response {
     let started = Instant::now();
     let body = match read_body(body).await {
         Ok(b) => b,
         Err(resp) => {
-            state
-                .metrics
-                .admission_requests
-                .get_or_create(&AdmissionLabels {
-                    kind: String::new(),
-                    operation: String::new(),
-                    decision: "invalid".into(),
-                })
-                .inc();
+            count_invalid(&state.metrics);
             tracing::warn!("admission review too large");
             return resp;
         }
@@ -119,15 +120,7 @@ async fn validate(State(state): State<WebhookState>, body: Body) -> Response {
             axum::Json(d.review).into_response()
         }
         Err(e) => {
-            state
-                .metrics
-                .admission_requests
-                .get_or_create(&AdmissionLabels {
-                    kind: String::new(),
-                    operation: String::new(),
-                    decision: "invalid".into(),
-                })
-                .inc();
+            count_invalid(&state.metrics);
             tracing::warn!(error = %e, "malformed admission review");
             (StatusCode::BAD_REQUEST, format!("onus: {e}\n")).into_response()
         }
