@@ -20,8 +20,11 @@ lint:
 build:
 	cargo build --release
 
+# CRDs come from the Rust types; the chart carries the same file, install.yaml the rendered chart.
 crds:
 	cargo run -q -- crd > crds/onus.dev.yaml
+	cp crds/onus.dev.yaml charts/onus/crds/onus.dev.yaml
+	ONUS_UPDATE_MANIFESTS=1 cargo test -q --test helm_e2e install_yaml
 
 bench:
 	cargo bench --bench evaluate
