@@ -128,6 +128,7 @@ fn bench_check(c: &mut Criterion) {
         paths: vec![PathBuf::from(&file)],
         namespace: "default".into(),
         now: chrono::Utc::now(),
+        live: false,
     };
     let report = run(&opts);
     assert_eq!(report.objects + report.baselines, 10_000);

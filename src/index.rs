@@ -165,10 +165,34 @@ impl Snapshot {
 
 /// Strip what onus never reads, to keep cached objects small.
 pub fn slim(mut body: serde_json::Value) -> serde_json::Value {
+    // Baselines keep their status and generation: the controller writes and compares them.
+    let ours = body
+        .get("apiVersion")
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|v| v.starts_with("onus.dev/"));
+    if let Some(map) = body.as_object_mut()
+        && !ours
+    {
+        map.remove("status");
+    }
     if let Some(meta) = body.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-        meta.remove("managedFields");
+        for field in [
+            "managedFields",
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "selfLink",
+            "ownerReferences",
+            "finalizers",
+        ] {
+            meta.remove(field);
+        }
+        if !ours {
+            meta.remove("generation");
+        }
         if let Some(ann) = meta.get_mut("annotations").and_then(|a| a.as_object_mut()) {
             ann.remove("kubectl.kubernetes.io/last-applied-configuration");
+            ann.remove("deployment.kubernetes.io/revision");
         }
     }
     body
@@ -228,9 +252,15 @@ mod tests {
     #[test]
     fn slim_drops_bulk() {
         let v = slim(
-            json!({"metadata":{"name":"x","managedFields":[{}],"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{}","keep":"1"}}}),
+            json!({"apiVersion":"apps/v1","metadata":{"name":"x","uid":"u","generation":3,"managedFields":[{}],
+            "annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{}","keep":"1"}},"status":{"replicas":1}}),
         );
-        assert!(v["metadata"].get("managedFields").is_none());
+        assert!(v["metadata"].get("managedFields").is_none() && v["metadata"].get("uid").is_none());
+        assert!(v.get("status").is_none());
         assert_eq!(v["metadata"]["annotations"], json!({"keep":"1"}));
+        let rb = slim(
+            json!({"apiVersion":"onus.dev/v1alpha1","metadata":{"name":"b","generation":2},"status":{"summary":{}}}),
+        );
+        assert!(rb.get("status").is_some() && rb["metadata"]["generation"] == 2);
     }
 }

@@ -34,6 +34,9 @@ enum Command {
         /// Namespace of objects that do not name one.
         #[arg(long, default_value = "default")]
         namespace: String,
+        /// Also audit referenced AWS resources live (standard credential chain, AWS_ENDPOINT_URL).
+        #[arg(long)]
+        live: bool,
         /// Files or directories of YAML/JSON manifests.
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
@@ -189,6 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             baselines,
             output,
             namespace,
+            live,
             paths,
         } => {
             let opts = CheckOptions {
@@ -196,6 +200,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 paths,
                 namespace,
                 now: chrono::Utc::now(),
+                live,
             };
             let report = check::run(&opts);
             let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();

@@ -37,6 +37,8 @@ curl -sf "http://127.0.0.1:$MPORT/readyz" >/dev/null || { cat "$WORK/onus.log"; 
 
 echo "== wrk: 2 threads, 64 connections, ${DURATION}s, POST /validate (Deployment review)"
 REVIEW=benches/webhook/review.json wrk -t2 -c64 -d"${DURATION}s" --latency -s benches/webhook/review.lua "https://127.0.0.1:$PORT/validate"
+echo "== wrk: 64 connections paced to about 2,000 reviews/s, ${DURATION}s"
+PACE_MS=30 REVIEW=benches/webhook/review.json wrk -t2 -c64 -d"${DURATION}s" --latency -s benches/webhook/review-paced.lua "https://127.0.0.1:$PORT/validate"
 echo "== onus RSS after load: $(ps -o rss= -p "$ONUS_PID" | awk '{printf "%.1f MiB", $1/1024}')"
 
 deploy() {

@@ -1,5 +1,6 @@
 //! `onus check`: the engine on files, for deploy pipelines.
 
+mod live;
 mod load;
 mod output;
 
@@ -26,6 +27,8 @@ pub struct CheckOptions {
     pub paths: Vec<PathBuf>,
     pub namespace: String,
     pub now: DateTime<Utc>,
+    /// Audit referenced AWS resources live before judging.
+    pub live: bool,
 }
 
 /// Everything `onus check` found.
@@ -139,7 +142,21 @@ pub fn run(opts: &CheckOptions) -> CheckReport {
         });
     }
 
-    let inventory = Inventory::from_objects(objects.iter().map(|(o, _)| o));
+    let mut inventory = Inventory::from_objects(objects.iter().map(|(o, _)| o));
+    if opts.live {
+        let judged: Vec<&Object> = objects
+            .iter()
+            .map(|(o, _)| o)
+            .filter(|o| is_judged_kind(o.group(), o.kind()))
+            .collect();
+        live::audit(
+            &judged,
+            &baselines,
+            &mut inventory,
+            &opts.namespace,
+            opts.now,
+        );
+    }
     let mut namespaces = BTreeSet::new();
     report.objects = objects.len();
     for (obj, doc) in &objects {

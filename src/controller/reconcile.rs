@@ -322,6 +322,7 @@ pub async fn run_pass(ctx: &Context) {
             st.resource_labels.push(l.clone());
         }
     }
+    release_free_memory();
     tracing::info!(
         namespaces = plan.len(),
         resources = wanted.len(),
@@ -486,5 +487,15 @@ async fn write_statuses(ctx: &Context, snap: &Snapshot, tallies: &Tallies, now: 
             }
             Err(e) => tracing::warn!(baseline = %b.name, error = %e, "cannot write status"),
         }
+    }
+}
+
+/// A pass allocates and frees a lot (objects judged, verdicts, reports); glibc keeps freed pages
+/// in its arenas, so hand them back to the OS after each pass.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap memory to the OS; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
