@@ -11,21 +11,7 @@ fn with_crds() -> &'static ControlPlane {
     static INSTALL: Once = Once::new();
     let cp = control_plane();
     INSTALL.call_once(|| {
-        let crds = onus::api::crds_yaml().unwrap();
-        cp.kubectl_stdin(&["apply", "-f", "-"], &crds)
-            .expect_success();
-        for name in [
-            "responsibilitybaselines.onus.dev",
-            "clusterresponsibilitybaselines.onus.dev",
-        ] {
-            cp.kubectl(&[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                &format!("crd/{name}"),
-            ])
-            .expect_success();
-        }
+        support::onus::install_crds(cp, &[]);
     });
     cp
 }

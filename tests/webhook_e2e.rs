@@ -14,15 +14,7 @@ use support::{ControlPlane, control_plane};
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn install_crds(cp: &ControlPlane) {
-    cp.kubectl_stdin(&["apply", "-f", "-"], &onus::api::crds_yaml().unwrap())
-        .expect_success();
-    cp.kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/responsibilitybaselines.onus.dev",
-    ])
-    .expect_success();
+    support::onus::install_crds(cp, &[]);
 }
 
 /// Start onus with self-managed certificates for 127.0.0.1, register the webhook by URL, and
@@ -199,17 +191,7 @@ fn deny_warn_and_allow_through_kubectl() {
     assert!(out.stderr.contains("port 22"), "{out}");
 
     // An ACK Bucket with a public ACL, once the ACK CRD is installed.
-    let crd =
-        support::repo_root().join("../shared/thirdparty-crds/s3.services.k8s.aws_buckets.yaml");
-    cp.kubectl(&["apply", "--server-side", "-f", crd.to_str().unwrap()])
-        .expect_success();
-    cp.kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/buckets.s3.services.k8s.aws",
-    ])
-    .expect_success();
+    support::onus::install_crds(cp, &["s3.services.k8s.aws_buckets.yaml"]);
     let bucket = format!(
         "apiVersion: s3.services.k8s.aws/v1alpha1\nkind: Bucket\nmetadata: {{name: assets, namespace: {deny_ns}}}\nspec:\n  name: acme-assets\n  acl: public-read\n"
     );
@@ -375,7 +357,7 @@ fn certificate_rotation_under_load_fails_no_request() {
     let started = std::time::Instant::now();
     let (mut ok, mut failed) = (0, Vec::new());
     let mut i = 0;
-    while started.elapsed() < Duration::from_secs(25) {
+    while (serials.len() < 3 || i < 40) && started.elapsed() < Duration::from_secs(180) {
         // Alternate a clean object (must be admitted) and a bad one (must be denied by onus,
         // not failed by a TLS error).
         let (yaml, want_ok) = if i % 2 == 0 {
@@ -394,7 +376,7 @@ fn certificate_rotation_under_load_fails_no_request() {
         } else {
             failed.push(out.to_string());
         }
-        if i % 10 == 0 {
+        if i % 5 == 0 {
             let s = serial_of();
             if !s.is_empty() && !serials.contains(&s) {
                 serials.push(s);
@@ -410,7 +392,7 @@ fn certificate_rotation_under_load_fails_no_request() {
         failed[0],
         onus.logs()
     );
-    assert!(ok > 50, "only {ok} requests made");
+    assert!(ok >= 40, "only {ok} requests made in 180 s");
     assert!(
         serials.len() >= 3,
         "expected at least two rotations, saw serials {serials:?}"

@@ -158,3 +158,39 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Wait until these CRDs (`plural.group`) are Established.
+pub fn wait_established(cp: &ControlPlane, crds: &[&str]) {
+    for crd in crds {
+        cp.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            &format!("crd/{crd}"),
+        ])
+        .expect_success();
+    }
+}
+
+/// Apply onus's own CRDs and the named files of `shared/thirdparty-crds/`, and wait for all of them.
+pub fn install_crds(cp: &ControlPlane, thirdparty: &[&str]) {
+    cp.kubectl_stdin(&["apply", "-f", "-"], &onus::api::crds_yaml().unwrap())
+        .expect_success();
+    let mut names = vec![
+        "responsibilitybaselines.onus.dev".to_string(),
+        "clusterresponsibilitybaselines.onus.dev".to_string(),
+    ];
+    for file in thirdparty {
+        let path = super::repo_root()
+            .join("../shared/thirdparty-crds")
+            .join(file);
+        cp.kubectl(&["apply", "--server-side", "-f", path.to_str().unwrap()])
+            .expect_success();
+        // Files are named after the CRD (`group_plural.yaml`): plural.group.
+        if let Some((group, plural)) = file.trim_end_matches(".yaml").split_once('_') {
+            names.push(format!("{plural}.{group}"));
+        }
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    wait_established(cp, &names);
+}
