@@ -4,6 +4,7 @@
 //! Rebuilding the snapshot from the objects keeps merged facts (several objects declaring one
 //! bucket) correct when any of them changes or goes away.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -15,16 +16,83 @@ use crate::engine::{Verdict, evaluate};
 use crate::inventory::Inventory;
 use crate::object::{Object, ObjectRef};
 use crate::posture::PostureMap;
+use crate::refs::pod_template_path;
+
+/// An object as the index keeps it.
+///
+/// Objects that every snapshot reads (baselines, ServiceAccounts, ConfigMaps, declared cloud
+/// resources) stay parsed. Objects that only the reconcile pass reads, once per pass (workloads,
+/// Services, Ingresses, StorageClasses), are kept as their JSON text: a parsed Deployment costs
+/// about ten times its text in map nodes, and clusters hold tens of thousands of them.
+#[derive(Clone, Debug)]
+pub enum Stored {
+    Parsed(Arc<Object>),
+    Packed { id: ObjectRef, json: Arc<str> },
+}
+
+impl From<Object> for Stored {
+    fn from(o: Object) -> Stored {
+        if !packs(&o.id) {
+            return Stored::Parsed(Arc::new(o));
+        }
+        match serde_json::to_string(&o.body) {
+            Ok(json) => Stored::Packed {
+                id: o.id,
+                json: json.into(),
+            },
+            Err(_) => Stored::Parsed(Arc::new(o)),
+        }
+    }
+}
+
+impl Stored {
+    pub fn id(&self) -> &ObjectRef {
+        match self {
+            Stored::Parsed(o) => &o.id,
+            Stored::Packed { id, .. } => id,
+        }
+    }
+
+    /// The object, parsed again when it was packed.
+    pub fn object(&self) -> Result<Cow<'_, Object>, serde_json::Error> {
+        match self {
+            Stored::Parsed(o) => Ok(Cow::Borrowed(o.as_ref())),
+            Stored::Packed { id, json } => Ok(Cow::Owned(Object {
+                id: id.clone(),
+                body: serde_json::from_str(json)?,
+            })),
+        }
+    }
+
+    fn parsed(&self) -> Option<&Arc<Object>> {
+        match self {
+            Stored::Parsed(o) => Some(o),
+            Stored::Packed { .. } => None,
+        }
+    }
+}
+
+/// Judged kinds that no snapshot reads besides the reconcile pass.
+fn packs(id: &ObjectRef) -> bool {
+    pod_template_path(&id.kind).is_some()
+        || matches!(
+            (id.group(), id.kind.as_str()),
+            ("", "Service")
+                | ("networking.k8s.io" | "extensions", "Ingress")
+                | ("storage.k8s.io", "StorageClass")
+        )
+}
 
 /// Objects by identity.
 #[derive(Default, Debug)]
 pub struct Index {
-    objects: BTreeMap<ObjectRef, Arc<Object>>,
+    objects: BTreeMap<ObjectRef, Stored>,
 }
 
 impl Index {
-    pub fn upsert(&mut self, obj: Object) {
-        self.objects.insert(obj.id.clone(), Arc::new(obj));
+    pub fn upsert(&mut self, obj: impl Into<Stored>) {
+        let stored = obj.into();
+        self.objects.insert(stored.id().clone(), stored);
     }
 
     pub fn delete(&mut self, id: &ObjectRef) {
@@ -32,7 +100,7 @@ impl Index {
     }
 
     /// Replace every object of one kind (a watch restarted and listed again).
-    pub fn replace_kind(&mut self, api_version: &str, kind: &str, objects: Vec<Object>) {
+    pub fn replace_kind(&mut self, api_version: &str, kind: &str, objects: Vec<Stored>) {
         self.objects
             .retain(|id, _| !(id.api_version == api_version && id.kind == kind));
         for o in objects {
@@ -53,7 +121,8 @@ impl Index {
         let mut baselines = BaselineSet::default();
         let mut problems = Vec::new();
         let mut counts = BaselineCounts::default();
-        for o in self.objects.values().filter(|o| o.group() == "onus.dev") {
+        let parsed = || self.objects.values().filter_map(Stored::parsed);
+        for o in parsed().filter(|o| o.group() == "onus.dev") {
             let added = match o.kind() {
                 "ResponsibilityBaseline" => {
                     serde_json::from_value::<ResponsibilityBaseline>(o.body.clone())
@@ -79,26 +148,23 @@ impl Index {
             }
         }
         let mut inventory = Inventory::from_objects(
-            self.objects
-                .values()
+            parsed()
                 .map(|o| o.as_ref())
                 .filter(|o| o.group() != "onus.dev"),
         );
         inventory.live = live.clone();
-        let mut judged: BTreeMap<String, Vec<Arc<Object>>> = BTreeMap::new();
-        for o in self
+        let mut judged: BTreeMap<String, Vec<Stored>> = BTreeMap::new();
+        for (id, o) in self
             .objects
-            .values()
-            .filter(|o| crate::check::is_judged_kind(o.group(), o.kind()))
+            .iter()
+            .filter(|(id, _)| crate::check::is_judged_kind(id.group(), &id.kind))
         {
             judged
-                .entry(o.namespace().unwrap_or("").to_string())
+                .entry(id.namespace.clone().unwrap_or_default())
                 .or_default()
                 .push(o.clone());
         }
-        let baseline_objects = self
-            .objects
-            .values()
+        let baseline_objects = parsed()
             .filter(|o| o.group() == "onus.dev")
             .map(|o| {
                 let name = match o.namespace() {
@@ -134,7 +200,7 @@ pub struct Snapshot {
     pub problems: Vec<String>,
     pub counts: BaselineCounts,
     /// Objects of judged kinds, by namespace ("" for cluster-scoped ones).
-    pub judged: BTreeMap<String, Vec<Arc<Object>>>,
+    pub judged: BTreeMap<String, Vec<Stored>>,
     /// Baseline objects by `EffectiveBaseline::name`, for their status.
     pub baseline_objects: BTreeMap<String, Arc<Object>>,
 }
@@ -214,6 +280,46 @@ mod tests {
 
     fn obj(v: serde_json::Value) -> Object {
         Object::from_value(v, None).unwrap()
+    }
+
+    #[test]
+    fn workloads_are_packed_and_read_back_whole() {
+        let mut idx = Index::default();
+        let deploy = json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"shop"},
+            "spec":{"template":{"spec":{"serviceAccountName":"web","containers":[{"name":"app","image":"nginx:latest"}]}}}});
+        idx.upsert(obj(deploy.clone()));
+        let sa = json!({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"web","namespace":"shop",
+            "annotations":{"eks.amazonaws.com/role-arn":"arn:aws:iam::123456789012:role/web"}}});
+        idx.upsert(obj(sa));
+        let snap = idx.snapshot(&PostureMap::default());
+        let judged = &snap.judged["shop"];
+        assert_eq!(
+            judged.len(),
+            2,
+            "the Deployment and the ServiceAccount are judged"
+        );
+        let stored = judged.iter().find(|s| s.id().kind == "Deployment").unwrap();
+        assert!(matches!(stored, Stored::Packed { .. }), "{stored:?}");
+        assert_eq!(
+            stored.object().unwrap().body,
+            deploy,
+            "nothing lost in packing"
+        );
+        let sa = judged
+            .iter()
+            .find(|s| s.id().kind == "ServiceAccount")
+            .unwrap();
+        assert!(
+            matches!(sa, Stored::Parsed(_)),
+            "the inventory reads ServiceAccounts"
+        );
+        // The packed workload still resolves its identity through the parsed ServiceAccount.
+        let refs = crate::engine::references(&stored.object().unwrap(), &snap.inventory).0;
+        assert!(
+            refs.iter()
+                .any(|r| r.resource.to_string().contains("role/web")),
+            "{refs:?}"
+        );
     }
 
     #[test]

@@ -15,20 +15,20 @@ use kube::{Api, Client};
 use tokio::sync::{mpsc, watch};
 
 use crate::declared::DECLARED_KINDS;
-use crate::index::{Index, Snapshot, slim};
+use crate::index::{Index, Snapshot, Stored, slim};
 use crate::object::{Object, ObjectRef};
 use crate::posture::PostureMap;
 
 /// A change for the index.
 #[derive(Debug)]
 pub enum Change {
-    Upsert(Object),
+    Upsert(Stored),
     Delete(ObjectRef),
     /// A watch listed everything of one kind (start or restart).
     Replace {
         api_version: String,
         kind: String,
-        objects: Vec<Object>,
+        objects: Vec<Stored>,
         /// Set once the index holds these objects.
         synced: Arc<AtomicBool>,
     },
@@ -88,7 +88,7 @@ fn api_resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiReso
     }
 }
 
-fn to_object(ar: &ApiResource, d: DynamicObject) -> Option<Object> {
+fn to_object(ar: &ApiResource, d: DynamicObject) -> Option<Stored> {
     // Pods, ReplicaSets and Jobs made by a controller are judged through their owner.
     let owned = d
         .metadata
@@ -103,7 +103,7 @@ fn to_object(ar: &ApiResource, d: DynamicObject) -> Option<Object> {
     // List responses may omit apiVersion and kind on items.
     body["apiVersion"] = ar.api_version.clone().into();
     body["kind"] = ar.kind.clone().into();
-    Object::from_value(slim(body), None).ok()
+    Object::from_value(slim(body), None).ok().map(Stored::from)
 }
 
 /// Watch one kind until the channel closes, retrying with backoff.
@@ -140,7 +140,7 @@ async fn watch_kind(
                 None => continue,
             },
             Ok(Event::Delete(d)) => match to_object(&ar, d) {
-                Some(o) => Change::Delete(o.id),
+                Some(o) => Change::Delete(o.id().clone()),
                 None => continue,
             },
             Err(e) => {

@@ -1,5 +1,6 @@
 //! One reconcile pass over every namespace that has a baseline.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -20,7 +21,7 @@ use crate::metrics::{
     CloudCallLabels, CloudResourceLabels, CloudServiceLabels, FindingLabels, Metrics, ResultLabels,
 };
 use crate::model::Provider;
-use crate::object::ObjectRef;
+use crate::object::{Object, ObjectRef};
 use crate::posture::{CloudResource, Posture, PostureMap};
 
 use super::report::{self, Written};
@@ -220,8 +221,8 @@ pub async fn run_pass(ctx: &Context) {
             continue;
         };
         let key = aws_key(aws);
-        for obj in snap.judged.get(ns).into_iter().flatten() {
-            for r in references(obj, &snap.inventory).0 {
+        for obj in unpacked(&snap, ns) {
+            for r in references(&obj, &snap.inventory).0 {
                 if r.resource.provider() == Provider::Aws {
                     wanted.entry(r.resource).or_insert_with(|| key.clone());
                 }
@@ -254,8 +255,8 @@ pub async fn run_pass(ctx: &Context) {
         inventory.aws_account = ns_account.get(ns).cloned().flatten();
         let refs: Vec<&EffectiveBaseline> = bs.iter().map(|b| b.as_ref()).collect();
         let mut verdicts: Vec<Verdict> = Vec::new();
-        for obj in snap.judged.get(ns).into_iter().flatten() {
-            verdicts.extend(evaluate(obj, &refs, &inventory, now));
+        for obj in unpacked(&snap, ns) {
+            verdicts.extend(evaluate(&obj, &refs, &inventory, now));
         }
         verdicts.extend(evaluate_namespace(ns, &refs, &inventory, now));
         for v in &verdicts {
@@ -330,6 +331,22 @@ pub async fn run_pass(ctx: &Context) {
         took_ms = started.elapsed().as_millis() as u64,
         "reconcile pass done"
     );
+}
+
+/// The judged objects of a namespace, parsed one at a time as the pass reads them.
+fn unpacked<'a>(snap: &'a Snapshot, ns: &str) -> impl Iterator<Item = Cow<'a, Object>> {
+    snap.judged
+        .get(ns)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| match s.object() {
+            Ok(o) => Some(o),
+            // Packed by onus from a parsed object; failing to read it back is a bug, not input.
+            Err(e) => {
+                tracing::error!(object = %s.id(), error = %e, "cannot read a stored object back");
+                None
+            }
+        })
 }
 
 async fn write_namespace(
