@@ -461,10 +461,12 @@ fn bucket_postures_hold_the_seeded_facts_and_verdicts_follow() {
         assert_eq!(auditor.account_id().await.unwrap(), ACCOUNT);
         calls.clear();
 
+        // One pass: the four audits share their `now`, and with it the account-level read.
+        let pass = now();
         let audit = |b: &str| {
             let r = CloudResource::S3Bucket(b.to_string());
             let auditor = &auditor;
-            async move { auditor.audit(&r, now()).await }
+            async move { auditor.audit(&r, pass).await }
         };
         let p_acl = audit(&public_acl).await;
         let p_policy = audit(&public_policy).await;
@@ -475,10 +477,15 @@ fn bucket_postures_hold_the_seeded_facts_and_verdicts_follow() {
             assert_eq!(p.source, onus::posture::Source::Live);
             assert!(p.observed_at.is_some());
         }
-        // Exactly the advertised number of calls per bucket, all answered.
+        // Exactly the advertised number of calls per bucket, all answered: GetBucketPolicyStatus
+        // only for the two buckets with a policy, the account's Block Public Access once.
         let per_bucket = AwsAuditor::calls_per_audit(&CloudResource::S3Bucket(clean.clone()));
-        assert_eq!(calls.all().len(), 4 * per_bucket, "{:#?}", calls.all());
-        assert_eq!(calls.count("ok"), 4 * per_bucket);
+        let expected = 4 * per_bucket + 2 + 1;
+        assert_eq!(calls.all().len(), expected, "{:#?}", calls.all());
+        assert_eq!(calls.count("ok"), expected);
+        let made = |op: &str| calls.all().iter().filter(|c| c.1 == op).count();
+        assert_eq!(made("GetBucketPolicyStatus"), 2);
+        assert_eq!(calls.all().iter().filter(|c| c.0 == "s3control").count(), 1);
 
         // Public ACL bucket.
         assert_eq!(

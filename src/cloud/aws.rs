@@ -198,8 +198,14 @@ pub struct AwsAuditor {
     sts: aws_sdk_sts::Client,
     cloudtrail: aws_sdk_cloudtrail::Client,
     account: tokio::sync::OnceCell<String>,
+    /// The account's Block Public Access, read once per pass: audits given the same `now`
+    /// belong to one pass and share it.
+    account_bpa: Mutex<Option<(DateTime<Utc>, Arc<AccountBpa>)>>,
     observe: CallObserver,
 }
+
+/// Account-level Block Public Access flags (`None`: not configured).
+type AccountBpa = tokio::sync::OnceCell<Option<[bool; 4]>>;
 
 impl fmt::Debug for AwsAuditor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -290,6 +296,7 @@ impl AwsAuditor {
             sdk,
             path_style,
             account: tokio::sync::OnceCell::new(),
+            account_bpa: Mutex::new(None),
             observe,
         })
     }
@@ -325,9 +332,10 @@ impl AwsAuditor {
 
     /// How many API calls one audit of this resource kind makes (GetCallerIdentity, made once
     /// per auditor, not counted):
-    /// - S3 bucket: 8 (GetBucketLocation, then GetBucketAcl, GetBucketPolicy,
-    ///   GetBucketPolicyStatus, GetPublicAccessBlock, GetBucketEncryption, GetBucketLogging and
-    ///   S3 Control GetPublicAccessBlock for the account);
+    /// - S3 bucket: 6 (GetBucketLocation, then GetBucketAcl, GetBucketPolicy,
+    ///   GetPublicAccessBlock, GetBucketEncryption, GetBucketLogging), plus GetBucketPolicyStatus
+    ///   when the bucket has a policy; the account's S3 Control GetPublicAccessBlock is one more
+    ///   call per pass (audits with the same `now`), shared by all its buckets;
     /// - IAM role: 2 (ListRolePolicies, ListAttachedRolePolicies, one page each), plus one
     ///   GetRolePolicy per inline policy and GetPolicy + GetPolicyVersion per attached policy;
     /// - IAM managed policy: 2 (GetPolicy, GetPolicyVersion);
@@ -336,7 +344,7 @@ impl AwsAuditor {
     /// - anything not on AWS: 0.
     pub fn calls_per_audit(resource: &CloudResource) -> usize {
         match resource {
-            CloudResource::S3Bucket(_) => 8,
+            CloudResource::S3Bucket(_) => 6,
             CloudResource::IamRole(_) | CloudResource::IamPolicy(_) => 2,
             CloudResource::SecurityGroup(_) | CloudResource::AwsAccount(_) => 1,
             _ => 0,
@@ -347,7 +355,7 @@ impl AwsAuditor {
     /// failed call gives [`Posture::failed`] with `"<Operation>: <error>"`.
     pub async fn audit(&self, resource: &CloudResource, now: DateTime<Utc>) -> Posture {
         let audit: BoxFuture<'_, Result<Posture, AwsError>> = match resource {
-            CloudResource::S3Bucket(name) => Box::pin(self.audit_bucket(resource, name)),
+            CloudResource::S3Bucket(name) => Box::pin(self.audit_bucket(resource, name, now)),
             CloudResource::IamRole(_) => Box::pin(self.audit_role(resource)),
             CloudResource::IamPolicy(policy) => Box::pin(self.audit_policy(resource, policy)),
             CloudResource::SecurityGroup(id) => Box::pin(self.audit_security_group(resource, id)),
@@ -521,10 +529,24 @@ impl AwsAuditor {
 
     // ------------------------------------------------------------------------------- S3
 
+    /// The account's Block Public Access for the pass that `now` names.
+    fn account_bpa_of_pass(&self, now: DateTime<Utc>) -> Arc<AccountBpa> {
+        let mut slot = self.account_bpa.lock().unwrap_or_else(|e| e.into_inner());
+        match &*slot {
+            Some((pass, cell)) if *pass == now => cell.clone(),
+            _ => {
+                let cell = Arc::new(AccountBpa::new());
+                *slot = Some((now, cell.clone()));
+                cell
+            }
+        }
+    }
+
     async fn audit_bucket(
         &self,
         resource: &CloudResource,
         name: &str,
+        now: DateTime<Utc>,
     ) -> Result<Posture, AwsError> {
         let region = self
             .locate_bucket(name)
@@ -532,7 +554,9 @@ impl AwsAuditor {
             .map_err(|e| not_found(e, S3_NOT_FOUND, "the bucket"))?;
         let s3 = self.s3(&region);
 
-        let account_bpa = async {
+        let pass = self.account_bpa_of_pass(now);
+        // A failed read is not kept: the next bucket of the pass asks again.
+        let account_bpa = pass.get_or_try_init(|| async {
             let account = self.account_id().await?;
             let out = self
                 .call_opt(
@@ -556,8 +580,8 @@ impl AwsAuditor {
                     .map(|f| f.unwrap_or(false))
                 })
             }))
-        };
-        let (acl, policy, status, bpa, encryption, logging, account_bpa) = tokio::join!(
+        });
+        let (acl, policy, bpa, encryption, logging, account_bpa) = tokio::join!(
             self.call(
                 "s3",
                 "GetBucketAcl",
@@ -568,12 +592,6 @@ impl AwsAuditor {
                 "GetBucketPolicy",
                 NO_BUCKET_POLICY,
                 s3.get_bucket_policy().bucket(name).send()
-            ),
-            self.call_opt(
-                "s3",
-                "GetBucketPolicyStatus",
-                NO_BUCKET_POLICY,
-                s3.get_bucket_policy_status().bucket(name).send()
             ),
             self.call_opt(
                 "s3",
@@ -595,14 +613,27 @@ impl AwsAuditor {
             account_bpa,
         );
         let not_found = |e| not_found(e, S3_NOT_FOUND, "the bucket");
-        let (acl, policy, status, bpa, encryption, logging) = (
+        let (acl, policy, bpa, encryption, logging) = (
             acl.map_err(not_found)?,
             policy.map_err(not_found)?,
-            status.map_err(not_found)?,
             bpa.map_err(not_found)?,
             encryption.map_err(not_found)?,
             logging.map_err(not_found)?,
         );
+        let account_bpa = account_bpa.copied();
+        // AWS's own verdict on a policy, asked only when there is one.
+        let status = match policy.as_ref().and_then(|p| p.policy()) {
+            Some(_) => self
+                .call_opt(
+                    "s3",
+                    "GetBucketPolicyStatus",
+                    NO_BUCKET_POLICY,
+                    s3.get_bucket_policy_status().bucket(name).send(),
+                )
+                .await
+                .map_err(not_found)?,
+            None => None,
+        };
 
         let acl_public = acl_exposures(acl.grants().iter().filter_map(|g| {
             let uri = g.grantee()?.uri()?;
