@@ -3,11 +3,14 @@
 # (10 namespaces x 1,000), one full reconcile pass of `onus run` (release build).
 # Reports: AWS calls made (vs distinct resources x calls per audit), wall time of the pass,
 # and onus's resident memory.
-#   benches/audit/run.sh [BUCKETS] [WORKLOADS]
+#   benches/audit/run.sh [BUCKETS] [WORKLOADS] [IMAGE]
+# IMAGE defaults to one pinned by digest (every workload passes); an unpinned one (nginx:1.27)
+# makes every workload fail application.image-provenance: one GapOpened Event each.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUCKETS=${1:-1000}
 WORKLOADS=${2:-10000}
+IMAGE=${3:-registry.example.com/app@sha256:4b7e1c9d2a3f5e6b8c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b}
 NS_COUNT=10
 cargo build --release -q
 ONUS=$PWD/target/release/onus
@@ -49,9 +52,10 @@ kubectl apply --server-side -f ../shared/thirdparty-crds/openreports.io_reports.
 kubectl wait --for=condition=Established crd/responsibilitybaselines.onus.dev crd/reports.openreports.io >/dev/null
 kubectl create namespace onus-system >/dev/null
 echo "== creating $WORKLOADS Deployments in $NS_COUNT namespaces"
-python3 - "$BUCKETS" "$WORKLOADS" "$NS_COUNT" >"$WORK/objects.yaml" <<'PY'
+python3 - "$BUCKETS" "$WORKLOADS" "$NS_COUNT" "$IMAGE" >"$WORK/objects.yaml" <<'PY'
 import sys
-buckets, workloads, nss = map(int, sys.argv[1:])
+buckets, workloads, nss = map(int, sys.argv[1:4])
+image = sys.argv[4]
 for n in range(nss):
     print(f"---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: bench-{n}}}")
     print(f"---\napiVersion: onus.dev/v1alpha1\nkind: ResponsibilityBaseline\nmetadata: {{name: aws, namespace: bench-{n}}}\nspec: {{provider: aws, serviceModel: iaas, aws: {{region: us-east-1}}}}")
@@ -68,7 +72,7 @@ spec:
     spec:
       containers:
       - name: app
-        image: registry.example.com/app@sha256:4b7e1c9d2a3f5e6b8c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b
+        image: {image}
         env: [{{name: DATA, value: "s3://bench-{b:04d}/in"}}]""")
 PY
 start=$(date +%s)
@@ -87,3 +91,4 @@ errors=$(curl -s "http://127.0.0.1:$MPORT/metrics" | awk '/^onus_cloud_requests_
 echo "== AWS calls in the pass: $calls (errors/throttled: $errors)"
 echo "== onus RSS after the pass: $(awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' /proc/$ONUS_PID/status), peak: $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/$ONUS_PID/status)"
 curl -s "http://127.0.0.1:$MPORT/metrics" | grep -E '^onus_cloud_resources|^onus_reconcile_total'
+echo "== GapOpened Events: $(kubectl get events -A --field-selector reason=GapOpened --no-headers 2>/dev/null | wc -l)"

@@ -28,6 +28,9 @@ use super::report::{self, Written};
 use super::status::{self, Tallies};
 use super::{PostureCache, ReconcileError};
 
+/// Events published at once.
+const EVENTS_IN_FLIGHT: usize = 16;
+
 /// Which credentials audit a resource: the AWS settings of the namespace's baseline.
 type AuditorKey = (Option<String>, Option<String>);
 
@@ -414,15 +417,24 @@ async fn write_namespace(
         st.reported.insert(ns.into());
         (opened, closed)
     };
-    for v in opened {
-        let note = format!("[{}] {}", v.control, v.message);
-        publish(ctx, &v.resource, EventType::Warning, "GapOpened", note).await;
-    }
-    for k in closed {
-        let what = k.cloud.map(|c| format!(" on {c}")).unwrap_or_default();
-        let note = format!("[{}] the {} finding{what} has cleared", k.control, k.rule);
-        publish(ctx, &k.object, EventType::Normal, "GapClosed", note).await;
-    }
+    // One API call per event: a first pass over thousands of failing workloads would take
+    // minutes one by one.
+    let events = opened
+        .into_iter()
+        .map(|v| {
+            let note = format!("[{}] {}", v.control, v.message);
+            (v.resource, EventType::Warning, "GapOpened", note)
+        })
+        .chain(closed.into_iter().map(|k| {
+            let what = k.cloud.map(|c| format!(" on {c}")).unwrap_or_default();
+            let note = format!("[{}] the {} finding{what} has cleared", k.control, k.rule);
+            (k.object, EventType::Normal, "GapClosed", note)
+        }));
+    futures::stream::iter(events)
+        .for_each_concurrent(EVENTS_IN_FLIGHT, |(obj, type_, reason, note)| async move {
+            publish(ctx, &obj, type_, reason, note).await
+        })
+        .await;
 
     let body = report::build(ns, verdicts, now.timestamp());
     match report::write(&ctx.client, ns, body).await? {
