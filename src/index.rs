@@ -27,7 +27,14 @@ use crate::refs::pod_template_path;
 #[derive(Clone, Debug)]
 pub enum Stored {
     Parsed(Arc<Object>),
-    Packed { id: ObjectRef, json: Arc<str> },
+    Packed(Arc<Packed>),
+}
+
+/// An object's identity and its JSON text.
+#[derive(Debug)]
+pub struct Packed {
+    id: ObjectRef,
+    json: Box<str>,
 }
 
 impl From<Object> for Stored {
@@ -36,10 +43,10 @@ impl From<Object> for Stored {
             return Stored::Parsed(Arc::new(o));
         }
         match serde_json::to_string(&o.body) {
-            Ok(json) => Stored::Packed {
+            Ok(json) => Stored::Packed(Arc::new(Packed {
                 id: o.id,
                 json: json.into(),
-            },
+            })),
             Err(_) => Stored::Parsed(Arc::new(o)),
         }
     }
@@ -49,7 +56,7 @@ impl Stored {
     pub fn id(&self) -> &ObjectRef {
         match self {
             Stored::Parsed(o) => &o.id,
-            Stored::Packed { id, .. } => id,
+            Stored::Packed(p) => &p.id,
         }
     }
 
@@ -57,9 +64,9 @@ impl Stored {
     pub fn object(&self) -> Result<Cow<'_, Object>, serde_json::Error> {
         match self {
             Stored::Parsed(o) => Ok(Cow::Borrowed(o.as_ref())),
-            Stored::Packed { id, json } => Ok(Cow::Owned(Object {
-                id: id.clone(),
-                body: serde_json::from_str(json)?,
+            Stored::Packed(p) => Ok(Cow::Owned(Object {
+                id: p.id.clone(),
+                body: serde_json::from_str(&p.json)?,
             })),
         }
     }
@@ -67,7 +74,7 @@ impl Stored {
     fn parsed(&self) -> Option<&Arc<Object>> {
         match self {
             Stored::Parsed(o) => Some(o),
-            Stored::Packed { .. } => None,
+            Stored::Packed(_) => None,
         }
     }
 }
@@ -299,7 +306,7 @@ mod tests {
             "the Deployment and the ServiceAccount are judged"
         );
         let stored = judged.iter().find(|s| s.id().kind == "Deployment").unwrap();
-        assert!(matches!(stored, Stored::Packed { .. }), "{stored:?}");
+        assert!(matches!(stored, Stored::Packed(_)), "{stored:?}");
         assert_eq!(
             stored.object().unwrap().body,
             deploy,
