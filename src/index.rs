@@ -12,11 +12,12 @@ use chrono::{DateTime, Utc};
 
 use crate::api::{ClusterResponsibilityBaseline, ResponsibilityBaseline};
 use crate::baseline::{BaselineSet, EffectiveBaseline};
+use crate::check::is_judged_kind;
+use crate::declared::is_declared_kind;
 use crate::engine::{Verdict, evaluate};
 use crate::inventory::Inventory;
 use crate::object::{Object, ObjectRef};
 use crate::posture::PostureMap;
-use crate::refs::pod_template_path;
 
 /// An object as the index keeps it.
 ///
@@ -79,15 +80,12 @@ impl Stored {
     }
 }
 
-/// Judged kinds that no snapshot reads besides the reconcile pass.
+/// Judged kinds that the inventory does not read: only the reconcile pass parses them.
 fn packs(id: &ObjectRef) -> bool {
-    pod_template_path(&id.kind).is_some()
-        || matches!(
-            (id.group(), id.kind.as_str()),
-            ("", "Service")
-                | ("networking.k8s.io" | "extensions", "Ingress")
-                | ("storage.k8s.io", "StorageClass")
-        )
+    let (group, kind) = (id.group(), id.kind.as_str());
+    is_judged_kind(group, kind)
+        && !matches!((group, kind), ("", "ServiceAccount"))
+        && !is_declared_kind(group, kind)
 }
 
 /// Objects by identity.
@@ -164,7 +162,7 @@ impl Index {
         for (id, o) in self
             .objects
             .iter()
-            .filter(|(id, _)| crate::check::is_judged_kind(id.group(), &id.kind))
+            .filter(|(id, _)| is_judged_kind(id.group(), &id.kind))
         {
             judged
                 .entry(id.namespace.clone().unwrap_or_default())

@@ -88,7 +88,7 @@ fn api_resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiReso
     }
 }
 
-fn to_object(ar: &ApiResource, d: DynamicObject) -> Option<Stored> {
+fn to_object(ar: &ApiResource, d: DynamicObject) -> Option<Object> {
     // Pods, ReplicaSets and Jobs made by a controller are judged through their owner.
     let owned = d
         .metadata
@@ -103,7 +103,7 @@ fn to_object(ar: &ApiResource, d: DynamicObject) -> Option<Stored> {
     // List responses may omit apiVersion and kind on items.
     body["apiVersion"] = ar.api_version.clone().into();
     body["kind"] = ar.kind.clone().into();
-    Object::from_value(slim(body), None).ok().map(Stored::from)
+    Object::from_value(slim(body), None).ok()
 }
 
 /// Watch one kind until the channel closes, retrying with backoff.
@@ -125,7 +125,7 @@ async fn watch_kind(
                 continue;
             }
             Ok(Event::InitApply(d)) => {
-                buffer.extend(to_object(&ar, d));
+                buffer.extend(to_object(&ar, d).map(Stored::from));
                 continue;
             }
             // The index marks the kind synced once it holds these objects.
@@ -136,11 +136,11 @@ async fn watch_kind(
                 synced: synced.clone(),
             },
             Ok(Event::Apply(d)) => match to_object(&ar, d) {
-                Some(o) => Change::Upsert(o),
+                Some(o) => Change::Upsert(o.into()),
                 None => continue,
             },
             Ok(Event::Delete(d)) => match to_object(&ar, d) {
-                Some(o) => Change::Delete(o.id().clone()),
+                Some(o) => Change::Delete(o.id),
                 None => continue,
             },
             Err(e) => {
