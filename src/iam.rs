@@ -77,10 +77,7 @@ pub enum IamIssue {
     /// `Allow` with `NotAction`: grants everything not listed.
     AllowNotAction,
     /// A known privilege-escalation action set is granted.
-    PrivilegeEscalation {
-        name: &'static str,
-        actions: Vec<String>,
-    },
+    PrivilegeEscalation { name: String, actions: Vec<String> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -468,7 +465,7 @@ impl PolicyDocument {
                 if !covered {
                     findings.push(IamFinding {
                         issue: IamIssue::PrivilegeEscalation {
-                            name,
+                            name: name.to_string(),
                             actions: actions.iter().map(|a| a.to_string()).collect(),
                         },
                         statement: s.label(i),
@@ -592,10 +589,7 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(matches!(
             &found[0],
-            IamIssue::PrivilegeEscalation {
-                name: "PassExistingRoleToNewEc2Instance",
-                ..
-            }
+            IamIssue::PrivilegeEscalation { name, .. } if name == "PassExistingRoleToNewEc2Instance"
         ));
     }
 

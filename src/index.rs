@@ -10,14 +10,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::api::{ClusterResponsibilityBaseline, ResponsibilityBaseline};
+use crate::api::{CloudResourceObject, ClusterResponsibilityBaseline, ResponsibilityBaseline};
 use crate::baseline::{BaselineSet, EffectiveBaseline};
 use crate::check::is_judged_kind;
 use crate::declared::is_declared_kind;
 use crate::engine::{Verdict, evaluate};
 use crate::inventory::Inventory;
 use crate::object::{Object, ObjectRef};
-use crate::posture::PostureMap;
+use crate::posture::CloudResource;
 
 /// An object as the index keeps it.
 ///
@@ -29,6 +29,24 @@ use crate::posture::PostureMap;
 pub enum Stored {
     Parsed(Arc<Object>),
     Packed(Arc<Packed>),
+    /// A `CloudResource` object, read into its type once when it arrives.
+    Cloud(Arc<Cloud>),
+}
+
+/// A `CloudResource` object as the index keeps it.
+#[derive(Debug)]
+pub struct Cloud {
+    id: ObjectRef,
+    /// The resource its spec names.
+    pub resource: CloudResource,
+    pub object: CloudResourceObject,
+}
+
+/// A `CloudResource` object read into its type, or why it cannot be.
+fn read_cloud(o: &Object) -> Result<(CloudResource, CloudResourceObject), String> {
+    let object: CloudResourceObject =
+        serde_json::from_value(o.body.clone()).map_err(|e| e.to_string())?;
+    Ok((object.spec.resource()?, object))
 }
 
 /// An object's identity and its JSON text.
@@ -40,6 +58,16 @@ pub struct Packed {
 
 impl From<Object> for Stored {
     fn from(o: Object) -> Stored {
+        // One that cannot be read stays parsed, and the snapshot reports it.
+        if is_cloud_resource(&o)
+            && let Ok((resource, object)) = read_cloud(&o)
+        {
+            return Stored::Cloud(Arc::new(Cloud {
+                id: o.id,
+                resource,
+                object,
+            }));
+        }
         if !packs(&o.id) {
             return Stored::Parsed(Arc::new(o));
         }
@@ -58,6 +86,7 @@ impl Stored {
         match self {
             Stored::Parsed(o) => &o.id,
             Stored::Packed(p) => &p.id,
+            Stored::Cloud(c) => &c.id,
         }
     }
 
@@ -69,15 +98,30 @@ impl Stored {
                 id: p.id.clone(),
                 body: serde_json::from_str(&p.json)?,
             })),
+            Stored::Cloud(c) => Ok(Cow::Owned(Object {
+                id: c.id.clone(),
+                body: serde_json::to_value(&c.object)?,
+            })),
         }
     }
 
     fn parsed(&self) -> Option<&Arc<Object>> {
         match self {
             Stored::Parsed(o) => Some(o),
-            Stored::Packed(_) => None,
+            Stored::Packed(_) | Stored::Cloud(_) => None,
         }
     }
+
+    fn cloud(&self) -> Option<&Arc<Cloud>> {
+        match self {
+            Stored::Cloud(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+fn is_cloud_resource(o: &Object) -> bool {
+    o.group() == "onus.dev" && o.kind() == "CloudResource"
 }
 
 /// Judged kinds that the inventory does not read: only the reconcile pass parses them.
@@ -121,8 +165,9 @@ impl Index {
         self.objects.is_empty()
     }
 
-    /// Build the snapshot the engine reads. `live` is the posture cache of cloud audits.
-    pub fn snapshot(&self, live: &PostureMap) -> Snapshot {
+    /// Build the snapshot the engine reads. Live postures come from the `CloudResource` objects;
+    /// each expires `posture_max_age` after its audit.
+    pub fn snapshot(&self, posture_max_age: chrono::Duration) -> Snapshot {
         let mut baselines = BaselineSet::default();
         let mut problems = Vec::new();
         let mut counts = BaselineCounts::default();
@@ -157,7 +202,33 @@ impl Index {
                 .map(|o| o.as_ref())
                 .filter(|o| o.group() != "onus.dev"),
         );
-        inventory.live = live.clone();
+        let mut cloud = BTreeMap::new();
+        let mut oldest_audit: Option<DateTime<Utc>> = None;
+        for c in self.objects.values().filter_map(Stored::cloud) {
+            if let Some(p) = c
+                .object
+                .status
+                .as_ref()
+                .and_then(|s| s.posture(&c.resource, posture_max_age))
+            {
+                // Unused resources are not re-audited; their age says nothing about the audits.
+                let used = c
+                    .object
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.unused_since.is_none());
+                if let Some(at) = p.observed_at.filter(|_| used) {
+                    oldest_audit = Some(oldest_audit.map_or(at, |o| o.min(at)));
+                }
+                inventory.live.replace(p);
+            }
+            cloud.insert(c.resource.clone(), c.clone());
+        }
+        for o in parsed().filter(|o| is_cloud_resource(o)) {
+            if let Err(e) = read_cloud(o) {
+                problems.push(format!("{}: {e}", o.id));
+            }
+        }
         let mut judged: BTreeMap<String, Vec<Stored>> = BTreeMap::new();
         for (id, o) in self
             .objects
@@ -170,7 +241,7 @@ impl Index {
                 .push(o.clone());
         }
         let baseline_objects = parsed()
-            .filter(|o| o.group() == "onus.dev")
+            .filter(|o| o.group() == "onus.dev" && !is_cloud_resource(o))
             .map(|o| {
                 let name = match o.namespace() {
                     Some(ns) => format!("{}/{ns}/{}", o.kind(), o.id.name),
@@ -186,6 +257,8 @@ impl Index {
             counts,
             judged,
             baseline_objects,
+            cloud,
+            oldest_audit,
         }
     }
 }
@@ -208,6 +281,10 @@ pub struct Snapshot {
     pub judged: BTreeMap<String, Vec<Stored>>,
     /// Baseline objects by `EffectiveBaseline::name`, for their status.
     pub baseline_objects: BTreeMap<String, Arc<Object>>,
+    /// `CloudResource` objects by the resource they describe.
+    pub cloud: BTreeMap<CloudResource, Arc<Cloud>>,
+    /// When the oldest live posture in the snapshot was audited.
+    pub oldest_audit: Option<DateTime<Utc>>,
 }
 
 impl Snapshot {
@@ -283,6 +360,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const MAX_AGE: chrono::Duration = chrono::Duration::minutes(15);
+
     fn obj(v: serde_json::Value) -> Object {
         Object::from_value(v, None).unwrap()
     }
@@ -296,7 +375,7 @@ mod tests {
         let sa = json!({"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"web","namespace":"shop",
             "annotations":{"eks.amazonaws.com/role-arn":"arn:aws:iam::123456789012:role/web"}}});
         idx.upsert(obj(sa));
-        let snap = idx.snapshot(&PostureMap::default());
+        let snap = idx.snapshot(MAX_AGE);
         let judged = &snap.judged["shop"];
         assert_eq!(
             judged.len(),
@@ -337,7 +416,7 @@ mod tests {
             json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"shop","annotations":{"onus.dev/uses":"s3://bucket-1"}},"spec":{"containers":[]}}),
         );
         let now = Utc::now();
-        let snap = idx.snapshot(&PostureMap::default());
+        let snap = idx.snapshot(MAX_AGE);
         assert!(snap.guarded("shop") && !snap.guarded("other"));
         let vs = snap.judge(&pod, now);
         assert!(
@@ -347,17 +426,13 @@ mod tests {
         );
         // The bucket goes away: the reference is unknown again.
         idx.delete(&obj(bucket).id);
-        let vs = idx.snapshot(&PostureMap::default()).judge(&pod, now);
+        let vs = idx.snapshot(MAX_AGE).judge(&pod, now);
         assert!(vs.iter().any(|v| v.rule == "unknown-posture"));
         // A pod in a namespace without baseline gets nothing.
         let other = obj(
             json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"other"},"spec":{"containers":[]}}),
         );
-        assert!(
-            idx.snapshot(&PostureMap::default())
-                .judge(&other, now)
-                .is_empty()
-        );
+        assert!(idx.snapshot(MAX_AGE).judge(&other, now).is_empty());
     }
 
     #[test]

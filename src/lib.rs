@@ -20,5 +20,7 @@ pub mod object;
 pub mod posture;
 pub mod refs;
 pub mod run;
+pub mod text;
 pub mod watch;
 pub mod webhook;
+pub mod who_uses;

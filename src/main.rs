@@ -52,6 +52,14 @@ enum Command {
     },
     /// Print every CRD onus owns, as YAML.
     Crd,
+    /// Which workloads use a cloud resource, and what onus found on it (reads the cluster, like
+    /// kubectl). ID: s3://NAME, arn:aws:s3:::NAME, a role ARN, sg-..., azblob://ACCOUNT/CONTAINER,
+    /// gs://NAME.
+    WhoUses {
+        id: String,
+        #[arg(long, value_enum, default_value_t = WhoUsesFormat::Text)]
+        output: WhoUsesFormat,
+    },
     /// Run the watches, the admission webhook and the metrics endpoint.
     Run(Box<RunArgs>),
     /// Print the ValidatingWebhookConfiguration that routes reviews to onus.
@@ -124,6 +132,13 @@ struct RunArgs {
     /// How long a cloud audit result is trusted before it is read again.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     posture_ttl: std::time::Duration,
+    /// Audited postures older than this count as not audited (the baseline's
+    /// unknownCloudResources decides); default three times --posture-ttl.
+    #[arg(long, value_parser = parse_duration)]
+    posture_max_age: Option<std::time::Duration>,
+    /// How long a CloudResource that nothing uses or declares is kept before it is deleted.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    unused_grace: std::time::Duration,
     /// Cloud audits running at once.
     #[arg(long, default_value_t = 32)]
     audit_concurrency: usize,
@@ -155,6 +170,12 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         _ => return Err(format!("{s:?}: unknown unit {unit:?}; use s, m, h or d")),
     };
     Ok(std::time::Duration::from_secs(secs))
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum WhoUsesFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -225,6 +246,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", onus::api::crds_yaml().context("rendering CRDs")?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::WhoUses { id, output } => {
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let found = runtime.block_on(onus::who_uses::lookup(&id))?;
+            match output {
+                WhoUsesFormat::Text => print!("{}", onus::who_uses::render_text(&found)),
+                WhoUsesFormat::Json => println!("{}", serde_json::to_string_pretty(&found)?),
+            }
+            // Like `onus check`: exit 1 when the resource has failing checks.
+            Ok(ExitCode::from(u8::from(found.failing())))
+        }
         Command::Run(args) => {
             init_tracing(args.log_format);
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -267,6 +299,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 interval: args.audit_interval,
                 posture_ttl: args.posture_ttl,
                 concurrency: args.audit_concurrency,
+                unused_grace: args.unused_grace,
             });
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(onus::run::run(onus::run::RunOptions {
@@ -274,6 +307,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 metrics_addr: args.metrics_addr,
                 certs,
                 rediscover_every: std::time::Duration::from_secs(30),
+                posture_max_age: args.posture_max_age.unwrap_or(args.posture_ttl * 3),
                 controller,
             }))?;
             Ok(ExitCode::SUCCESS)

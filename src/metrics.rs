@@ -68,6 +68,11 @@ pub struct CloudResourceLabels {
     pub kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub operation: String,
+}
+
 fn latency() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
@@ -87,6 +92,8 @@ pub struct Metrics {
     pub cloud_requests: Family<CloudCallLabels, Counter>,
     pub cloud_request_duration: Family<CloudServiceLabels, Histogram>,
     pub cloud_resources: Family<CloudResourceLabels, Gauge>,
+    pub cloud_resource_writes: Family<OperationLabels, Counter>,
+    pub posture_oldest_age: Gauge,
 }
 
 impl Default for Metrics {
@@ -166,6 +173,18 @@ impl Metrics {
             "Cloud resources referenced by workloads and audited, by provider and kind",
             cloud_resources.clone(),
         );
+        let cloud_resource_writes = Family::<OperationLabels, Counter>::default();
+        r.register(
+            "onus_cloud_resource_writes",
+            "Writes of CloudResource objects by the leader, by operation (create, update, delete, error)",
+            cloud_resource_writes.clone(),
+        );
+        let posture_oldest_age = Gauge::default();
+        r.register(
+            "onus_posture_oldest_age_seconds",
+            "Age of the oldest audited posture this replica judges from (0 when it holds none)",
+            posture_oldest_age.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
             admission_requests,
@@ -179,6 +198,8 @@ impl Metrics {
             cloud_requests,
             cloud_request_duration,
             cloud_resources,
+            cloud_resource_writes,
+            posture_oldest_age,
         }
     }
 

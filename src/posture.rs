@@ -157,6 +157,9 @@ pub struct Posture {
     pub resource: CloudResource,
     pub source: Source,
     pub observed_at: Option<DateTime<Utc>>,
+    /// After this instant the facts are too old to judge on (`--posture-max-age`): the resource
+    /// counts as not audited. Set on postures read from `CloudResource` objects.
+    pub expires_at: Option<DateTime<Utc>>,
     /// Set when the resource could not be read; every control on it is then `error`.
     pub error: Option<String>,
     /// The Kubernetes object that declares the resource (`Kind/namespace/name`), when declared.
@@ -175,11 +178,17 @@ pub struct Posture {
 }
 
 impl Posture {
+    /// Too old to judge on at `now`.
+    pub fn expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+
     pub fn new(resource: CloudResource, source: Source) -> Posture {
         Posture {
             resource,
             source,
             observed_at: None,
+            expires_at: None,
             error: None,
             declared_by: None,
             public_access: None,

@@ -17,7 +17,6 @@ use kube::runtime::events::{Recorder, Reporter};
 
 use crate::controller;
 use crate::metrics::{CONTENT_TYPE, Metrics, ScopeLabels};
-use crate::posture::PostureMap;
 use crate::watch;
 use crate::webhook::certs::{self, CertSource};
 use crate::webhook::{WebhookState, router};
@@ -51,6 +50,8 @@ pub struct RunOptions {
     pub metrics_addr: SocketAddr,
     pub certs: CertSource,
     pub rediscover_every: Duration,
+    /// Audited postures older than this count as not audited.
+    pub posture_max_age: Duration,
     /// The reconcile loop; `None` runs the webhook alone.
     pub controller: Option<ControllerOptions>,
 }
@@ -63,25 +64,28 @@ pub struct ControllerOptions {
     pub interval: Duration,
     pub posture_ttl: Duration,
     pub concurrency: usize,
+    /// How long a `CloudResource` that nothing uses is kept.
+    pub unused_grace: Duration,
 }
 
 #[derive(Clone)]
 struct Health {
     ready: Arc<std::sync::atomic::AtomicBool>,
     metrics: Metrics,
+    snapshots: channel::Receiver<Arc<crate::index::Snapshot>>,
 }
 
 pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let client = kube::Client::try_default().await?;
     let metrics = Metrics::new();
 
-    // The posture cache: filled by the reconcile loop's cloud audits, read by every snapshot.
-    let (live_tx, live_rx) = channel::channel(Arc::new(PostureMap::default()));
-    let (watches, watch_loop) = watch::start(client.clone(), live_rx, opts.rediscover_every);
+    // Every replica judges from its own watches, postures included (`CloudResource` objects that
+    // the leader publishes): no replica knows anything the others cannot see.
+    let (watches, watch_loop) =
+        watch::start(client.clone(), opts.posture_max_age, opts.rediscover_every);
 
     let controller = async {
         let Some(c) = opts.controller else {
-            drop(live_tx);
             return std::future::pending::<()>().await;
         };
         let (lead_tx, lead_rx) = channel::channel(false);
@@ -107,11 +111,11 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
             client.clone(),
             metrics.clone(),
             watches.snapshots.clone(),
-            live_tx,
             recorder,
             controller::AuditSettings {
                 posture_ttl: c.posture_ttl,
                 concurrency: c.concurrency,
+                unused_grace: c.unused_grace,
             },
         ));
         // Reconcile only once the watches have listed everything.
@@ -136,6 +140,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let health = Health {
         ready: watches.ready.clone(),
         metrics: metrics.clone(),
+        snapshots: watches.snapshots.clone(),
     };
     let metrics_app = Router::new()
         .route("/metrics", get(metrics_handler))
@@ -189,6 +194,10 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
 }
 
 async fn metrics_handler(State(h): State<Health>) -> impl IntoResponse {
+    // An age grows with the clock, not with events: read it when scraped.
+    let oldest = h.snapshots.borrow().oldest_audit;
+    let age = oldest.map_or(0, |at| (chrono::Utc::now() - at).num_seconds().max(0));
+    h.metrics.posture_oldest_age.set(age);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], h.metrics.render())
 }
 

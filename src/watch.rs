@@ -17,7 +17,6 @@ use tokio::sync::{mpsc, watch};
 use crate::declared::DECLARED_KINDS;
 use crate::index::{Index, Snapshot, Stored, slim};
 use crate::object::{Object, ObjectRef};
-use crate::posture::PostureMap;
 
 /// A change for the index.
 #[derive(Debug)]
@@ -48,6 +47,8 @@ const CORE_KINDS: &[(&str, &str, &str, &str)] = &[
         "ClusterResponsibilityBaseline",
         "clusterresponsibilitybaselines",
     ),
+    // Audited postures, published by the leader: every replica judges from these.
+    ("onus.dev", "v1alpha1", "CloudResource", "cloudresources"),
     ("", "v1", "Namespace", "namespaces"),
     ("", "v1", "ServiceAccount", "serviceaccounts"),
     ("", "v1", "ConfigMap", "configmaps"),
@@ -164,7 +165,7 @@ pub struct Watches {
 /// Start the watches. The returned future runs them (and rediscovery) until it is dropped.
 pub fn start(
     client: Client,
-    live: watch::Receiver<Arc<PostureMap>>,
+    posture_max_age: Duration,
     rediscover_every: Duration,
 ) -> (Watches, impl std::future::Future<Output = ()> + Send) {
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
@@ -190,7 +191,7 @@ pub fn start(
             ));
         }
         let mut index = Index::default();
-        let mut live = live;
+        let max_age = chrono::Duration::from_std(posture_max_age).unwrap_or(chrono::Duration::MAX);
         let mut dirty = true;
         let mut discover = tokio::time::interval(rediscover_every);
         let mut publish = tokio::time::interval(Duration::from_millis(50));
@@ -208,7 +209,6 @@ pub fn start(
                     }
                     dirty = true;
                 }
-                Ok(()) = live.changed() => dirty = true,
                 _ = discover.tick() => {
                     for ar in discover_declared(&client, &started).await {
                         tracing::info!(group = %ar.group, kind = %ar.kind, "watching declared cloud kind");
@@ -218,8 +218,7 @@ pub fn start(
                 }
                 _ = publish.tick() => {
                     if dirty {
-                        let postures = live.borrow().clone();
-                        let _ = snap_tx.send(Arc::new(index.snapshot(&postures)));
+                        let _ = snap_tx.send(Arc::new(index.snapshot(max_age)));
                         dirty = false;
                         if core_synced.iter().all(|f| f.load(Ordering::Acquire)) && !ready.swap(true, Ordering::AcqRel) {
                             tracing::info!(objects = index.len(), "watches synced; ready");

@@ -932,6 +932,7 @@ fn prometheus_rule_alerts_on_what_the_readme_promises() {
         names,
         [
             "OnusAuditFailing",
+            "OnusAuditsStopped",
             "OnusCustomerOwnedGapsOpen",
             "OnusWebhookCertificateExpiring",
             "OnusWebhookDown",
@@ -959,6 +960,10 @@ fn prometheus_rule_alerts_on_what_the_readme_promises() {
     assert!(expr("OnusAuditFailing").contains(
         r#"onus_reconcile_total{namespace="onus-system", service="onus-metrics", result="error"}"#
     ));
+    assert_eq!(
+        expr("OnusAuditsStopped"),
+        r#"max(onus_posture_oldest_age_seconds{namespace="onus-system", service="onus-metrics"}) > 900 * 2 / 3"#
+    );
     assert!(expr("OnusCustomerOwnedGapsOpen").contains(
         r#"onus_findings{namespace="onus-system", service="onus-metrics", result="fail"}"#
     ));
@@ -980,6 +985,8 @@ fn prometheus_rule_alerts_on_what_the_readme_promises() {
         "onus_cloud_resources",
         "onus_baselines",
         "onus_webhook_certificate_expiry_timestamp_seconds",
+        "onus_posture_oldest_age_seconds",
+        "onus_cloud_resource_writes_total",
     ];
     for (name, a) in &alerts {
         let e = a["expr"].as_str().unwrap();
@@ -1072,6 +1079,7 @@ fn install_upgrade_and_uninstall_leave_only_the_crds() {
     for crd in [
         "responsibilitybaselines.onus.dev",
         "clusterresponsibilitybaselines.onus.dev",
+        "cloudresources.onus.dev",
     ] {
         cp.kubectl(&[
             "wait",
@@ -1239,6 +1247,7 @@ fn install_upgrade_and_uninstall_leave_only_the_crds() {
     for crd in [
         "responsibilitybaselines.onus.dev",
         "clusterresponsibilitybaselines.onus.dev",
+        "cloudresources.onus.dev",
     ] {
         cp.kubectl(&["get", "crd", crd]).expect_success();
     }
@@ -1367,6 +1376,13 @@ fn service_account_may_do_only_what_onus_needs() {
         "",
         "get list watch create update patch delete",
     );
+    add(
+        &mut want,
+        "cloudresources.onus.dev",
+        "",
+        "get list watch create patch delete",
+    );
+    add(&mut want, "cloudresources.onus.dev/status", "", "get patch");
     add(&mut want, "events", "", "create patch");
     add(&mut want, "events.events.k8s.io", "", "create patch");
     add(

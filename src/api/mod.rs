@@ -1,8 +1,10 @@
 //! Kubernetes API types that onus owns.
 
 mod baseline;
+mod cloud_resource;
 
 pub use baseline::*;
+pub use cloud_resource::*;
 
 use kube::CustomResourceExt;
 
@@ -13,6 +15,7 @@ pub fn crds()
     vec![
         ResponsibilityBaseline::crd(),
         ClusterResponsibilityBaseline::crd(),
+        CloudResourceObject::crd(),
     ]
 }
 

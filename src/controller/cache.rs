@@ -9,6 +9,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::posture::{CloudResource, Posture, PostureMap};
@@ -36,14 +37,31 @@ impl PostureCache {
     }
 
     /// The posture of `r`, audited with `audit` when missing or older than the TTL.
-    /// Returns the posture and whether this call audited it.
-    pub async fn get<F, Fut>(&self, r: &CloudResource, audit: F) -> (Posture, bool)
+    /// `published` (what an earlier leader audited) fills an empty slot when it is younger than
+    /// the TTL and not an error. Returns the posture and whether this call audited it.
+    pub async fn get<F, Fut>(
+        &self,
+        r: &CloudResource,
+        published: Option<&Posture>,
+        now: DateTime<Utc>,
+        audit: F,
+    ) -> (Posture, bool)
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Posture>,
     {
         let slot = self.slot(r);
         let mut guard = slot.lock().await;
+        if guard.is_none()
+            && let Some(p) = published.filter(|p| p.error.is_none())
+            && let Some(age) = p.observed_at.and_then(|at| (now - at).to_std().ok())
+            && age < self.ttl
+            && let Some(at) = Instant::now().checked_sub(age)
+        {
+            let mut p = p.clone();
+            p.expires_at = None;
+            *guard = Some((p, at));
+        }
         if let Some((p, at)) = guard.as_ref() {
             let ttl = if p.error.is_some() {
                 self.error_ttl
@@ -112,7 +130,7 @@ mod tests {
             let (cache, calls, r) = (cache.clone(), calls.clone(), r.clone());
             tasks.push(tokio::spawn(async move {
                 cache
-                    .get(&r, || async {
+                    .get(&r, None, chrono::Utc::now(), || async {
                         calls.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         Posture::new(r.clone(), Source::Live)
@@ -135,20 +153,59 @@ mod tests {
             error_ttl: Duration::from_millis(10),
         };
         let r = CloudResource::S3Bucket("flaky".into());
+        let now = chrono::Utc::now();
         let (_, audited) = cache
-            .get(&r, || async {
+            .get(&r, None, now, || async {
                 Posture::failed(r.clone(), "timeout", chrono::Utc::now())
             })
             .await;
         assert!(audited);
         tokio::time::sleep(Duration::from_millis(20)).await;
         let (p, audited) = cache
-            .get(&r, || async { Posture::new(r.clone(), Source::Live) })
+            .get(&r, None, now, || async {
+                Posture::new(r.clone(), Source::Live)
+            })
             .await;
         assert!(audited && p.error.is_none());
         let (_, audited) = cache
-            .get(&r, || async { Posture::new(r.clone(), Source::Live) })
+            .get(&r, None, now, || async {
+                Posture::new(r.clone(), Source::Live)
+            })
             .await;
         assert!(!audited);
+    }
+
+    #[tokio::test]
+    async fn a_new_leader_trusts_what_was_published_within_the_ttl() {
+        let cache = PostureCache::new(Duration::from_secs(60));
+        let now = chrono::Utc::now();
+        let r = CloudResource::S3Bucket("published".into());
+        let mut published = Posture::new(r.clone(), Source::Live);
+        published.observed_at = Some(now - chrono::Duration::seconds(30));
+        let (p, audited) = cache
+            .get(&r, Some(&published), now, || async {
+                Posture::new(r.clone(), Source::Live)
+            })
+            .await;
+        assert!(!audited);
+        assert_eq!(p.observed_at, published.observed_at);
+        // Too old, or an error: audited again.
+        let r2 = CloudResource::S3Bucket("old".into());
+        published.resource = r2.clone();
+        published.observed_at = Some(now - chrono::Duration::seconds(90));
+        let (_, audited) = cache
+            .get(&r2, Some(&published), now, || async {
+                Posture::new(r2.clone(), Source::Live)
+            })
+            .await;
+        assert!(audited);
+        let r3 = CloudResource::S3Bucket("failed".into());
+        let failed = Posture::failed(r3.clone(), "AccessDenied", now);
+        let (_, audited) = cache
+            .get(&r3, Some(&failed), now, || async {
+                Posture::new(r3.clone(), Source::Live)
+            })
+            .await;
+        assert!(audited);
     }
 }

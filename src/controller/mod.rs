@@ -7,6 +7,7 @@
 
 mod cache;
 mod leader;
+mod publish;
 mod reconcile;
 pub mod report;
 mod status;

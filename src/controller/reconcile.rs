@@ -12,9 +12,10 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder};
 use tokio::sync::watch;
 
-use crate::api::BaselineStatus;
+use crate::api::{Auditor, BaselineStatus};
 use crate::baseline::EffectiveBaseline;
 use crate::cloud::aws::{AwsAuditor, CallObserver};
+use crate::declared::declared;
 use crate::engine::{Outcome, Verdict, evaluate, evaluate_namespace, references};
 use crate::index::Snapshot;
 use crate::metrics::{
@@ -22,8 +23,10 @@ use crate::metrics::{
 };
 use crate::model::Provider;
 use crate::object::{Object, ObjectRef};
-use crate::posture::{CloudResource, Posture, PostureMap};
+use crate::posture::{CloudResource, Posture};
+use crate::text::cut;
 
+use super::publish::{self, Usages};
 use super::report::{self, Written};
 use super::status::{self, Tallies};
 use super::{PostureCache, ReconcileError};
@@ -35,11 +38,14 @@ const EVENTS_IN_FLIGHT: usize = 16;
 type AuditorKey = (Option<String>, Option<String>);
 
 /// How audits run.
+#[derive(Clone, Debug)]
 pub struct AuditSettings {
     /// How long a cloud audit result is trusted.
     pub posture_ttl: std::time::Duration,
     /// How many cloud audits run at once.
     pub concurrency: usize,
+    /// How long a `CloudResource` nothing uses is kept before it is deleted.
+    pub unused_grace: std::time::Duration,
 }
 
 /// Shared by every pass.
@@ -47,11 +53,9 @@ pub struct Context {
     pub client: Client,
     pub metrics: Metrics,
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
-    pub live: watch::Sender<Arc<PostureMap>>,
     pub cache: PostureCache,
     pub recorder: Recorder,
-    /// How many cloud audits run at once.
-    pub concurrency: usize,
+    pub settings: AuditSettings,
     /// Status writes happen when content changes, and at least this often (lastAuditTime).
     pub status_refresh: std::time::Duration,
     auditors: tokio::sync::Mutex<HashMap<AuditorKey, Result<Arc<AwsAuditor>, String>>>,
@@ -82,7 +86,6 @@ impl Context {
         client: Client,
         metrics: Metrics,
         snapshots: watch::Receiver<Arc<Snapshot>>,
-        live: watch::Sender<Arc<PostureMap>>,
         recorder: Recorder,
         settings: AuditSettings,
     ) -> Context {
@@ -90,11 +93,10 @@ impl Context {
             client,
             metrics,
             snapshots,
-            live,
             cache: PostureCache::new(settings.posture_ttl),
             recorder,
-            concurrency: settings.concurrency,
             status_refresh: settings.posture_ttl,
+            settings,
             auditors: Default::default(),
             accounts: Default::default(),
             state: Default::default(),
@@ -166,14 +168,17 @@ impl Context {
         found
     }
 
+    /// The posture of `r` from the cache, else from what is published (a new leader does not
+    /// audit again what its predecessor audited within the TTL), else audited now.
     async fn audit(
         &self,
         r: &CloudResource,
         key: &AuditorKey,
+        published: Option<&Posture>,
         now: DateTime<Utc>,
     ) -> (Posture, bool) {
         self.cache
-            .get(r, || async {
+            .get(r, published, now, || async {
                 match self.auditor(key).await {
                     Ok(a) => a.audit(r, now).await,
                     Err(e) => Posture::failed(r.clone(), format!("AWS auditor: {e}"), now),
@@ -216,38 +221,71 @@ pub async fn run_pass(ctx: &Context) {
         }
     }
 
-    // 2. The AWS resources their workloads use, each audited once, with the namespace's credentials.
+    // 2. The cloud resources their objects use or declare; AWS ones audited once each, with the
+    //    namespace's credentials.
+    let mut usages = Usages::default();
     let mut wanted: HashMap<CloudResource, AuditorKey> = HashMap::new();
     let mut ns_account: HashMap<String, Option<String>> = HashMap::new();
     for (ns, bs) in &plan {
-        let Some(aws) = bs.iter().find(|b| b.provider == Provider::Aws) else {
-            continue;
-        };
-        let key = aws_key(aws);
+        let aws = bs.iter().find(|b| b.provider == Provider::Aws);
+        let key = aws.map(|b| aws_key(b));
         for obj in unpacked(&snap, ns) {
             for r in references(&obj, &snap.inventory).0 {
-                if r.resource.provider() == Provider::Aws {
+                usages.entry(&r.resource).used_by.insert(publish::used_by(
+                    ns,
+                    obj.kind(),
+                    &obj.id.name,
+                    &r.found_at,
+                ));
+                if let Some(key) = &key
+                    && r.resource.provider() == Provider::Aws
+                {
                     wanted.entry(r.resource).or_insert_with(|| key.clone());
                 }
             }
+            if let Some(d) = declared(&obj, &snap.inventory) {
+                usages
+                    .entry(&d.posture.resource)
+                    .declared_by
+                    .insert(format!("{}/{ns}/{}", obj.kind(), obj.id.name));
+            }
         }
+        let (Some(aws), Some(key)) = (aws, key) else {
+            continue;
+        };
         let account = ctx.account(&key, aws.aws_account.as_deref()).await;
         if let Some(a) = &account {
-            wanted
-                .entry(CloudResource::AwsAccount(a.clone()))
-                .or_insert_with(|| key.clone());
+            let r = CloudResource::AwsAccount(a.clone());
+            usages.entry(&r);
+            wanted.entry(r).or_insert_with(|| key.clone());
         }
         ns_account.insert(ns.clone(), account);
     }
     let audited: Vec<(Posture, bool)> = futures::stream::iter(wanted.iter())
-        .map(|(r, key)| ctx.audit(r, key, now))
-        .buffer_unordered(ctx.concurrency.max(1))
+        .map(|(r, key)| ctx.audit(r, key, snap.inventory.live.get(r), now))
+        .buffer_unordered(ctx.settings.concurrency.max(1))
         .collect()
         .await;
     ctx.cache.retain(|r| wanted.contains_key(r));
     let fresh = audited.iter().filter(|(_, a)| *a).count();
     let live = ctx.cache.postures();
-    let _ = ctx.live.send(Arc::new(live.clone()));
+    let mut key_account: HashMap<AuditorKey, Option<String>> = HashMap::new();
+    for (ns, bs) in &plan {
+        if let Some(aws) = bs.iter().find(|b| b.provider == Provider::Aws) {
+            let acct = ns_account.get(ns).cloned().flatten();
+            key_account.entry(aws_key(aws)).or_insert(acct);
+        }
+    }
+    for (r, key) in &wanted {
+        if let Some(p) = live.get(r) {
+            let auditor = Auditor {
+                account: key_account.get(key).cloned().flatten(),
+                region: key.0.clone(),
+                role: key.1.clone(),
+            };
+            usages.entry(r).audit = Some((p.clone(), auditor));
+        }
+    }
 
     // 3. Judge, namespace by namespace, and write what changed.
     let mut inventory = snap.inventory.clone();
@@ -265,6 +303,7 @@ pub async fn run_pass(ctx: &Context) {
         for v in &verdicts {
             tallies.entry(v.baseline.clone()).or_default().add(v);
         }
+        usages.add_findings(&verdicts);
         let result = write_namespace(ctx, ns, &verdicts, now).await;
         let label = if result.is_ok() { "ok" } else { "error" };
         if let Err(e) = result {
@@ -281,7 +320,11 @@ pub async fn run_pass(ctx: &Context) {
             .observe(t.elapsed().as_secs_f64());
     }
 
-    // 4. Baseline statuses, reports of namespaces no baseline covers any more, gauges.
+    // 4. What was audited, for every replica's webhook.
+    let resources = usages.by_resource.len();
+    publish::publish(ctx, usages, now).await;
+
+    // 5. Baseline statuses, reports of namespaces no baseline covers any more, gauges.
     write_statuses(ctx, &snap, &tallies, now).await;
     let stale: Vec<String> = {
         let mut st = ctx.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -329,7 +372,7 @@ pub async fn run_pass(ctx: &Context) {
     release_free_memory();
     tracing::info!(
         namespaces = plan.len(),
-        resources = wanted.len(),
+        resources,
         audited = fresh,
         took_ms = started.elapsed().as_millis() as u64,
         "reconcile pass done"
@@ -455,18 +498,10 @@ async fn publish(ctx: &Context, obj: &ObjectRef, type_: EventType, reason: &str,
         namespace: obj.namespace.clone(),
         ..Default::default()
     };
-    let mut note = note;
-    if note.len() > 1000 {
-        let mut end = 1000;
-        while !note.is_char_boundary(end) {
-            end -= 1;
-        }
-        note.truncate(end);
-    }
     let ev = Event {
         type_,
         reason: reason.into(),
-        note: Some(note),
+        note: Some(cut(&note, 1000)),
         action: "Audit".into(),
         secondary: None,
     };

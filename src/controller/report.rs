@@ -8,6 +8,7 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use crate::engine::{Outcome, Verdict};
+use crate::text::cut;
 
 pub const REPORT_NAME: &str = "onus";
 const HASH_ANNOTATION: &str = "onus.dev/content-hash";
@@ -32,17 +33,6 @@ fn severity(v: &Verdict) -> &'static str {
         (Outcome::Fail | Outcome::Error, crate::api::Action::Audit) => "low",
         _ => "info",
     }
-}
-
-fn cut(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
 }
 
 fn result(v: &Verdict, ts: i64) -> Value {

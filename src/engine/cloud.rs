@@ -101,6 +101,12 @@ pub(super) fn judge_references(ctx: &mut Ctx<'_>, refs: &[Reference]) {
     for r in refs {
         let controls = controls_for(&r.resource);
         match ctx.world.posture(&r.resource) {
+            // Facts older than the maximum age are no facts: the audit stopped, so judge as unknown.
+            Knowledge::Known(p) if p.expired(ctx.now) => {
+                if ctx.applies(controls[0]) {
+                    ctx.stale(controls[0], r, p);
+                }
+            }
             Knowledge::Known(p) => judge_posture(ctx, p, controls, Some(&r.found_at)),
             Knowledge::Unknown => {
                 if ctx.applies(controls[0]) {
@@ -111,7 +117,9 @@ pub(super) fn judge_references(ctx: &mut Ctx<'_>, refs: &[Reference]) {
         // A storage container is also judged on its account, when the account is known.
         if let CloudResource::AzureContainer { account, .. } = &r.resource {
             let acct = CloudResource::AzureStorageAccount(account.clone());
-            if let Knowledge::Known(p) = ctx.world.posture(&acct) {
+            if let Knowledge::Known(p) = ctx.world.posture(&acct)
+                && !p.expired(ctx.now)
+            {
                 judge_posture(ctx, p, controls_for(&acct), Some(&r.found_at));
             }
         }

@@ -88,7 +88,7 @@ pub fn evaluate_namespace(
                 };
                 if matches!(
                     world.posture(&r.resource),
-                    crate::posture::Knowledge::Known(_)
+                    crate::posture::Knowledge::Known(p) if !p.expired(now)
                 ) {
                     cloud::judge_references(&mut ctx, &[r]);
                 }
@@ -283,6 +283,28 @@ impl<'a> Ctx<'a> {
 
     /// The verdict for a referenced resource nobody has audited yet.
     pub fn unknown(&mut self, control: ControlId, r: &Reference) {
+        let what = format!(
+            "{} (found in {}) has not been audited yet",
+            r.resource, r.found_at
+        );
+        self.unaudited(control, r, what);
+    }
+
+    /// The verdict for a resource whose last audit is older than the maximum age: judged as
+    /// not audited, never on the old facts.
+    pub fn stale(&mut self, control: ControlId, r: &Reference, p: &crate::posture::Posture) {
+        let when = p
+            .observed_at
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_else(|| "an unknown time".into());
+        let what = format!(
+            "{} (found in {}) was last audited at {when}, longer ago than the posture's maximum age: audits have stopped",
+            r.resource, r.found_at
+        );
+        self.unaudited(control, r, what);
+    }
+
+    fn unaudited(&mut self, control: ControlId, r: &Reference, what: String) {
         let (outcome, tail) = match self.b.unknown {
             UnknownPolicy::Allow => (Outcome::Skip, "allowed by unknownCloudResources: Allow"),
             UnknownPolicy::Warn => (Outcome::Warn, "unknownCloudResources: Warn"),
@@ -293,10 +315,7 @@ impl<'a> Ctx<'a> {
         } else {
             None
         };
-        let what = format!(
-            "{} (found in {}) has not been audited yet; {tail}",
-            r.resource, r.found_at
-        );
+        let what = format!("{what}; {tail}");
         let remediation = Some("declare the resource in the same manifests (ACK, Crossplane, ASO, Config Connector) or wait for the audit; `onus check --live` audits it now".to_string());
         self.verdict(
             control,

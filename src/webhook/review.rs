@@ -9,6 +9,7 @@ use crate::api::Action;
 use crate::engine::{Outcome, Verdict};
 use crate::index::{Snapshot, slim};
 use crate::object::Object;
+use crate::text::cut;
 
 /// A body that is not a usable AdmissionReview (answered with HTTP 400).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -153,7 +154,7 @@ pub fn review(
 
     let warnings: Vec<String> = warns
         .iter()
-        .map(|v| truncate(&format!("onus {}: {}", v.control, v.message), MAX_WARNING))
+        .map(|v| cut(&format!("onus {}: {}", v.control, v.message), MAX_WARNING))
         .collect();
     let mut extra = json!({});
     if !warnings.is_empty() {
@@ -161,7 +162,7 @@ pub fn review(
     }
     if !audits.is_empty() {
         let controls: Vec<&str> = audits.iter().map(|v| v.control.as_str()).collect();
-        extra["auditAnnotations"] = json!({"violations": controls.join(","), "findings": truncate(&audits.iter().map(|v| v.message.as_str()).collect::<Vec<_>>().join(" | "), 2000)});
+        extra["auditAnnotations"] = json!({"violations": controls.join(","), "findings": cut(&audits.iter().map(|v| v.message.as_str()).collect::<Vec<_>>().join(" | "), 2000)});
     }
     decision.decision = if !denies.is_empty() {
         "deny"
@@ -206,29 +207,17 @@ fn deny_message(obj: &Object, denies: &[&Verdict]) -> String {
     s
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max - 3;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::index::Index;
-    use crate::posture::PostureMap;
 
     fn snapshot(action: &str) -> Snapshot {
         let mut idx = Index::default();
         let rb = json!({"apiVersion":"onus.dev/v1alpha1","kind":"ResponsibilityBaseline","metadata":{"name":"b","namespace":"shop"},
             "spec":{"provider":"aws","serviceModel":"iaas","action":action}});
         idx.upsert(Object::from_value(rb, None).unwrap());
-        idx.snapshot(&PostureMap::default())
+        idx.snapshot(chrono::Duration::minutes(15))
     }
 
     fn body(op: &str, ns: &str, object: Value) -> Vec<u8> {
@@ -342,7 +331,7 @@ mod tests {
     #[test]
     fn long_warnings_are_cut_on_char_boundaries() {
         let s = "é".repeat(300);
-        let t = truncate(&s, 101);
+        let t = cut(&s, 101);
         assert!(t.len() <= 101 && t.ends_with("..."));
     }
 }

@@ -179,6 +179,7 @@ pub fn install_crds(cp: &ControlPlane, thirdparty: &[&str]) {
     let mut names = vec![
         "responsibilitybaselines.onus.dev".to_string(),
         "clusterresponsibilitybaselines.onus.dev".to_string(),
+        "cloudresources.onus.dev".to_string(),
     ];
     for file in thirdparty {
         let path = super::repo_root()
