@@ -221,6 +221,11 @@ fn start_onus(cp: &ControlPlane, moto: &Moto, onus_ns: &str, extra: &[&str]) -> 
         "--posture-ttl=4s".into(),
         "--lease-duration=6s".into(),
     ];
+    // A flag in `extra` replaces the default.
+    args.retain(|a| {
+        let flag = a.split('=').next().unwrap_or("");
+        !extra.iter().any(|e| e.split('=').next() == Some(flag))
+    });
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Onus::start_with_env(cp, &args, &env)
@@ -538,4 +543,431 @@ async fn exactly_one_replica_reconciles_and_the_other_takes_over() {
         took < Duration::from_secs(6 + 2 + 5),
         "takeover took {took:?}"
     );
+}
+
+fn cloud_resources(cp: &ControlPlane) -> Vec<Value> {
+    let out = cp.kubectl(&["get", "cloudresources", "-o", "json"]);
+    out.expect_success();
+    out.json()["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn cloud_resource(cp: &ControlPlane, kind: &str, id: &str) -> Option<Value> {
+    cloud_resources(cp)
+        .into_iter()
+        .find(|o| o["spec"]["kind"] == kind && o["spec"]["id"] == id)
+}
+
+/// An AdmissionReview that creates `object` in `ns`.
+fn review(ns: &str, object: &Value) -> Vec<u8> {
+    let kind = object["kind"].as_str().unwrap();
+    let (group, version) = match object["apiVersion"].as_str().unwrap().split_once('/') {
+        Some((g, v)) => (g.to_string(), v.to_string()),
+        None => (
+            String::new(),
+            object["apiVersion"].as_str().unwrap().to_string(),
+        ),
+    };
+    serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "review-1",
+            "kind": {"group": group, "version": version, "kind": kind},
+            "operation": "CREATE",
+            "namespace": ns,
+            "object": object,
+        }
+    }))
+    .unwrap()
+}
+
+/// The documents of `workloads()` renamed, as JSON: (yaml for kubectl, objects).
+fn renamed(ns: &str, sg: &str, from: &str, to: &str) -> (String, Value) {
+    let yaml: String = workloads(ns, sg)
+        .split("---\n")
+        .filter(|d| d.contains(&format!("name: {from},")))
+        .map(|d| format!("---\n{}", d.replace(from, to)))
+        .collect();
+    let v: Value = serde_yaml_ng::from_str(yaml.trim_start_matches("---\n")).unwrap();
+    (yaml, v)
+}
+
+/// Register the webhook at `onus`'s URL with the CA of `onus_ns`; removed when dropped.
+fn register_webhook<'a>(
+    cp: &'a ControlPlane,
+    onus: &Onus,
+    onus_ns: &str,
+) -> support::onus::Cleanup<'a> {
+    let vwc_name = format!("onus-{onus_ns}");
+    let vwc = std::process::Command::new(env!("CARGO_BIN_EXE_onus"))
+        .args(["webhook-config", "--url", &onus.url(), "--name", &vwc_name])
+        .args(["--failure-policy", "Fail", "--exclude-namespace", onus_ns])
+        .output()
+        .unwrap();
+    let ca = cp.kubectl(&[
+        "get",
+        "secret",
+        "onus-webhook-tls",
+        "-n",
+        onus_ns,
+        "-o",
+        "jsonpath={.data.ca\\.crt}",
+    ]);
+    let mut vwc: Value = serde_yaml_ng::from_slice(&vwc.stdout).unwrap();
+    vwc["webhooks"][0]["clientConfig"]["caBundle"] =
+        Value::String(ca.expect_success().stdout.trim().to_string());
+    let cleanup = support::onus::Cleanup {
+        cp,
+        args: vec!["validatingwebhookconfiguration".into(), vwc_name],
+    };
+    cp.kubectl_stdin(&["apply", "-f", "-"], &serde_json::to_string(&vwc).unwrap())
+        .expect_success();
+    cleanup
+}
+
+fn metric(onus: &Onus, prefix: &str) -> f64 {
+    onus.metrics()
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Objects of the kind seen by `kubectl get --watch-only` while `f` runs: one line per change.
+fn watched_changes(cp: &ControlPlane, f: impl FnOnce()) -> Vec<String> {
+    let mut child = cp
+        .command("kubectl")
+        .args(["get", "cloudresources", "--watch-only", "-o", "name"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let the watch start before counting.
+    std::thread::sleep(Duration::from_secs(1));
+    f();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_refuses_what_the_leader_audited() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cp = control_plane();
+    install_crds(cp);
+    cp.kubectl(&["delete", "cloudresources", "--all"])
+        .expect_success();
+    let moto = Moto::start();
+    let sg = seed(&moto).await;
+    moto.set_recording(false);
+    let ns = cp.create_namespace("replicas");
+    let onus_ns = cp.create_namespace("onus-replicas");
+    cp.kubectl_stdin(&["apply", "-f", "-"], &baseline(&ns))
+        .expect_success();
+    cp.kubectl_stdin(&["apply", "-f", "-"], &workloads(&ns, &sg))
+        .expect_success();
+    // A TTL long enough that a run of passes without cloud changes has at most one refresh.
+    let flags = [
+        "--audit-interval=1s",
+        "--posture-ttl=15s",
+        "--lease-duration=4s",
+    ];
+    let start = |id: &str| {
+        let mut f: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+        f.push(format!("--identity={id}"));
+        let f: Vec<&str> = f.iter().map(String::as_str).collect();
+        start_onus(cp, &moto, &onus_ns, &f)
+    };
+    let a = start("replica-a");
+    let b = start("replica-b");
+    let holder = eventually(Duration::from_secs(30), "a lease holder", || {
+        lease_holder(cp, &onus_ns)
+    });
+    let (leader, follower) = if holder == "replica-a" {
+        (a, b)
+    } else {
+        (b, a)
+    };
+
+    // The leader publishes what it audited.
+    let bucket = eventually(
+        Duration::from_secs(60),
+        "the public bucket published",
+        || {
+            cloud_resource(cp, "s3-bucket", PUBLIC_ACL)
+                .filter(|o| o["status"]["public"] == true && o["status"]["usedByCount"] == 1)
+        },
+    );
+    assert_eq!(bucket["metadata"]["name"], format!("s3.{PUBLIC_ACL}"));
+    assert_eq!(bucket["metadata"]["labels"]["onus.dev/kind"], "s3-bucket");
+    assert_eq!(bucket["status"]["result"], "ok");
+    assert_eq!(bucket["status"]["usedBy"][0]["name"], "uses-acl");
+    assert_eq!(bucket["status"]["usedBy"][0]["namespace"], ns.as_str());
+    assert!(
+        bucket["status"]["findings"][0]["control"] == "data.public-access",
+        "{bucket:#}"
+    );
+    let role = eventually(Duration::from_secs(30), "the admin role published", || {
+        cloud_resource(cp, "iam-role", "arn:aws:iam::123456789012:role/ctl-admin")
+            .filter(|o| o["status"]["result"] == "ok")
+    });
+    assert_eq!(
+        role["status"]["posture"]["iam"][0]["issue"], "full-admin",
+        "{role:#}"
+    );
+    let group = eventually(
+        Duration::from_secs(30),
+        "the security group published",
+        || cloud_resource(cp, "security-group", &sg).filter(|o| o["status"]["result"] == "ok"),
+    );
+    assert!(
+        group["status"]["posture"]["ingress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["fromPort"] == 22 && r["source"] == "0.0.0.0/0"),
+        "{group:#}"
+    );
+    let clean = cloud_resource(cp, "s3-bucket", CLEAN).unwrap();
+    assert_eq!(clean["status"]["public"], false);
+    assert_eq!(clean["status"]["encrypted"], true);
+
+    // kubectl shows the columns a person wants.
+    let table = cp.kubectl(&["get", "cloudresources"]);
+    let header = table
+        .expect_success()
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    for col in [
+        "NAME",
+        "PROVIDER",
+        "KIND",
+        "ID",
+        "PUBLIC",
+        "ENCRYPTED",
+        "RESULT",
+        "FINDINGS",
+        "USERS",
+        "AUDITED",
+    ] {
+        assert!(header.contains(col), "{col} missing from {header}");
+    }
+    assert!(
+        cp.kubectl(&["get", "onus"])
+            .expect_success()
+            .stdout
+            .contains(&format!("s3.{PUBLIC_ACL}"))
+    );
+
+    // The follower never audited anything, yet refuses each gap: sent straight to its /validate.
+    assert_eq!(metric(&follower, "onus_cloud_requests_total"), 0.0);
+    let (_, on_acl) = renamed(&ns, &sg, "uses-acl", "new-on-acl");
+    let (_, as_admin) = renamed(&ns, &sg, "runs-as-admin", "new-admin");
+    let (_, web) = renamed(&ns, &sg, "web", "web-two");
+    for (object, control, cloud) in [
+        (&on_acl, "data.public-access", PUBLIC_ACL.to_string()),
+        (
+            &as_admin,
+            "identity.least-privilege",
+            "ctl-admin".to_string(),
+        ),
+        (&web, "network.exposure", sg.clone()),
+    ] {
+        let (code, body) = follower.post_review(cp, &onus_ns, &review(&ns, object));
+        assert_eq!(code, "200", "{body}");
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(answer["response"]["allowed"], false, "{control}: {body}");
+        let msg = answer["response"]["status"]["message"].as_str().unwrap();
+        assert!(msg.contains(control) && msg.contains(&cloud), "{msg}");
+    }
+
+    // And through the API server, with the webhook pointing at the follower.
+    let hook = register_webhook(cp, &follower, &onus_ns);
+    let (acl_yaml, _) = renamed(&ns, &sg, "uses-acl", "new-on-acl");
+    let out = eventually(
+        Duration::from_secs(20),
+        "kubectl apply to be refused",
+        || {
+            let out = cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &acl_yaml);
+            (!out.success()).then_some(out)
+        },
+    );
+    assert!(
+        out.stderr.contains("data.public-access") && out.stderr.contains(PUBLIC_ACL),
+        "{out}"
+    );
+
+    // who-uses answers "which of my workloads use this public bucket?".
+    let who = cp
+        .command(env!("CARGO_BIN_EXE_onus"))
+        .args(["who-uses", &format!("arn:aws:s3:::{PUBLIC_ACL}")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&who.stdout);
+    assert_eq!(
+        who.status.code(),
+        Some(1),
+        "failing checks exit 1: {text}{}",
+        String::from_utf8_lossy(&who.stderr)
+    );
+    assert!(
+        text.contains("uses-acl") && text.contains(&ns) && text.contains("public: yes"),
+        "{text}"
+    );
+    assert!(text.contains("data.public-access"), "{text}");
+    let who = cp
+        .command(env!("CARGO_BIN_EXE_onus"))
+        .args(["who-uses", &format!("s3://{CLEAN}"), "--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(who.status.code(), Some(0));
+    let j: Value = serde_json::from_slice(&who.stdout).unwrap();
+    let users: Vec<&str> = j["status"]["usedBy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["runs-as-admin", "uses-clean"]);
+    let who = cp
+        .command(env!("CARGO_BIN_EXE_onus"))
+        .args(["who-uses", "s3://nobody-uses-this"])
+        .output()
+        .unwrap();
+    assert_eq!(who.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&who.stderr).contains("no CloudResource"));
+
+    // The GapOpened event on the workload names the resource; the bucket has its own event.
+    eventually(
+        Duration::from_secs(20),
+        "a PostureDegraded event on the bucket",
+        || {
+            let ev = cp
+                .kubectl(&["get", "events.events.k8s.io", "-A", "-o", "json"])
+                .json();
+            ev["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| {
+                    e["reason"] == "PostureDegraded"
+                        && e["regarding"]["name"] == format!("s3.{PUBLIC_ACL}")
+                })
+                .then_some(())
+        },
+    );
+    let ev = cp
+        .kubectl(&["get", "events.events.k8s.io", "-n", &ns, "-o", "json"])
+        .json();
+    assert!(
+        ev["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "GapOpened"
+                && e["regarding"]["name"] == "uses-acl"
+                && e["note"].as_str().unwrap().contains(PUBLIC_ACL)),
+        "{ev:#}"
+    );
+
+    // Passes with no change in the cloud write nothing but TTL refreshes.
+    let resources = cloud_resources(cp).len() as f64;
+    let writes_before = metric(&leader, "onus_cloud_resource_writes_total");
+    let passes_before = reconciles(&leader);
+    let changes = watched_changes(cp, || std::thread::sleep(Duration::from_secs(10)));
+    let passes = reconciles(&leader) - passes_before;
+    let writes = metric(&leader, "onus_cloud_resource_writes_total") - writes_before;
+    assert!(passes >= 5, "only {passes} passes in 10 s");
+    // At most one refresh per resource in a window shorter than the TTL (15 s).
+    assert!(
+        writes <= resources,
+        "{writes} writes in {passes} passes over {resources} resources"
+    );
+    assert!(changes.len() as f64 <= resources, "{changes:?}");
+
+    // Kill the leader: the follower takes over without auditing again what was just published,
+    // and keeps refusing.
+    drop(leader);
+    eventually(Duration::from_secs(20), "the follower to lead", || {
+        (reconciles(&follower) > 0).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, body) = follower.post_review(cp, &onus_ns, &review(&ns, &on_acl));
+    assert!(body.contains("\"allowed\":false"), "{body}");
+
+    // Close the gap in moto: the CloudResource turns good, an event says so, and the webhook allows.
+    let s3 = moto.s3().await;
+    block_public_access(&s3, PUBLIC_ACL).await;
+    s3.put_bucket_acl()
+        .bucket(PUBLIC_ACL)
+        .acl(aws_sdk_s3::types::BucketCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(40), "the bucket to turn good", || {
+        cloud_resource(cp, "s3-bucket", PUBLIC_ACL).filter(|o| o["status"]["public"] == false)
+    });
+    eventually(
+        Duration::from_secs(20),
+        "kubectl apply to be admitted",
+        || {
+            cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &acl_yaml)
+                .success()
+                .then_some(())
+        },
+    );
+    let ev = cp
+        .kubectl(&["get", "events.events.k8s.io", "-A", "-o", "json"])
+        .json();
+    assert!(
+        ev["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "PostureRestored"
+                && e["regarding"]["name"] == format!("s3.{PUBLIC_ACL}"))
+    );
+    drop(hook);
+
+    // Audits stop (no leader at all): a webhook-only replica judges the old facts while they are
+    // younger than --posture-max-age, then falls back to unknownCloudResources, never to a pass.
+    drop(follower);
+    let max_age = 30;
+    let webhook_only = start_onus(
+        cp,
+        &moto,
+        &onus_ns,
+        &["--webhook-only", &format!("--posture-max-age={max_age}s")],
+    );
+    let (_, body) = webhook_only.post_review(cp, &onus_ns, &review(&ns, &as_admin));
+    assert!(
+        body.contains("\"allowed\":false"),
+        "fresh facts still refuse: {body}"
+    );
+    let body = eventually(
+        Duration::from_secs(max_age + 20),
+        "the admin role's posture to expire",
+        || {
+            let (_, body) = webhook_only.post_review(cp, &onus_ns, &review(&ns, &as_admin));
+            body.contains("audits have stopped").then_some(body)
+        },
+    );
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    // The baseline's unknownCloudResources is Warn: admitted with a warning that says why.
+    assert_eq!(answer["response"]["allowed"], true, "{body}");
+    assert!(
+        answer["response"]["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("identity.least-privilege")),
+        "{body}"
+    );
+    assert!(metric(&webhook_only, "onus_posture_oldest_age_seconds") >= max_age as f64);
 }

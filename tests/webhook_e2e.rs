@@ -268,46 +268,7 @@ fn malformed_bodies_get_a_clear_4xx() {
             "--webhook-config=none",
         ],
     );
-    let ca = cp.kubectl(&[
-        "get",
-        "secret",
-        "onus-webhook-tls",
-        "-n",
-        &ns,
-        "-o",
-        "jsonpath={.data.ca\\.crt}",
-    ]);
-    let ca_pem = decode_base64(&ca.expect_success().stdout);
-    let ca_file = cp.dir().join(format!("ca-{}.pem", onus.webhook_port));
-    std::fs::write(&ca_file, ca_pem).unwrap();
-    let post = |body: &[u8]| -> (String, String) {
-        let body_file = cp.dir().join(format!("body-{}.bin", onus.webhook_port));
-        std::fs::write(&body_file, body).unwrap();
-        let out = std::process::Command::new("curl")
-            .args([
-                "-sS",
-                "--max-time",
-                "10",
-                "--cacert",
-                ca_file.to_str().unwrap(),
-                "-H",
-                "Content-Type: application/json",
-            ])
-            .args([
-                "-o",
-                "-",
-                "-w",
-                "\n%{http_code}",
-                "--data-binary",
-                &format!("@{}", body_file.display()),
-                &onus.url(),
-            ])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", ""));
-        (code.to_string(), body.to_string())
-    };
+    let post = |body: &[u8]| onus.post_review(cp, &ns, body);
     let (code, body) = post(b"this is not json");
     assert_eq!(code, "400", "{body}");
     assert!(body.contains("not JSON"), "{body}");
@@ -397,26 +358,4 @@ fn certificate_rotation_under_load_fails_no_request() {
         serials.len() >= 3,
         "expected at least two rotations, saw serials {serials:?}"
     );
-}
-
-fn decode_base64(s: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut buf, mut bits) = (0u32, 0);
-    for c in s.trim().bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => continue,
-        };
-        buf = (buf << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    out
 }

@@ -120,6 +120,65 @@ impl Onus {
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}/validate", self.webhook_port)
     }
+
+    /// POST `body` to this replica's `/validate` with curl, trusting the CA that self-managed
+    /// certificates keep in `onus-webhook-tls` of namespace `onus_ns`: (HTTP code, body).
+    pub fn post_review(&self, cp: &ControlPlane, onus_ns: &str, body: &[u8]) -> (String, String) {
+        let ca = cp.kubectl(&[
+            "get",
+            "secret",
+            "onus-webhook-tls",
+            "-n",
+            onus_ns,
+            "-o",
+            "jsonpath={.data.ca\\.crt}",
+        ]);
+        let ca_file = cp.dir().join(format!("ca-{}.pem", self.webhook_port));
+        std::fs::write(&ca_file, decode_base64(&ca.expect_success().stdout)).unwrap();
+        let body_file = cp.dir().join(format!("body-{}.bin", self.webhook_port));
+        std::fs::write(&body_file, body).unwrap();
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(&ca_file)
+            .args([
+                "-H",
+                "Content-Type: application/json",
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code}",
+            ])
+            .arg("--data-binary")
+            .arg(format!("@{}", body_file.display()))
+            .arg(self.url())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", ""));
+        (code.to_string(), body.to_string())
+    }
+}
+
+fn decode_base64(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut buf, mut bits) = (0u32, 0);
+    for c in s.trim().bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => continue,
+        };
+        buf = (buf << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+        }
+    }
+    out
 }
 
 impl Drop for Onus {
