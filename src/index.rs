@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::api::{CloudResourceObject, ClusterResponsibilityBaseline, ResponsibilityBaseline};
+use crate::api::{
+    CloudResourceObject, ClusterResponsibilityBaseline, ResponsibilityBaseline, object_name,
+};
 use crate::baseline::{BaselineSet, EffectiveBaseline};
 use crate::check::is_judged_kind;
 use crate::declared::is_declared_kind;
@@ -46,7 +48,16 @@ pub struct Cloud {
 fn read_cloud(o: &Object) -> Result<(CloudResource, CloudResourceObject), String> {
     let object: CloudResourceObject =
         serde_json::from_value(o.body.clone()).map_err(|e| e.to_string())?;
-    Ok((object.spec.resource()?, object))
+    let resource = object.spec.resource()?;
+    // Only the object the leader writes counts: another one for the same resource (made by hand,
+    // or by anyone else who may create them) must not shadow it.
+    let name = object_name(&resource);
+    if o.id.name != name {
+        return Err(format!(
+            "ignored: the CloudResource for {resource} is named {name}, and only onus writes it"
+        ));
+    }
+    Ok((resource, object))
 }
 
 /// An object's identity and its JSON text.
@@ -433,6 +444,60 @@ mod tests {
             json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"other"},"spec":{"containers":[]}}),
         );
         assert!(idx.snapshot(MAX_AGE).judge(&other, now).is_empty());
+    }
+
+    #[test]
+    fn postures_come_from_cloud_resource_objects_and_expire() {
+        let mut idx = Index::default();
+        idx.upsert(obj(json!({"apiVersion":"onus.dev/v1alpha1","kind":"ResponsibilityBaseline","metadata":{"name":"b","namespace":"shop"},"spec":{"provider":"aws","serviceModel":"iaas","unknownCloudResources":"Deny"}})));
+        let audited = Utc::now() - chrono::Duration::minutes(10);
+        let record = |name: &str, public: bool| {
+            obj(
+                json!({"apiVersion":"onus.dev/v1alpha1","kind":"CloudResource","metadata":{"name":name},
+                "spec":{"provider":"aws","kind":"s3-bucket","id":"shared"},
+                "status":{"result":"ok","auditedAt":audited.to_rfc3339(),"public":public,
+                    "posture":{"publicAccess":{"exposures": if public {vec!["ACL grant to AllUsers"]} else {vec![]},"guardOn":!public}}}}),
+            )
+        };
+        idx.upsert(record("s3.shared", true));
+        // A hand-made object for the same bucket that says "private" is ignored, and reported.
+        idx.upsert(record("innocent-looking", false));
+        let pod = obj(
+            json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"shop","annotations":{"onus.dev/uses":"s3://shared"}},"spec":{"containers":[]}}),
+        );
+        let public = |vs: &[Verdict]| {
+            vs.iter().any(|v| {
+                v.control == crate::model::ControlId::DataPublicAccess
+                    && v.result == crate::engine::Outcome::Fail
+                    && v.rule != "unknown-posture"
+            })
+        };
+        let snap = idx.snapshot(MAX_AGE);
+        assert_eq!(
+            snap.oldest_audit.map(|t| t.timestamp()),
+            Some(audited.timestamp())
+        );
+        assert!(
+            snap.problems.iter().any(|p| p.contains("innocent-looking")),
+            "{:?}",
+            snap.problems
+        );
+        assert!(public(&snap.judge(&pod, Utc::now())));
+        // Older than the maximum age: not audited, so the baseline's Deny for unknown applies.
+        let vs = idx
+            .snapshot(chrono::Duration::minutes(5))
+            .judge(&pod, Utc::now());
+        assert!(!public(&vs), "{vs:#?}");
+        let stale = vs
+            .iter()
+            .find(|v| v.rule == "unknown-posture")
+            .expect("an unknown verdict");
+        assert_eq!(stale.result, crate::engine::Outcome::Fail);
+        assert!(
+            stale.message.contains("audits have stopped"),
+            "{}",
+            stale.message
+        );
     }
 
     #[test]

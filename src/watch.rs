@@ -193,6 +193,7 @@ pub fn start(
         let mut index = Index::default();
         let max_age = chrono::Duration::from_std(posture_max_age).unwrap_or(chrono::Duration::MAX);
         let mut dirty = true;
+        let mut problems: Vec<String> = Vec::new();
         let mut discover = tokio::time::interval(rediscover_every);
         let mut publish = tokio::time::interval(Duration::from_millis(50));
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -218,7 +219,13 @@ pub fn start(
                 }
                 _ = publish.tick() => {
                     if dirty {
-                        let _ = snap_tx.send(Arc::new(index.snapshot(max_age)));
+                        let snap = index.snapshot(max_age);
+                        // Say what cannot be used, once per change, not once per rebuild.
+                        for p in snap.problems.iter().filter(|p| !problems.contains(*p)) {
+                            tracing::error!(problem = %p, "an object onus reads cannot be used");
+                        }
+                        problems.clone_from(&snap.problems);
+                        let _ = snap_tx.send(Arc::new(snap));
                         dirty = false;
                         if core_synced.iter().all(|f| f.load(Ordering::Acquire)) && !ready.swap(true, Ordering::AcqRel) {
                             tracing::info!(objects = index.len(), "watches synced; ready");

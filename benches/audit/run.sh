@@ -2,7 +2,8 @@
 # Audit scale benchmark: 1,000 S3 buckets in moto and 10,000 Deployments referencing them
 # (10 namespaces x 1,000), one full reconcile pass of `onus run` (release build).
 # Reports: AWS calls made (vs distinct resources x calls per audit), wall time of the pass,
-# and onus's resident memory.
+# CloudResource writes in the first and the second pass, bytes stored per CloudResource, and the
+# resident memory of the leader and of a follower (a second `onus run` that only watches).
 #   benches/audit/run.sh [BUCKETS] [WORKLOADS] [IMAGE]
 # IMAGE defaults to one pinned by digest (every workload passes); an unpinned one (nginx:1.27)
 # makes every workload fail application.image-provenance: one GapOpened Event each.
@@ -19,6 +20,7 @@ CP="$WORK/cp"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cleanup() {
   [[ -n ${ONUS_PID:-} ]] && kill "$ONUS_PID" 2>/dev/null || true
+  [[ -n ${FOLLOWER_PID:-} ]] && kill "$FOLLOWER_PID" 2>/dev/null || true
   [[ -n ${MOTO_PID:-} ]] && kill "$MOTO_PID" 2>/dev/null || true
   hack/controlplane down "$CP" >/dev/null 2>&1 || true
   rm -rf "$WORK"
@@ -49,7 +51,7 @@ hack/controlplane up "$CP" >/dev/null
 eval "$(hack/controlplane env "$CP")"
 kubectl apply -f crds/ >/dev/null
 kubectl apply --server-side -f ../shared/thirdparty-crds/openreports.io_reports.yaml >/dev/null
-kubectl wait --for=condition=Established crd/responsibilitybaselines.onus.dev crd/reports.openreports.io >/dev/null
+kubectl wait --for=condition=Established crd/responsibilitybaselines.onus.dev crd/cloudresources.onus.dev crd/reports.openreports.io >/dev/null
 kubectl create namespace onus-system >/dev/null
 echo "== creating $WORKLOADS Deployments in $NS_COUNT namespaces"
 python3 - "$BUCKETS" "$WORKLOADS" "$NS_COUNT" "$IMAGE" >"$WORK/objects.yaml" <<'PY'
@@ -80,15 +82,38 @@ kubectl apply --server-side -f "$WORK/objects.yaml" >/dev/null
 echo "   created in $(( $(date +%s) - start ))s"
 
 PORT=$(free_port); MPORT=$(free_port)
+# A second pass starts a minute after the first one began (or when it ends): nothing changed in
+# the cloud, so it should write nothing.
 RUST_LOG=info "$ONUS" run --webhook-addr "127.0.0.1:$PORT" --metrics-addr "127.0.0.1:$MPORT" \
-  --namespace onus-system --cert-host 127.0.0.1 --audit-interval 10m --posture-ttl 10m \
-  >"$WORK/onus.log" 2>&1 &
+  --namespace onus-system --cert-host 127.0.0.1 --audit-interval 60s --posture-ttl 10m \
+  --identity leader >"$WORK/onus.log" 2>&1 &
 ONUS_PID=$!
-for _ in $(seq 600); do grep -q "reconcile pass done" "$WORK/onus.log" && break; sleep 0.5; done
+for _ in $(seq 100); do kubectl get lease onus-controller -n onus-system >/dev/null 2>&1 && break; sleep 0.2; done
+FPORT=$(free_port); FMPORT=$(free_port)
+RUST_LOG=info "$ONUS" run --webhook-addr "127.0.0.1:$FPORT" --metrics-addr "127.0.0.1:$FMPORT" \
+  --namespace onus-system --cert-host 127.0.0.1 --identity follower >"$WORK/follower.log" 2>&1 &
+FOLLOWER_PID=$!
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v re="$2" '$0 ~ re {s += $NF} END {print s+0}'; }
+rss() { awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/$1/status"; }
+hwm() { awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' "/proc/$1/status"; }
+passes() { grep -c "reconcile pass done" "$WORK/onus.log" || true; }
+for _ in $(seq 1200); do [[ $(passes) -ge 1 ]] && break; sleep 0.5; done
 grep "reconcile pass done" "$WORK/onus.log" | head -1 | sed 's/\x1b\[[0-9;]*m//g'
-calls=$(curl -s "http://127.0.0.1:$MPORT/metrics" | awk '/^onus_cloud_requests_total/ {s += $NF} END {print s}')
-errors=$(curl -s "http://127.0.0.1:$MPORT/metrics" | awk '/^onus_cloud_requests_total.*outcome="(error|throttled)"/ {s += $NF} END {print s+0}')
+calls=$(metric "$MPORT" '^onus_cloud_requests_total')
+errors=$(metric "$MPORT" '^onus_cloud_requests_total.*outcome="(error|throttled)"')
 echo "== AWS calls in the pass: $calls (errors/throttled: $errors)"
-echo "== onus RSS after the pass: $(awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' /proc/$ONUS_PID/status), peak: $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/$ONUS_PID/status)"
+first=$(metric "$MPORT" '^onus_cloud_resource_writes_total')
+echo "== CloudResource writes in the first pass: $first ($(metric "$MPORT" '^onus_cloud_resource_writes_total.*operation="create"') creates)"
+echo "== leader RSS after the pass: $(rss $ONUS_PID), peak: $(hwm $ONUS_PID)"
 curl -s "http://127.0.0.1:$MPORT/metrics" | grep -E '^onus_cloud_resources|^onus_reconcile_total'
 echo "== GapOpened Events: $(kubectl get events -A --field-selector reason=GapOpened --no-headers 2>/dev/null | wc -l)"
+kubectl get cloudresources -o json | python3 -c '
+import json, sys
+items = json.load(sys.stdin)["items"]
+sizes = [len(json.dumps(i, separators=(",", ":"))) for i in items]
+print(f"== CloudResource objects: {len(items)}, JSON bytes each: mean {sum(sizes)//max(len(sizes),1)}, max {max(sizes, default=0)}")'
+for _ in $(seq 600); do [[ $(passes) -ge 2 ]] && break; sleep 0.5; done
+grep "reconcile pass done" "$WORK/onus.log" | sed -n 2p | sed 's/\x1b\[[0-9;]*m//g'
+echo "== CloudResource writes in the second pass: $(( $(metric "$MPORT" '^onus_cloud_resource_writes_total') - first ))"
+echo "== leader RSS after two passes: $(rss $ONUS_PID), peak: $(hwm $ONUS_PID)"
+echo "== follower RSS: $(rss $FOLLOWER_PID), peak: $(hwm $FOLLOWER_PID); oldest posture it judges from: $(metric "$FMPORT" '^onus_posture_oldest_age_seconds') s; AWS calls it made: $(metric "$FMPORT" '^onus_cloud_requests_total')"
