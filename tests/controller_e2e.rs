@@ -674,6 +674,7 @@ async fn every_replica_refuses_what_the_leader_audited() {
         "--audit-interval=1s",
         "--posture-ttl=15s",
         "--lease-duration=4s",
+        "--unused-grace=5s",
     ];
     let start = |id: &str| {
         let mut f: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
@@ -890,6 +891,34 @@ async fn every_replica_refuses_what_the_leader_audited() {
         "{writes} writes in {passes} passes over {resources} resources"
     );
     assert!(changes.len() as f64 <= resources, "{changes:?}");
+
+    // A resource nobody uses any more is marked, then deleted after the grace period.
+    cp.kubectl(&["delete", "deployment", "uses-plain", "-n", &ns])
+        .expect_success();
+    let unused = eventually(
+        Duration::from_secs(20),
+        "the plain bucket marked unused",
+        || {
+            cloud_resource(cp, "s3-bucket", PLAIN)
+                .filter(|o| o["status"]["unusedSince"].is_string())
+        },
+    );
+    assert_eq!(unused["status"]["usedByCount"], 0);
+    eventually(
+        Duration::from_secs(30),
+        "the plain bucket's object deleted",
+        || {
+            cloud_resource(cp, "s3-bucket", PLAIN)
+                .is_none()
+                .then_some(())
+        },
+    );
+    assert!(
+        metric(
+            &leader,
+            "onus_cloud_resource_writes_total{operation=\"delete\"}"
+        ) >= 1.0
+    );
 
     // Kill the leader: the follower takes over without auditing again what was just published,
     // and keeps refusing.
