@@ -115,8 +115,23 @@ impl IamFinding {
     }
 }
 
+/// Largest policy document analysed. AWS allows 10,240 characters for a role's inline policies
+/// and 6,144 for a managed policy; anything far above that is not a policy AWS would accept.
+pub const MAX_POLICY_BYTES: usize = 32 * 1024;
+/// Longest `Action`/`NotAction` entry. The longest IAM action names have about 70 characters;
+/// the bound keeps wildcard matching cheap on hostile input.
+pub const MAX_ACTION_CHARS: usize = 128;
+/// Most `Action`/`NotAction` entries in one document.
+pub const MAX_ACTIONS: usize = 1000;
+
 /// Parse a policy document given as JSON text. IAM APIs return documents URL-encoded; both work.
 pub fn parse(text: &str) -> Result<PolicyDocument, IamError> {
+    if text.len() > MAX_POLICY_BYTES {
+        return Err(IamError::Shape(format!(
+            "the document has {} bytes; onus analyses at most {MAX_POLICY_BYTES} (AWS accepts 10,240)",
+            text.len()
+        )));
+    }
     let trimmed = text.trim();
     let decoded;
     let text = if trimmed.starts_with('%') {
@@ -145,6 +160,7 @@ pub fn from_value(value: &Value) -> Result<PolicyDocument, IamError> {
         }
     };
     let mut statements = Vec::with_capacity(list.len());
+    let mut action_count = 0usize;
     for (i, s) in list.into_iter().enumerate() {
         let s = s
             .as_object()
@@ -169,6 +185,20 @@ pub fn from_value(value: &Value) -> Result<PolicyDocument, IamError> {
                 )));
             }
         };
+        action_count += actions.len();
+        if action_count > MAX_ACTIONS {
+            return Err(IamError::Shape(format!(
+                "more than {MAX_ACTIONS} Action/NotAction entries; onus does not analyse documents this large"
+            )));
+        }
+        if let Some(long) = actions.iter().find(|a| a.chars().count() > MAX_ACTION_CHARS) {
+            return Err(IamError::Shape(format!(
+                "statement #{}: an action of {} characters (longer than {MAX_ACTION_CHARS}; no IAM action is): {}...",
+                i + 1,
+                long.chars().count(),
+                long.chars().take(40).collect::<String>()
+            )));
+        }
         let (resources, not_resource) = match (get_ci(s, "Resource"), get_ci(s, "NotResource")) {
             (Some(r), None) => (strings(r, i, "Resource")?, false),
             (None, Some(r)) => (strings(r, i, "NotResource")?, true),
@@ -653,6 +683,33 @@ mod tests {
         let tls = parse(r#"{"Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::b/*","Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}"#).unwrap();
         assert!(tls.public_statements().is_empty());
         assert!(tls.denies_insecure_transport());
+    }
+
+    #[test]
+    fn hostile_documents_are_refused_quickly_with_a_reason() {
+        let long = format!("*{}*", "a*".repeat(5000));
+        let doc = format!(
+            r#"{{"Statement":[{{"Effect":"Allow","Action":"{long}","Resource":"*"}},{{"Effect":"Deny","Action":"{long}","Resource":"*"}}]}}"#
+        );
+        let e = from_value(&serde_json::from_str(&doc).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("longer than 128"), "{e}");
+        assert!(parse(&doc).is_err());
+        let many: Vec<String> = (0..2500).map(|i| format!("\"s3:Get{i}*\"")).collect();
+        let doc = format!(
+            r#"{{"Statement":{{"Effect":"Allow","Action":[{}],"Resource":"*"}}}}"#,
+            many.join(",")
+        );
+        assert!(parse(&doc).unwrap_err().to_string().contains("bytes"));
+        let e = from_value(&serde_json::from_str(&doc).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("more than 1000"), "{e}");
+        // The worst document that is still analysed stays cheap.
+        let worst: Vec<String> = (0..100).map(|_| format!("\"{}\"", "*a".repeat(64))).collect();
+        let doc = format!(
+            r#"{{"Statement":[{{"Effect":"Allow","Action":[{0}],"Resource":"*"}},{{"Effect":"Deny","Action":[{0}],"Resource":"*"}}]}}"#,
+            worst.join(",")
+        );
+        let findings = parse(&doc).unwrap().analyse();
+        assert!(findings.is_empty(), "{findings:?}");
     }
 
     #[test]

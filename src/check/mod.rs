@@ -72,6 +72,32 @@ fn is_context_kind(group: &str, kind: &str) -> bool {
     ) || (group == "storage.azure.com" && kind == "StorageAccountsBlobService")
 }
 
+/// The kind's name as a `'static` string when the engine judges it (a closed set, for labels).
+pub fn judged_kind_name(group: &str, kind: &str) -> Option<&'static str> {
+    const BUILT_IN: &[&str] = &[
+        "Pod",
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "Job",
+        "ReplicationController",
+        "CronJob",
+        "ServiceAccount",
+        "Service",
+        "Ingress",
+        "StorageClass",
+    ];
+    if !is_judged_kind(group, kind) {
+        return None;
+    }
+    BUILT_IN
+        .iter()
+        .chain(crate::declared::DECLARED_KINDS.iter().map(|(_, k, _)| k))
+        .find(|k| **k == kind)
+        .copied()
+}
+
 /// Kinds the engine gives verdicts on.
 pub fn is_judged_kind(group: &str, kind: &str) -> bool {
     pod_template_path(kind).is_some()

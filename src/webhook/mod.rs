@@ -99,8 +99,8 @@ async fn validate(State(state): State<WebhookState>, body: Body) -> Response {
                 .metrics
                 .admission_requests
                 .get_or_create(&AdmissionLabels {
-                    kind: d.kind.clone(),
-                    operation: d.operation.clone(),
+                    kind: d.kind.into(),
+                    operation: d.operation.into(),
                     decision: d.decision.into(),
                 })
                 .inc();

@@ -33,14 +33,32 @@ pub struct Decision {
     pub review: Value,
     /// `allow`, `deny`, `warn`, `audit` or `skip` (not judged), for metrics.
     pub decision: &'static str,
-    pub kind: String,
-    pub operation: String,
+    /// The kind for metric labels: a kind onus judges, or `other`.
+    pub kind: &'static str,
+    /// The operation for metric labels: one of the five, or `other`.
+    pub operation: &'static str,
     /// Failing verdicts that counted: (control, action).
     pub violations: Vec<(String, Action)>,
 }
 
 /// Warnings longer than this are cut by the API server; keep each readable.
 const MAX_WARNING: usize = 400;
+
+/// Metric label for a kind: a closed set (the kinds onus judges, its own, `other`), never a
+/// string copied from the request.
+fn kind_label(group: &str, kind: &str) -> &'static str {
+    crate::check::judged_kind_name(group, kind).unwrap_or("other")
+}
+
+fn operation_label(op: &str) -> &'static str {
+    match op {
+        "CREATE" => "CREATE",
+        "UPDATE" => "UPDATE",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        _ => "other",
+    }
+}
 
 /// Judge an AdmissionReview body against a snapshot.
 pub fn review(
@@ -65,24 +83,21 @@ pub fn review(
         .get("uid")
         .and_then(Value::as_str)
         .ok_or_else(|| ReviewError::BadRequest("no uid".into()))?;
-    let operation = req
-        .get("operation")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let req_kind = req
-        .get("kind")
-        .and_then(|k| k.get("kind"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let operation = req.get("operation").and_then(Value::as_str).unwrap_or("");
+    let group_kind = req.get("kind");
+    let field = |f: &str| {
+        group_kind
+            .and_then(|k| k.get(f))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
     let sub = req.get("subResource").and_then(Value::as_str).unwrap_or("");
 
     let mut decision = Decision {
         review: Value::Null,
         decision: "skip",
-        kind: req_kind.clone(),
-        operation: operation.clone(),
+        kind: kind_label(field("group"), field("kind")),
+        operation: operation_label(operation),
         violations: Vec::new(),
     };
     let allow = |extra: Value| {
@@ -93,7 +108,7 @@ pub fn review(
         json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp})
     };
     // Removing an object never opens a gap; status writes come from controllers.
-    let judged_op = matches!(operation.as_str(), "CREATE" | "UPDATE");
+    let judged_op = matches!(operation, "CREATE" | "UPDATE");
     let judged_sub = sub.is_empty() || sub == "ephemeralcontainers";
     if !judged_op || !judged_sub {
         decision.review = allow(json!({}));
@@ -220,6 +235,10 @@ mod tests {
         idx.snapshot(chrono::Duration::minutes(15))
     }
 
+    fn body_for(op: &str, ns: &str, object: Value) -> Vec<u8> {
+        body(op, ns, object)
+    }
+
     fn body(op: &str, ns: &str, object: Value) -> Vec<u8> {
         serde_json::to_vec(&json!({
             "apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",
@@ -326,6 +345,26 @@ mod tests {
             review(no_obj, &s, Utc::now()),
             Err(ReviewError::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn metric_labels_come_from_closed_sets() {
+        let snap = snapshot("Deny");
+        let body = |kind: &str, op: &str| {
+            serde_json::to_vec(&json!({
+                "apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",
+                "request":{"uid":"u","kind":{"group":"x.example","version":"v1","kind":kind},"operation":op,"namespace":"shop",
+                    "object":{"apiVersion":"x.example/v1","kind":kind,"metadata":{"name":"a"}}}
+            }))
+            .unwrap()
+        };
+        let d = review(&body(&"K".repeat(100_000), "EXPLODE"), &snap, Utc::now()).unwrap();
+        assert_eq!((d.kind, d.operation), ("other", "other"));
+        let d = review(&body("Deployment", "CREATE"), &snap, Utc::now()).unwrap();
+        assert_eq!((d.kind, d.operation), ("Deployment", "CREATE"));
+        let deploy = json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"w"},"spec":{"template":{"spec":{"containers":[]}}}});
+        let d = review(&body_for("UPDATE", "shop", deploy), &snap, Utc::now()).unwrap();
+        assert_eq!((d.kind, d.operation), ("Deployment", "UPDATE"));
     }
 
     #[test]
