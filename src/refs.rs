@@ -159,26 +159,43 @@ pub fn references_in_text(text: &str) -> impl Iterator<Item = CloudResource> + '
         .filter_map(parse_reference)
 }
 
-/// A problem in a reference the user wrote on purpose (the `onus.dev/uses` annotation).
+/// Most cloud resources judged for one object; a workload that names more is an `error` verdict.
+pub const MAX_REFERENCES: usize = 256;
+
+/// A problem in the references of an object: one the user wrote on purpose (the
+/// `onus.dev/uses` annotation) that is not a cloud resource, or more than onus judges.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error(
-    "annotation {USES_ANNOTATION}: {entry:?} is not a cloud resource URI (expected s3://NAME, arn:aws:s3:::NAME, azblob://ACCOUNT/CONTAINER, gs://NAME, arn:aws:iam::ACCOUNT:role/NAME or sg-ID)"
-)]
-pub struct BadReference {
-    pub entry: String,
+pub enum BadReference {
+    #[error(
+        "annotation {USES_ANNOTATION}: {0:?} is not a cloud resource URI (expected s3://NAME, arn:aws:s3:::NAME, azblob://ACCOUNT/CONTAINER, gs://NAME, arn:aws:iam::ACCOUNT:role/NAME or sg-ID)"
+    )]
+    NotAUri(String),
+    #[error(
+        "the object references more than {MAX_REFERENCES} cloud resources; onus judges the first {MAX_REFERENCES} and refuses to guess about the rest"
+    )]
+    TooMany,
+    #[error("annotation {USES_ANNOTATION} holds {0} bad entries; only the first 10 are listed")]
+    ManyBad(usize),
 }
 
 /// Parse the `onus.dev/uses` annotation.
 pub fn uses_annotation(value: &str) -> (Vec<CloudResource>, Vec<BadReference>) {
     let mut ok = Vec::new();
     let mut bad = Vec::new();
+    let mut bad_count = 0usize;
     for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         match parse_reference(entry) {
             Some(r) => ok.push(r),
-            None => bad.push(BadReference {
-                entry: entry.to_string(),
-            }),
+            None => {
+                bad_count += 1;
+                if bad.len() < 10 {
+                    bad.push(BadReference::NotAUri(crate::text::cut(entry, 200)));
+                }
+            }
         }
+    }
+    if bad_count > 10 {
+        bad.push(BadReference::ManyBad(bad_count));
     }
     (ok, bad)
 }
@@ -196,10 +213,18 @@ pub fn workload_references(
     bad: &mut Vec<BadReference>,
 ) -> Vec<Reference> {
     let mut out: Vec<Reference> = Vec::new();
+    let mut seen: std::collections::HashSet<CloudResource> = std::collections::HashSet::new();
+    let mut too_many = false;
     let mut push = |resource: CloudResource, found_at: String| {
-        if !out.iter().any(|r| r.resource == resource) {
-            out.push(Reference { resource, found_at });
+        if seen.contains(&resource) {
+            return;
         }
+        if out.len() >= MAX_REFERENCES {
+            too_many = true;
+            return;
+        }
+        seen.insert(resource.clone());
+        out.push(Reference { resource, found_at });
     };
     for value in [
         obj.annotation(USES_ANNOTATION),
@@ -259,6 +284,9 @@ pub fn workload_references(
                 }
             }
         }
+    }
+    if too_many {
+        bad.push(BadReference::TooMany);
     }
     out
 }
@@ -335,12 +363,43 @@ mod tests {
     fn bad_annotation_entries_are_reported() {
         let (ok, bad) = uses_annotation("s3://good, ftp://nope ,");
         assert_eq!(ok.len(), 1);
-        assert_eq!(
-            bad,
-            vec![BadReference {
-                entry: "ftp://nope".into()
-            }]
-        );
+        assert_eq!(bad, vec![BadReference::NotAUri("ftp://nope".into())]);
         assert!(bad[0].to_string().contains("onus.dev/uses"));
+        let many: Vec<String> = (0..50).map(|i| format!("ftp://{i}")).collect();
+        let (_, bad) = uses_annotation(&many.join(","));
+        assert_eq!(bad.len(), 11);
+        assert_eq!(bad[10], BadReference::ManyBad(50));
+    }
+
+    #[test]
+    fn references_per_object_are_bounded_and_deduplicated() {
+        let uses: Vec<String> = (0..40_000).map(|i| format!("s3://bucket-{}", i % 20_000)).collect();
+        let obj = Object::from_value(
+            serde_json::json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"a",
+                "annotations":{"onus.dev/uses": uses.join(",")}},"spec":{"containers":[]}}),
+            None,
+        )
+        .unwrap();
+        let pod = PodTemplate::of(&obj).unwrap();
+        struct NoMaps;
+        impl ConfigMaps for NoMaps {
+            fn config_map_data(&self, _: &str, _: &str) -> Option<&Value> {
+                None
+            }
+        }
+        let mut bad = Vec::new();
+        let refs = workload_references(&obj, &pod, &NoMaps, &mut bad);
+        assert_eq!(refs.len(), MAX_REFERENCES);
+        assert_eq!(bad, vec![BadReference::TooMany]);
+        let small = Object::from_value(
+            serde_json::json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"a",
+                "annotations":{"onus.dev/uses": "s3://aaa, s3://aaa, s3://bbb"}},"spec":{"containers":[]}}),
+            None,
+        )
+        .unwrap();
+        let mut bad = Vec::new();
+        let refs = workload_references(&small, &PodTemplate::of(&small).unwrap(), &NoMaps, &mut bad);
+        assert_eq!(refs.len(), 2);
+        assert!(bad.is_empty());
     }
 }

@@ -221,6 +221,60 @@ fn deny_warn_and_allow_through_kubectl() {
 }
 
 #[test]
+fn existing_failing_objects_can_be_labelled_scaled_and_deleted() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cp = control_plane();
+    install_crds(cp);
+    let (_onus, _vwc) = start_onus(cp, "Fail", &[]);
+    let ns = cp.create_namespace("existing");
+    // Created before the namespace had a baseline, with a finalizer so deletion waits for it.
+    let failing = deployment(&ns, "legacy", KEYS).replace(
+        "metadata: {name: legacy,",
+        "metadata: {finalizers: [example.com/cleanup], name: legacy,",
+    );
+    cp.kubectl_stdin(&["apply", "-f", "-"], &failing)
+        .expect_success();
+    baseline(cp, &ns, "Deny", "");
+    // The webhook has the baseline once a new failing object is refused.
+    apply_until(cp, &deployment(&ns, "new", KEYS), &[], "a denial", |o| {
+        !o.success()
+    });
+
+    // A label, a scale: allowed, with a warning that the old gap is still open.
+    let out = cp.kubectl(&["label", "deployment", "legacy", "-n", &ns, "team=payments"]);
+    out.expect_success();
+    assert!(
+        out.stderr.contains("already failing before this update"),
+        "{out}"
+    );
+    cp.kubectl(&["scale", "deployment", "legacy", "-n", &ns, "--replicas=3"])
+        .expect_success();
+    // Making it worse is refused, and the message tells the old gap from the new one.
+    let worse = failing.replace("    spec:\n      containers:", "    spec:\n      hostNetwork: true\n      containers:");
+    let out = cp.kubectl_stdin(&["apply", "-f", "-"], &worse);
+    let err = out.expect_failure();
+    assert!(err.contains("host-os.isolation"), "{out}");
+    assert!(err.contains("(already failing before this update)"), "{out}");
+    // Delete: the object waits on its finalizer; removing it is an UPDATE that must pass.
+    cp.kubectl(&["delete", "deployment", "legacy", "-n", &ns, "--wait=false"])
+        .expect_success();
+    cp.kubectl(&[
+        "patch",
+        "deployment",
+        "legacy",
+        "-n",
+        &ns,
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ])
+    .expect_success();
+    eventually(Duration::from_secs(20), "the Deployment to be gone", || {
+        (!cp.kubectl(&["get", "deployment", "legacy", "-n", &ns]).success()).then_some(())
+    });
+}
+
+#[test]
 fn an_expired_exception_no_longer_exempts() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let cp = control_plane();

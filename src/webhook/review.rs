@@ -1,5 +1,6 @@
 //! AdmissionReview in, decision out: the thin adapter between the API server and the engine.
 
+use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
@@ -43,6 +44,12 @@ pub struct Decision {
 
 /// Warnings longer than this are cut by the API server; keep each readable.
 const MAX_WARNING: usize = 400;
+/// Warnings returned at most (the API server caps their total size too).
+const MAX_WARNINGS: usize = 20;
+/// Violations listed one by one in a denial; the rest are counted.
+const MAX_DENY_LINES: usize = 30;
+/// Longest denial message.
+const MAX_DENY_MESSAGE: usize = 16 * 1024;
 
 /// Metric label for a kind: a closed set (the kinds onus judges, its own, `other`), never a
 /// string copied from the request.
@@ -123,38 +130,46 @@ pub fn review(
         .get("namespace")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty());
-    let mut body = slim(body);
-    // Objects created with generateName have no name yet; the engine needs one to report.
-    if body
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .is_none()
-    {
-        let generate = body
-            .pointer("/metadata/generateName")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.insert(
-                "name".into(),
-                Value::String(format!("{generate}<generated>")),
-            );
-        }
+    let obj = object(body, namespace).map_err(|e| ReviewError::BadRequest(format!("object: {e}")))?;
+    // An object on its way out (finalizers running) can only close gaps.
+    if obj.at("metadata.deletionTimestamp").is_some() {
+        decision.review = allow(json!({}));
+        return Ok(decision);
     }
-    let obj = Object::from_value(body, namespace)
-        .map_err(|e| ReviewError::BadRequest(format!("object: {e}")))?;
 
     if namespace.is_some_and(|ns| !snapshot.guarded(ns)) {
         decision.review = allow(json!({}));
         return Ok(decision);
     }
     let verdicts = snapshot.judge(&obj, now);
+    // Like Pod Security Admission and Kyverno's allowExistingViolations: an UPDATE is refused
+    // only for gaps it opens. What already failed before it (a label added, a finalizer removed,
+    // a replica count changed) is allowed, with a warning that the gap is still open.
+    let before: BTreeSet<GapKey> = match (operation, req.get("oldObject")) {
+        ("UPDATE", Some(old)) if old.is_object() => object(old.clone(), namespace)
+            .map(|old| {
+                snapshot
+                    .judge(&old, now)
+                    .iter()
+                    .filter(|v| v.denies())
+                    .map(gap_key)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => BTreeSet::new(),
+    };
     let failing = |v: &&Verdict| matches!(v.result, Outcome::Fail | Outcome::Error);
-    let denies: Vec<&Verdict> = verdicts.iter().filter(|v| v.denies()).collect();
+    let all_denies: Vec<&Verdict> = verdicts.iter().filter(|v| v.denies()).collect();
+    let opens_a_gap = all_denies.iter().any(|v| !before.contains(&gap_key(v)));
+    let (denies, kept): (Vec<&Verdict>, Vec<&Verdict>) = if opens_a_gap {
+        (all_denies, Vec::new())
+    } else {
+        (Vec::new(), all_denies)
+    };
     let warns: Vec<&Verdict> = verdicts
         .iter()
         .filter(|v| (failing(v) && v.action == Action::Warn) || v.result == Outcome::Warn)
+        .chain(kept.iter().copied())
         .collect();
     let audits: Vec<&Verdict> = verdicts
         .iter()
@@ -167,10 +182,24 @@ pub fn review(
         .map(|v| (v.control.to_string(), v.action))
         .collect();
 
-    let warnings: Vec<String> = warns
+    let mut warnings: Vec<String> = warns
         .iter()
-        .map(|v| cut(&format!("onus {}: {}", v.control, v.message), MAX_WARNING))
+        .take(MAX_WARNINGS)
+        .map(|v| {
+            let already = if before.contains(&gap_key(v)) && v.denies() {
+                " (already failing before this update, so not refused; still a gap to close)"
+            } else {
+                ""
+            };
+            cut(&format!("onus {}: {}{already}", v.control, v.message), MAX_WARNING)
+        })
         .collect();
+    if warns.len() > MAX_WARNINGS {
+        warnings.push(format!(
+            "onus: {} more warnings not shown; `onus check` lists them all",
+            warns.len() - MAX_WARNINGS
+        ));
+    }
     let mut extra = json!({});
     if !warnings.is_empty() {
         extra["warnings"] = json!(warnings);
@@ -195,7 +224,7 @@ pub fn review(
     let mut resp = json!({
         "uid": uid,
         "allowed": false,
-        "status": {"code": 403, "reason": "Forbidden", "message": deny_message(&obj, &denies)},
+        "status": {"code": 403, "reason": "Forbidden", "message": deny_message(&obj, &denies, &before)},
     });
     if let (Some(r), Some(e)) = (resp.as_object_mut(), extra.as_object()) {
         r.extend(e.clone());
@@ -205,21 +234,64 @@ pub fn review(
     Ok(decision)
 }
 
+/// What identifies a gap across two versions of an object.
+type GapKey = (crate::model::ControlId, &'static str, Option<String>);
+
+fn gap_key(v: &Verdict) -> GapKey {
+    (v.control, v.rule, v.cloud_resource.clone())
+}
+
+/// The object of a review, as the engine reads it.
+fn object(body: Value, namespace: Option<&str>) -> Result<Object, String> {
+    let mut body = slim(body);
+    // Objects created with generateName have no name yet; the engine needs one to report.
+    if body
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .is_none()
+    {
+        let generate = body
+            .pointer("/metadata/generateName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.insert(
+                "name".into(),
+                Value::String(format!("{generate}<generated>")),
+            );
+        }
+    }
+    Object::from_value(body, namespace).map_err(|e| e.to_string())
+}
+
 /// One line per violated control: what, then how to fix.
-fn deny_message(obj: &Object, denies: &[&Verdict]) -> String {
+fn deny_message(obj: &Object, denies: &[&Verdict], before: &BTreeSet<GapKey>) -> String {
     let mut s = format!(
         "onus denied {} ({} customer-owned control{} failed)",
         obj.id,
         denies.len(),
         if denies.len() == 1 { "" } else { "s" }
     );
-    for v in denies {
-        let _ = write!(s, "\n- [{}] {}", v.control, v.message);
+    for v in denies.iter().take(MAX_DENY_LINES) {
+        let already = if before.contains(&gap_key(v)) {
+            " (already failing before this update)"
+        } else {
+            ""
+        };
+        let _ = write!(s, "\n- [{}] {}{already}", v.control, v.message);
         if let Some(fix) = &v.remediation {
             let _ = write!(s, "\n  fix: {fix}");
         }
     }
-    s
+    if denies.len() > MAX_DENY_LINES {
+        let _ = write!(
+            s,
+            "\n- ... and {} more; `onus check` lists them all",
+            denies.len() - MAX_DENY_LINES
+        );
+    }
+    cut(&s, MAX_DENY_MESSAGE)
 }
 
 #[cfg(test)]
@@ -233,10 +305,6 @@ mod tests {
             "spec":{"provider":"aws","serviceModel":"iaas","action":action}});
         idx.upsert(Object::from_value(rb, None).unwrap());
         idx.snapshot(chrono::Duration::minutes(15))
-    }
-
-    fn body_for(op: &str, ns: &str, object: Value) -> Vec<u8> {
-        body(op, ns, object)
     }
 
     fn body(op: &str, ns: &str, object: Value) -> Vec<u8> {
@@ -347,10 +415,69 @@ mod tests {
         ));
     }
 
+    fn update(ns: &str, old: Value, new: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",
+            "request":{"uid":"u-1","kind":{"group":"apps","version":"v1","kind":"Deployment"},"operation":"UPDATE","namespace":ns,"object":new,"oldObject":old}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn updates_are_refused_only_for_gaps_they_open() {
+        let snap = snapshot("Deny");
+        let keys = deployment(json!([{"name":"AWS_SECRET_ACCESS_KEY","value":"x"}]));
+        let clean = deployment(json!([]));
+        // A label added to an object that already fails: allowed, with a warning.
+        let mut labelled = keys.clone();
+        labelled["metadata"]["labels"] = json!({"team": "a"});
+        let d = review(&update("shop", keys.clone(), labelled), &snap, Utc::now()).unwrap();
+        assert_eq!(d.decision, "warn", "{}", d.review);
+        assert_eq!(d.review["response"]["allowed"], true);
+        let w = d.review["response"]["warnings"][0].as_str().unwrap();
+        assert!(w.contains("identity.workload-identity") && w.contains("already failing"), "{w}");
+        // An update that opens the gap is refused.
+        let d = review(&update("shop", clean.clone(), keys.clone()), &snap, Utc::now()).unwrap();
+        assert_eq!(d.decision, "deny");
+        // One that keeps the old gap and opens a new one is refused, and says which was old.
+        let mut worse = keys.clone();
+        worse["spec"]["template"]["spec"]["hostNetwork"] = json!(true);
+        let d = review(&update("shop", keys.clone(), worse), &snap, Utc::now()).unwrap();
+        assert_eq!(d.decision, "deny");
+        let msg = d.review["response"]["status"]["message"].as_str().unwrap();
+        assert!(msg.contains("host-os.isolation"), "{msg}");
+        assert!(msg.contains("(already failing before this update)"), "{msg}");
+        // Removing a finalizer after deletion: allowed whatever the object says.
+        let mut leaving = keys.clone();
+        leaving["metadata"]["deletionTimestamp"] = json!("2026-12-02T10:00:00Z");
+        let d = review(&update("shop", keys.clone(), leaving), &snap, Utc::now()).unwrap();
+        assert_eq!(d.review["response"]["allowed"], true);
+        // A CREATE of a failing object is still refused.
+        let d = review(&body("CREATE", "shop", keys), &snap, Utc::now()).unwrap();
+        assert_eq!(d.decision, "deny");
+    }
+
+    #[test]
+    fn answers_stay_small_whatever_the_object_holds() {
+        let uses: Vec<String> = (0..40_000).map(|i| format!("s3://bucket-{i}")).collect();
+        let mut many = deployment(json!([]));
+        many["metadata"]["annotations"] = json!({"onus.dev/uses": uses.join(",")});
+        let d = review(&body("CREATE", "shop", many.clone()), &snapshot("Deny"), Utc::now()).unwrap();
+        // More references than onus judges: an error, so refused under Deny.
+        assert_eq!(d.decision, "deny");
+        let msg = d.review["response"]["status"]["message"].as_str().unwrap();
+        assert!(msg.contains("more than 256"), "{msg}");
+        assert!(msg.len() <= MAX_DENY_MESSAGE);
+        let d = review(&body("CREATE", "shop", many), &snapshot("Warn"), Utc::now()).unwrap();
+        let warnings = d.review["response"]["warnings"].as_array().unwrap();
+        assert_eq!(warnings.len(), MAX_WARNINGS + 1, "{warnings:?}");
+        assert!(serde_json::to_vec(&d.review).unwrap().len() < 64 * 1024);
+    }
+
     #[test]
     fn metric_labels_come_from_closed_sets() {
         let snap = snapshot("Deny");
-        let body = |kind: &str, op: &str| {
+        let other = |kind: &str, op: &str| {
             serde_json::to_vec(&json!({
                 "apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",
                 "request":{"uid":"u","kind":{"group":"x.example","version":"v1","kind":kind},"operation":op,"namespace":"shop",
@@ -358,12 +485,12 @@ mod tests {
             }))
             .unwrap()
         };
-        let d = review(&body(&"K".repeat(100_000), "EXPLODE"), &snap, Utc::now()).unwrap();
+        let d = review(&other(&"K".repeat(100_000), "EXPLODE"), &snap, Utc::now()).unwrap();
         assert_eq!((d.kind, d.operation), ("other", "other"));
-        let d = review(&body("Deployment", "CREATE"), &snap, Utc::now()).unwrap();
+        let d = review(&other("Deployment", "CREATE"), &snap, Utc::now()).unwrap();
         assert_eq!((d.kind, d.operation), ("Deployment", "CREATE"));
         let deploy = json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"w"},"spec":{"template":{"spec":{"containers":[]}}}});
-        let d = review(&body_for("UPDATE", "shop", deploy), &snap, Utc::now()).unwrap();
+        let d = review(&body("UPDATE", "shop", deploy), &snap, Utc::now()).unwrap();
         assert_eq!((d.kind, d.operation), ("Deployment", "UPDATE"));
     }
 
