@@ -191,7 +191,10 @@ pub fn from_value(value: &Value) -> Result<PolicyDocument, IamError> {
                 "more than {MAX_ACTIONS} Action/NotAction entries; onus does not analyse documents this large"
             )));
         }
-        if let Some(long) = actions.iter().find(|a| a.chars().count() > MAX_ACTION_CHARS) {
+        if let Some(long) = actions
+            .iter()
+            .find(|a| a.chars().count() > MAX_ACTION_CHARS)
+        {
             return Err(IamError::Shape(format!(
                 "statement #{}: an action of {} characters (longer than {MAX_ACTION_CHARS}; no IAM action is): {}...",
                 i + 1,
@@ -703,7 +706,9 @@ mod tests {
         let e = from_value(&serde_json::from_str(&doc).unwrap()).unwrap_err();
         assert!(e.to_string().contains("more than 1000"), "{e}");
         // The worst document that is still analysed stays cheap.
-        let worst: Vec<String> = (0..100).map(|_| format!("\"{}\"", "*a".repeat(64))).collect();
+        let worst: Vec<String> = (0..100)
+            .map(|_| format!("\"{}\"", "*a".repeat(64)))
+            .collect();
         let doc = format!(
             r#"{{"Statement":[{{"Effect":"Allow","Action":[{0}],"Resource":"*"}},{{"Effect":"Deny","Action":[{0}],"Resource":"*"}}]}}"#,
             worst.join(",")

@@ -498,6 +498,13 @@ mod tests {
             "{}",
             stale.message
         );
+        // What a manifest declares still counts when the audit is too old: an ACK Bucket that
+        // says public-read is a failure, not an unknown.
+        idx.upsert(obj(json!({"apiVersion":"s3.services.k8s.aws/v1alpha1","kind":"Bucket","metadata":{"name":"shared","namespace":"shop"},"spec":{"name":"shared","acl":"public-read"}})));
+        let vs = idx
+            .snapshot(chrono::Duration::minutes(5))
+            .judge(&pod, Utc::now());
+        assert!(public(&vs), "{vs:#?}");
     }
 
     #[test]

@@ -130,6 +130,10 @@ impl Inventory {
 }
 
 impl PostureLookup for Inventory {
+    fn declared_posture(&self, resource: &CloudResource) -> Option<&crate::posture::Posture> {
+        self.declared.get(resource)
+    }
+
     fn posture(&self, resource: &CloudResource) -> Knowledge<'_> {
         if let Some(p) = self.lookup(resource) {
             return Knowledge::Known(p);

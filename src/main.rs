@@ -54,7 +54,8 @@ enum Command {
     Crd,
     /// Which workloads use a cloud resource, and what onus found on it (reads the cluster, like
     /// kubectl). ID: s3://NAME, arn:aws:s3:::NAME, a role ARN, sg-..., azblob://ACCOUNT/CONTAINER,
-    /// gs://NAME.
+    /// gs://NAME. Exit 0: no failing check; 1: failing checks; 2: no such resource; 3: the
+    /// cluster could not be read.
     WhoUses {
         id: String,
         #[arg(long, value_enum, default_value_t = WhoUsesFormat::Text)]
@@ -249,7 +250,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::WhoUses { id, output } => {
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            let found = runtime.block_on(onus::who_uses::lookup(&id))?;
+            let found = match runtime.block_on(onus::who_uses::lookup(&id)) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("onus: {e}");
+                    return Ok(ExitCode::from(e.exit_code()));
+                }
+            };
             match output {
                 WhoUsesFormat::Text => print!("{}", onus::who_uses::render_text(&found)),
                 WhoUsesFormat::Json => println!("{}", serde_json::to_string_pretty(&found)?),
@@ -301,13 +308,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 concurrency: args.audit_concurrency,
                 unused_grace: args.unused_grace,
             });
+            let posture_max_age = args.posture_max_age.unwrap_or(args.posture_ttl * 3);
+            // Audits are refreshed once per TTL, a pass later at worst: a shorter maximum age
+            // would declare every posture stale between two refreshes.
+            anyhow::ensure!(
+                args.webhook_only || posture_max_age > args.posture_ttl + args.audit_interval,
+                "--posture-max-age ({posture_max_age:?}) must be longer than --posture-ttl plus --audit-interval ({:?})",
+                args.posture_ttl + args.audit_interval
+            );
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(onus::run::run(onus::run::RunOptions {
                 webhook_addr: args.webhook_addr,
                 metrics_addr: args.metrics_addr,
                 certs,
                 rediscover_every: std::time::Duration::from_secs(30),
-                posture_max_age: args.posture_max_age.unwrap_or(args.posture_ttl * 3),
+                posture_max_age,
                 controller,
             }))?;
             Ok(ExitCode::SUCCESS)

@@ -293,6 +293,11 @@ pub enum Knowledge<'a> {
 /// Read access to postures; the engine never fetches anything itself.
 pub trait PostureLookup {
     fn posture(&self, resource: &CloudResource) -> Knowledge<'_>;
+    /// What manifests declare about the resource, apart from any audit (the fallback when an
+    /// audit is too old to judge on).
+    fn declared_posture(&self, _resource: &CloudResource) -> Option<&Posture> {
+        None
+    }
 }
 
 /// A plain in-memory posture map.

@@ -373,7 +373,9 @@ mod tests {
 
     #[test]
     fn references_per_object_are_bounded_and_deduplicated() {
-        let uses: Vec<String> = (0..40_000).map(|i| format!("s3://bucket-{}", i % 20_000)).collect();
+        let uses: Vec<String> = (0..40_000)
+            .map(|i| format!("s3://bucket-{}", i % 20_000))
+            .collect();
         let obj = Object::from_value(
             serde_json::json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"a",
                 "annotations":{"onus.dev/uses": uses.join(",")}},"spec":{"containers":[]}}),
@@ -398,7 +400,8 @@ mod tests {
         )
         .unwrap();
         let mut bad = Vec::new();
-        let refs = workload_references(&small, &PodTemplate::of(&small).unwrap(), &NoMaps, &mut bad);
+        let refs =
+            workload_references(&small, &PodTemplate::of(&small).unwrap(), &NoMaps, &mut bad);
         assert_eq!(refs.len(), 2);
         assert!(bad.is_empty());
     }

@@ -117,6 +117,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
                 concurrency: c.concurrency,
                 unused_grace: c.unused_grace,
             },
+            lead_rx.clone(),
         ));
         // Reconcile only once the watches have listed everything.
         while !watches.ready.load(Ordering::Acquire) {

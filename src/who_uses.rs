@@ -11,12 +11,26 @@ use crate::refs::parse_reference;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WhoUsesError {
-    #[error("kubernetes client: {0}")]
+    #[error("reading the cluster: {0}")]
     Kube(#[from] kube::Error),
     #[error(
         "no CloudResource for {0:?}: no workload in a namespace with a baseline references it, or the onus leader has not published it yet (`kubectl get cloudresources`)"
     )]
     NotFound(String),
+    #[error(
+        "{0:?} names several resources ({1}); give it as a URI (s3://, gs://, azblob://, an ARN)"
+    )]
+    Ambiguous(String, String),
+}
+
+impl WhoUsesError {
+    /// 2: nothing (or several things) by that id; 3: the cluster could not be read.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            WhoUsesError::Kube(_) => 3,
+            WhoUsesError::NotFound(_) | WhoUsesError::Ambiguous(..) => 2,
+        }
+    }
 }
 
 /// What the cluster knows about one cloud resource.
@@ -36,31 +50,48 @@ impl Found {
     }
 }
 
-/// Find the `CloudResource` for `id`: by its derived name, else by `spec.id`.
+/// Find the `CloudResource` for `id`: by its derived name, else by `spec.id` or object name
+/// among the objects onus itself writes (a hand-made one is ignored, as the webhook ignores it).
 pub async fn lookup(id: &str) -> Result<Found, WhoUsesError> {
     let client = kube::Client::try_default().await?;
     let api: Api<CloudResourceObject> = Api::all(client);
-    let by_name = match parse_reference(id) {
-        Some(r) => api.get_opt(&object_name(&r)).await?,
-        None => None,
-    };
-    let obj = match by_name {
-        Some(o) => o,
-        None => {
-            let wanted = id.trim();
-            api.list(&ListParams::default())
-                .await?
-                .items
-                .into_iter()
-                .find(|o| o.spec.id == wanted || o.metadata.name.as_deref() == Some(wanted))
-                .ok_or_else(|| WhoUsesError::NotFound(id.to_string()))?
-        }
-    };
-    Ok(Found {
-        name: obj.metadata.name.clone().unwrap_or_default(),
-        spec: obj.spec,
-        status: obj.status.unwrap_or_default(),
-    })
+    if let Some(r) = parse_reference(id) {
+        return match api.get_opt(&object_name(&r)).await? {
+            Some(o) => Ok(found(o)),
+            None => Err(WhoUsesError::NotFound(id.to_string())),
+        };
+    }
+    let wanted = id.trim();
+    let mut hits: Vec<CloudResourceObject> = api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|o| {
+            let name = o.metadata.name.as_deref().unwrap_or("");
+            let genuine = o.spec.resource().is_ok_and(|r| object_name(&r) == name);
+            genuine && (o.spec.id == wanted || name == wanted)
+        })
+        .collect();
+    match hits.len() {
+        0 => Err(WhoUsesError::NotFound(id.to_string())),
+        1 => Ok(found(hits.remove(0))),
+        _ => Err(WhoUsesError::Ambiguous(
+            id.to_string(),
+            hits.iter()
+                .map(|o| format!("{} {}", o.spec.kind, o.spec.id))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )),
+    }
+}
+
+fn found(o: CloudResourceObject) -> Found {
+    Found {
+        name: o.metadata.name.clone().unwrap_or_default(),
+        spec: o.spec,
+        status: o.status.unwrap_or_default(),
+    }
 }
 
 fn yes_no(b: Option<bool>) -> &'static str {
@@ -93,9 +124,10 @@ pub fn render_text(f: &Found) -> String {
                     format!("error: {}", s.message.as_deref().unwrap_or(""))
                 }
             };
+            let age = (chrono::Utc::now() - at).num_seconds().max(0);
             let _ = writeln!(
                 out,
-                "  audited {}{by}: {result}; public: {}; encrypted: {}",
+                "  audited {} ({age} s ago){by}: {result}; public: {}; encrypted: {}",
                 at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 yes_no(s.public),
                 yes_no(s.encrypted)

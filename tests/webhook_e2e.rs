@@ -250,11 +250,17 @@ fn existing_failing_objects_can_be_labelled_scaled_and_deleted() {
     cp.kubectl(&["scale", "deployment", "legacy", "-n", &ns, "--replicas=3"])
         .expect_success();
     // Making it worse is refused, and the message tells the old gap from the new one.
-    let worse = failing.replace("    spec:\n      containers:", "    spec:\n      hostNetwork: true\n      containers:");
+    let worse = failing.replace(
+        "    spec:\n      containers:",
+        "    spec:\n      hostNetwork: true\n      containers:",
+    );
     let out = cp.kubectl_stdin(&["apply", "-f", "-"], &worse);
     let err = out.expect_failure();
     assert!(err.contains("host-os.isolation"), "{out}");
-    assert!(err.contains("(already failing before this update)"), "{out}");
+    assert!(
+        err.contains("(already failing before this update)"),
+        "{out}"
+    );
     // Delete: the object waits on its finalizer; removing it is an UPDATE that must pass.
     cp.kubectl(&["delete", "deployment", "legacy", "-n", &ns, "--wait=false"])
         .expect_success();
@@ -270,7 +276,9 @@ fn existing_failing_objects_can_be_labelled_scaled_and_deleted() {
     ])
     .expect_success();
     eventually(Duration::from_secs(20), "the Deployment to be gone", || {
-        (!cp.kubectl(&["get", "deployment", "legacy", "-n", &ns]).success()).then_some(())
+        (!cp.kubectl(&["get", "deployment", "legacy", "-n", &ns])
+            .success())
+        .then_some(())
     });
 }
 

@@ -352,7 +352,8 @@ pub fn object_name(r: &Resource) -> String {
         Resource::AzureContainer { account, container } => format!("{account}.{container}"),
         _ => spec.id.clone(),
     };
-    let mut clean: String = readable
+    // Each dot-separated part of a DNS subdomain starts and ends with a letter or digit.
+    let lower: String = readable
         .chars()
         .map(|c| match c {
             'a'..='z' | '0'..='9' | '-' | '.' => c,
@@ -360,17 +361,31 @@ pub fn object_name(r: &Resource) -> String {
             _ => '-',
         })
         .collect();
-    clean.truncate(200);
-    let clean = clean
-        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
-        .replace("..", ".-");
-    let exact = matches!(
+    let mut clean = String::new();
+    for part in lower.split('.') {
+        let part = part.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+        if part.is_empty() || clean.len() + part.len() + 1 > 200 {
+            continue;
+        }
+        if !clean.is_empty() {
+            clean.push('.');
+        }
+        clean.push_str(part);
+    }
+    let exact_kind = matches!(
         r,
         Resource::S3Bucket(_) | Resource::SecurityGroup(_) | Resource::AwsAccount(_)
-    ) && clean == spec.id;
-    if exact && !clean.is_empty() {
+    );
+    if exact_kind && !clean.is_empty() && clean == spec.id {
         return format!("{prefix}.{clean}");
     }
+    // Hashed names live under their own prefix, so no plain id can take one (`s3://team_a` is
+    // `s3-h.team-a-HASH`, which no bucket name `s3.…` can equal).
+    let prefix = if exact_kind {
+        format!("{prefix}-h")
+    } else {
+        prefix.to_string()
+    };
     let digest = Sha256::digest(format!("{}\n{}", spec.kind, spec.id).as_bytes());
     let hash: String = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
     if clean.is_empty() {
@@ -378,6 +393,20 @@ pub fn object_name(r: &Resource) -> String {
     } else {
         format!("{prefix}.{clean}-{hash}")
     }
+}
+
+/// A valid DNS subdomain (RFC 1123), as the API server checks object names.
+pub fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && part.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
 }
 
 // ------------------------------------------------------------------------------ posture
@@ -622,19 +651,58 @@ mod tests {
         assert_ne!(ns[3], ns[4]);
         // Valid DNS subdomain names, and the same on every call.
         for n in &ns {
-            assert!(n.len() <= 253 && !n.is_empty());
-            assert!(
-                n.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'),
-                "{n}"
-            );
-            assert!(n.starts_with(|c: char| c.is_ascii_alphanumeric()));
-            assert!(n.ends_with(|c: char| c.is_ascii_alphanumeric()), "{n}");
-            assert!(!n.contains(".."), "{n}");
+            assert!(is_dns_subdomain(n), "{n}");
         }
         assert_eq!(names(&rs), ns);
         let long = Resource::S3Bucket("a".repeat(2000));
-        assert!(object_name(&long).len() <= 253);
+        assert!(is_dns_subdomain(&object_name(&long)));
+    }
+
+    #[test]
+    fn hostile_ids_give_valid_names_and_cannot_take_another_ids_name() {
+        let ids = [
+            Resource::IamRole("arn:aws:iam::123456789012:role/app_.reader".into()),
+            Resource::IamRole("role/.hidden".into()),
+            Resource::S3Bucket("a-.b".into()),
+            Resource::S3Bucket("a..b".into()),
+            Resource::S3Bucket("-.-".into()),
+            Resource::GcsBucket("my_.bucket".into()),
+            Resource::AzureContainer {
+                account: "acct".into(),
+                container: "$web".into(),
+            },
+            Resource::AzureContainer {
+                account: "acct".into(),
+                container: "$logs".into(),
+            },
+            Resource::S3Bucket(format!("{}.{}", "a".repeat(150), "b-".repeat(100))),
+        ];
+        for r in &ids {
+            assert!(is_dns_subdomain(&object_name(r)), "{r}: {}", object_name(r));
+        }
+        // A plain bucket name shaped like another id's hashed name gets a different name.
+        let hashed = object_name(&Resource::S3Bucket("team_a".into()));
+        let squatter = hashed.trim_start_matches("s3-h.").to_string();
+        assert_ne!(object_name(&Resource::S3Bucket(squatter)), hashed);
+        // Every printable ASCII id of a few characters maps to a valid name.
+        let alphabet: Vec<char> = (0x21u8..0x7f).map(char::from).collect();
+        for a in &alphabet {
+            for b in ['.', '-', '_', 'x', 'Z'] {
+                let id = format!("{a}{b}{a}");
+                for r in [
+                    Resource::S3Bucket(id.clone()),
+                    Resource::GcsBucket(id.clone()),
+                    Resource::IamRole(format!("role/{id}")),
+                    Resource::SecurityGroup(id.clone()),
+                ] {
+                    assert!(
+                        is_dns_subdomain(&object_name(&r)),
+                        "{r}: {}",
+                        object_name(&r)
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -30,6 +30,10 @@ use super::reconcile::Context;
 /// Writes to the API server at once.
 const WRITES_IN_FLIGHT: usize = 16;
 const MAX_FINDING_MESSAGE: usize = 512;
+const MAX_FOUND_AT: usize = 256;
+/// A status above this is written with its lists cut down (counts stay exact); etcd refuses
+/// objects over 1.5 MiB, and a status that cannot be written is a posture nobody sees.
+const MAX_STATUS_BYTES: usize = 256 * 1024;
 
 /// What one pass learned about how a cloud resource is used.
 #[derive(Debug, Default)]
@@ -142,6 +146,13 @@ pub fn next_status(
         })
         .collect();
     next.finding_count = usage.findings.len() as u32;
+    if serde_json::to_vec(&next).map_or(0, |v| v.len()) > MAX_STATUS_BYTES {
+        next.used_by.clear();
+        next.declared_by.clear();
+        for f in &mut next.findings {
+            f.message = cut(&f.message, 128);
+        }
+    }
     let Some(cur) = current else {
         return Some(next);
     };
@@ -224,6 +235,9 @@ pub async fn publish(ctx: &Context, usages: Usages, now: DateTime<Utc>) {
 }
 
 async fn write(ctx: &Context, r: &CloudResource, before: Option<CloudResourceStatus>, w: Write) {
+    if !ctx.leading() {
+        return;
+    }
     let api: Api<CloudResourceObject> = Api::all(ctx.client.clone());
     let name = object_name(r);
     let pp = PatchParams::apply("onus").force();
@@ -258,7 +272,18 @@ async fn write(ctx: &Context, r: &CloudResource, before: Option<CloudResourceSta
                     "metadata": {"name": name, "labels": labels},
                     "spec": spec,
                 });
-                api.patch(&name, &pp, &Patch::Apply(&obj)).await?;
+                match api.patch(&name, &pp, &Patch::Apply(&obj)).await {
+                    Ok(_) => {}
+                    // Someone made an object under this name for another resource (spec is
+                    // immutable): the name is onus's, so replace it.
+                    Err(kube::Error::Api(e)) if e.code == 422 => {
+                        tracing::warn!(object = %name, error = %e.message, "replacing a CloudResource whose spec is not the resource its name derives from");
+                        api.delete(&name, &DeleteParams::default()).await?;
+                        count("delete");
+                        api.patch(&name, &pp, &Patch::Apply(&obj)).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
                 count("create");
                 apply_status(&api, &name, &pp, &status).await?;
                 count("update");
@@ -363,13 +388,14 @@ async fn announce(
     }
 }
 
-/// One `usedBy` entry.
+/// One `usedBy` entry. Each part is cut: an env var name (part of `foundAt`) can be as long as
+/// a manifest allows, and 50 of them must not push the object past etcd's limit.
 pub fn used_by(namespace: &str, kind: &str, name: &str, found_at: &str) -> UsedBy {
     UsedBy {
         namespace: namespace.into(),
-        kind: kind.into(),
+        kind: cut(kind, 64),
         name: name.into(),
-        found_at: found_at.into(),
+        found_at: cut(found_at, MAX_FOUND_AT),
     }
 }
 

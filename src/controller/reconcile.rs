@@ -56,6 +56,8 @@ pub struct Context {
     pub cache: PostureCache,
     pub recorder: Recorder,
     pub settings: AuditSettings,
+    /// Whether this replica holds the Lease: a pass stops writing the moment it does not.
+    leading: watch::Receiver<bool>,
     /// Status writes happen when content changes, and at least this often (lastAuditTime).
     pub status_refresh: std::time::Duration,
     auditors: tokio::sync::Mutex<HashMap<AuditorKey, Result<Arc<AwsAuditor>, String>>>,
@@ -88,8 +90,10 @@ impl Context {
         snapshots: watch::Receiver<Arc<Snapshot>>,
         recorder: Recorder,
         settings: AuditSettings,
+        leading: watch::Receiver<bool>,
     ) -> Context {
         Context {
+            leading,
             client,
             metrics,
             snapshots,
@@ -101,6 +105,12 @@ impl Context {
             accounts: Default::default(),
             state: Default::default(),
         }
+    }
+
+    /// Still the leader? Checked between namespaces and before every write, so a replica that
+    /// lost its Lease mid-pass does not overwrite what the new leader writes.
+    pub(super) fn leading(&self) -> bool {
+        *self.leading.borrow()
     }
 
     fn observer(&self) -> CallObserver {
@@ -247,7 +257,7 @@ pub async fn run_pass(ctx: &Context) {
                 usages
                     .entry(&d.posture.resource)
                     .declared_by
-                    .insert(format!("{}/{ns}/{}", obj.kind(), obj.id.name));
+                    .insert(cut(&format!("{}/{ns}/{}", obj.kind(), obj.id.name), 256));
             }
         }
         let (Some(aws), Some(key)) = (aws, key) else {
@@ -292,6 +302,10 @@ pub async fn run_pass(ctx: &Context) {
     inventory.live = live;
     let mut tallies = Tallies::new();
     for (ns, bs) in &plan {
+        if !ctx.leading() {
+            tracing::warn!(namespace = %ns, "leadership lost: the pass stops here");
+            return;
+        }
         let t = Instant::now();
         inventory.aws_account = ns_account.get(ns).cloned().flatten();
         let refs: Vec<&EffectiveBaseline> = bs.iter().map(|b| b.as_ref()).collect();
@@ -322,6 +336,10 @@ pub async fn run_pass(ctx: &Context) {
 
     // 4. What was audited, for every replica's webhook.
     let resources = usages.by_resource.len();
+    if !ctx.leading() {
+        tracing::warn!("leadership lost: the pass stops before publishing");
+        return;
+    }
     publish::publish(ctx, usages, now).await;
 
     // 5. Baseline statuses, reports of namespaces no baseline covers any more, gauges.
@@ -479,6 +497,9 @@ async fn write_namespace(
         })
         .await;
 
+    if !ctx.leading() {
+        return Ok(());
+    }
     let body = report::build(ns, verdicts, now.timestamp());
     match report::write(&ctx.client, ns, body).await? {
         Written::NoCrd => {
@@ -491,6 +512,9 @@ async fn write_namespace(
 }
 
 async fn publish(ctx: &Context, obj: &ObjectRef, type_: EventType, reason: &str, note: String) {
+    if !ctx.leading() {
+        return;
+    }
     let reference = ObjectReference {
         api_version: Some(obj.api_version.clone()),
         kind: Some(obj.kind.clone()),
@@ -540,6 +564,9 @@ async fn write_statuses(ctx: &Context, snap: &Snapshot, tallies: &Tallies, now: 
         };
         if !due {
             continue;
+        }
+        if !ctx.leading() {
+            return;
         }
         match status::write(&ctx.client, &b.name, &next).await {
             Ok(()) => {

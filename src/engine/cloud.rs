@@ -103,8 +103,10 @@ pub(super) fn judge_references(ctx: &mut Ctx<'_>, refs: &[Reference]) {
         match ctx.world.posture(&r.resource) {
             // Facts older than the maximum age are no facts: the audit stopped, so judge as unknown.
             Knowledge::Known(p) if p.expired(ctx.now) => {
-                if ctx.applies(controls[0]) {
-                    ctx.stale(controls[0], r, p);
+                match ctx.world.declared_posture(&r.resource) {
+                    Some(d) => judge_posture(ctx, d, controls, Some(&r.found_at)),
+                    None if ctx.applies(controls[0]) => ctx.stale(controls[0], r, p),
+                    None => {}
                 }
             }
             Knowledge::Known(p) => judge_posture(ctx, p, controls, Some(&r.found_at)),

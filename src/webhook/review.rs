@@ -130,7 +130,8 @@ pub fn review(
         .get("namespace")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty());
-    let obj = object(body, namespace).map_err(|e| ReviewError::BadRequest(format!("object: {e}")))?;
+    let obj =
+        object(body, namespace).map_err(|e| ReviewError::BadRequest(format!("object: {e}")))?;
     // An object on its way out (finalizers running) can only close gaps.
     if obj.at("metadata.deletionTimestamp").is_some() {
         decision.review = allow(json!({}));
@@ -191,7 +192,10 @@ pub fn review(
             } else {
                 ""
             };
-            cut(&format!("onus {}: {}{already}", v.control, v.message), MAX_WARNING)
+            cut(
+                &format!("onus {}: {}{already}", v.control, v.message),
+                MAX_WARNING,
+            )
         })
         .collect();
     if warns.len() > MAX_WARNINGS {
@@ -435,9 +439,17 @@ mod tests {
         assert_eq!(d.decision, "warn", "{}", d.review);
         assert_eq!(d.review["response"]["allowed"], true);
         let w = d.review["response"]["warnings"][0].as_str().unwrap();
-        assert!(w.contains("identity.workload-identity") && w.contains("already failing"), "{w}");
+        assert!(
+            w.contains("identity.workload-identity") && w.contains("already failing"),
+            "{w}"
+        );
         // An update that opens the gap is refused.
-        let d = review(&update("shop", clean.clone(), keys.clone()), &snap, Utc::now()).unwrap();
+        let d = review(
+            &update("shop", clean.clone(), keys.clone()),
+            &snap,
+            Utc::now(),
+        )
+        .unwrap();
         assert_eq!(d.decision, "deny");
         // One that keeps the old gap and opens a new one is refused, and says which was old.
         let mut worse = keys.clone();
@@ -446,7 +458,10 @@ mod tests {
         assert_eq!(d.decision, "deny");
         let msg = d.review["response"]["status"]["message"].as_str().unwrap();
         assert!(msg.contains("host-os.isolation"), "{msg}");
-        assert!(msg.contains("(already failing before this update)"), "{msg}");
+        assert!(
+            msg.contains("(already failing before this update)"),
+            "{msg}"
+        );
         // Removing a finalizer after deletion: allowed whatever the object says.
         let mut leaving = keys.clone();
         leaving["metadata"]["deletionTimestamp"] = json!("2026-12-02T10:00:00Z");
@@ -462,7 +477,12 @@ mod tests {
         let uses: Vec<String> = (0..40_000).map(|i| format!("s3://bucket-{i}")).collect();
         let mut many = deployment(json!([]));
         many["metadata"]["annotations"] = json!({"onus.dev/uses": uses.join(",")});
-        let d = review(&body("CREATE", "shop", many.clone()), &snapshot("Deny"), Utc::now()).unwrap();
+        let d = review(
+            &body("CREATE", "shop", many.clone()),
+            &snapshot("Deny"),
+            Utc::now(),
+        )
+        .unwrap();
         // More references than onus judges: an error, so refused under Deny.
         assert_eq!(d.decision, "deny");
         let msg = d.review["response"]["status"]["message"].as_str().unwrap();
