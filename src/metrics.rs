@@ -94,6 +94,8 @@ pub struct Metrics {
     pub cloud_resources: Family<CloudResourceLabels, Gauge>,
     pub cloud_resource_writes: Family<OperationLabels, Counter>,
     pub posture_oldest_age: Gauge,
+    pub ready: Gauge,
+    pub watches_failing: Gauge,
 }
 
 impl Default for Metrics {
@@ -185,6 +187,18 @@ impl Metrics {
             "Age of the oldest audited posture this replica judges from (0 when it holds none)",
             posture_oldest_age.clone(),
         );
+        let ready = Gauge::default();
+        r.register(
+            "onus_ready",
+            "1 when this replica judges from a synced, live snapshot (what /readyz says), else 0",
+            ready.clone(),
+        );
+        let watches_failing = Gauge::default();
+        r.register(
+            "onus_watches_failing",
+            "Watches failing right now (retrying with backoff)",
+            watches_failing.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
             admission_requests,
@@ -200,6 +214,8 @@ impl Metrics {
             cloud_resources,
             cloud_resource_writes,
             posture_oldest_age,
+            ready,
+            watches_failing,
         }
     }
 

@@ -68,11 +68,71 @@ pub struct ControllerOptions {
     pub unused_grace: Duration,
 }
 
+/// How long a watch may fail, or the API server stay silent, before `/readyz` says so.
+const UNHEALTHY_AFTER: Duration = Duration::from_secs(30);
+/// How often the API server is asked whether it still answers.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 struct Health {
     ready: Arc<std::sync::atomic::AtomicBool>,
     metrics: Metrics,
     snapshots: channel::Receiver<Arc<crate::index::Snapshot>>,
+    watches: Arc<watch::WatchHealth>,
+    /// When the API server last answered a probe.
+    api_answered: Arc<std::sync::Mutex<std::time::Instant>>,
+}
+
+impl Health {
+    /// Why this replica should not get reviews, if it should not: watches not synced, a watch
+    /// failing, or an API server that stopped answering (a hung server fails no watch, it only
+    /// goes silent, and the snapshot goes stale).
+    fn not_ready(&self) -> Option<String> {
+        if !self.ready.load(Ordering::Acquire) {
+            return Some("watches not synced yet".into());
+        }
+        let silent = self
+            .api_answered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed();
+        if silent > UNHEALTHY_AFTER {
+            return Some(format!(
+                "the API server has not answered for {} s: decisions would come from a stale snapshot",
+                silent.as_secs()
+            ));
+        }
+        let failing = self.watches.failing_longer_than(UNHEALTHY_AFTER);
+        if !failing.is_empty() {
+            let list: Vec<String> = failing
+                .iter()
+                .map(|(k, d)| format!("{k} ({} s)", d.as_secs()))
+                .collect();
+            return Some(format!("watches failing: {}", list.join(", ")));
+        }
+        None
+    }
+}
+
+/// Ask the API server for its version every few seconds; record when it last answered.
+async fn probe_api_server(
+    client: kube::Client,
+    answered: Arc<std::sync::Mutex<std::time::Instant>>,
+) {
+    let mut tick = tokio::time::interval(PROBE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match tokio::time::timeout(PROBE_EVERY, client.apiserver_version()).await {
+            Ok(Ok(_)) => {
+                *answered.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now()
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "the API server did not answer the probe"),
+            Err(_) => {
+                tracing::warn!("the API server did not answer the probe within {PROBE_EVERY:?}")
+            }
+        }
+    }
 }
 
 pub async fn run(opts: RunOptions) -> Result<(), RunError> {
@@ -135,14 +195,19 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let state = WebhookState {
         snapshots: watches.snapshots.clone(),
         metrics: metrics.clone(),
+        synced: watches.ready.clone(),
     };
     let webhook =
         axum_server::bind_rustls(opts.webhook_addr, tls).serve(router(state).into_make_service());
+    let api_answered = Arc::new(std::sync::Mutex::new(std::time::Instant::now()));
     let health = Health {
         ready: watches.ready.clone(),
         metrics: metrics.clone(),
         snapshots: watches.snapshots.clone(),
+        watches: watches.health.clone(),
+        api_answered: api_answered.clone(),
     };
+    let probe = probe_api_server(client.clone(), api_answered);
     let metrics_app = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -186,6 +251,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         r = cert_loop => r.map_err(RunError::from),
         () = watch_loop => Err(RunError::Stopped("watches")),
         () = baseline_gauges => Err(RunError::Stopped("snapshots")),
+        () = probe => Err(RunError::Stopped("API server probe")),
         () = controller => Err(RunError::Stopped("controller")),
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
@@ -199,14 +265,17 @@ async fn metrics_handler(State(h): State<Health>) -> impl IntoResponse {
     let oldest = h.snapshots.borrow().oldest_audit;
     let age = oldest.map_or(0, |at| (chrono::Utc::now() - at).num_seconds().max(0));
     h.metrics.posture_oldest_age.set(age);
+    h.metrics.ready.set(i64::from(h.not_ready().is_none()));
+    h.metrics
+        .watches_failing
+        .set(h.watches.failing_longer_than(Duration::ZERO).len() as i64);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], h.metrics.render())
 }
 
 async fn ready_handler(State(h): State<Health>) -> impl IntoResponse {
-    if h.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "watches not synced yet\n")
+    match h.not_ready() {
+        None => (StatusCode::OK, "ready\n".to_string()),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
     }
 }
 

@@ -107,19 +107,54 @@ fn to_object(ar: &ApiResource, d: DynamicObject) -> Option<Object> {
     Object::from_value(slim(body), None).ok()
 }
 
+/// Which watches are failing, and since when: `/readyz` and the metrics read it.
+#[derive(Debug, Default)]
+pub struct WatchHealth {
+    failing: std::sync::Mutex<std::collections::BTreeMap<String, std::time::Instant>>,
+}
+
+impl WatchHealth {
+    fn failed(&self, kind: &str) {
+        let mut f = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        f.entry(kind.to_string())
+            .or_insert_with(std::time::Instant::now);
+    }
+
+    fn recovered(&self, kind: &str) {
+        let mut f = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        if f.remove(kind).is_some() {
+            tracing::info!(%kind, "watch recovered");
+        }
+    }
+
+    /// Watches failing for longer than `bound`, with for how long.
+    pub fn failing_longer_than(&self, bound: Duration) -> Vec<(String, Duration)> {
+        let f = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        f.iter()
+            .map(|(k, since)| (k.clone(), since.elapsed()))
+            .filter(|(_, d)| *d > bound)
+            .collect()
+    }
+}
+
 /// Watch one kind until the channel closes, retrying with backoff.
 async fn watch_kind(
     client: Client,
     ar: ApiResource,
     tx: mpsc::Sender<Change>,
     synced: Arc<AtomicBool>,
+    health: Arc<WatchHealth>,
 ) {
     let api: Api<DynamicObject> = Api::all_with(client, &ar);
     let mut buffer = Vec::new();
     let mut stream = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
+    let name = format!("{}.{}", ar.plural, ar.group);
     while let Some(event) = stream.next().await {
+        if event.is_ok() {
+            health.recovered(&name);
+        }
         let change = match event {
             Ok(Event::Init) => {
                 buffer.clear();
@@ -145,6 +180,7 @@ async fn watch_kind(
                 None => continue,
             },
             Err(e) => {
+                health.failed(&name);
                 tracing::warn!(kind = %ar.kind, group = %ar.group, error = %e, "watch failed; retrying");
                 continue;
             }
@@ -160,6 +196,7 @@ async fn watch_kind(
 pub struct Watches {
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     pub ready: Arc<AtomicBool>,
+    pub health: Arc<WatchHealth>,
 }
 
 /// Start the watches. The returned future runs them (and rediscovery) until it is dropped.
@@ -170,9 +207,11 @@ pub fn start(
 ) -> (Watches, impl std::future::Future<Output = ()> + Send) {
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
     let ready = Arc::new(AtomicBool::new(false));
+    let health = Arc::new(WatchHealth::default());
     let watches = Watches {
         snapshots: snap_rx,
         ready: ready.clone(),
+        health: health.clone(),
     };
     let run = async move {
         let (tx, mut rx) = mpsc::channel::<Change>(1024);
@@ -188,6 +227,7 @@ pub fn start(
                 api_resource(g, v, k, p),
                 tx.clone(),
                 flag,
+                health.clone(),
             ));
         }
         let mut index = Index::default();
@@ -214,7 +254,7 @@ pub fn start(
                     for ar in discover_declared(&client, &started).await {
                         tracing::info!(group = %ar.group, kind = %ar.kind, "watching declared cloud kind");
                         started.insert((ar.group.clone(), ar.kind.clone()));
-                        tasks.spawn(watch_kind(client.clone(), ar, tx.clone(), Arc::new(AtomicBool::new(false))));
+                        tasks.spawn(watch_kind(client.clone(), ar, tx.clone(), Arc::new(AtomicBool::new(false)), health.clone()));
                     }
                 }
                 _ = publish.tick() => {

@@ -282,6 +282,62 @@ fn existing_failing_objects_can_be_labelled_scaled_and_deleted() {
     });
 }
 
+/// Resumes a paused process when dropped, also when the test fails.
+struct Paused(i32);
+
+impl Paused {
+    fn new(pid: i32) -> Paused {
+        signal(pid, "STOP");
+        Paused(pid)
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        signal(self.0, "CONT");
+    }
+}
+
+fn signal(pid: i32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+#[test]
+fn readiness_follows_the_api_server() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cp = control_plane();
+    install_crds(cp);
+    let ns = cp.create_namespace("onus-ready");
+    let onus = Onus::start(
+        cp,
+        &[
+            &format!("--namespace={ns}"),
+            "--cert-host=127.0.0.1",
+            "--webhook-config=none",
+            "--webhook-only",
+        ],
+    );
+    assert_eq!(onus.http_get("/readyz").map(|r| r.0), Some(200));
+    assert!(onus.metrics().contains("onus_ready 1"));
+    // A hung API server fails no watch: it goes silent. onus must stop calling itself ready.
+    let paused = Paused::new(cp.apiserver_pid());
+    let (code, body) = eventually(Duration::from_secs(60), "/readyz to turn 503", || {
+        onus.http_get("/readyz").filter(|(c, _)| *c == 503)
+    });
+    assert_eq!(code, 503);
+    assert!(body.contains("has not answered"), "{body}");
+    assert!(onus.metrics().contains("onus_ready 0"));
+    drop(paused);
+    eventually(Duration::from_secs(30), "/readyz to recover", || {
+        onus.http_get("/readyz").filter(|(c, _)| *c == 200)
+    });
+}
+
 #[test]
 fn an_expired_exception_no_longer_exempts() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

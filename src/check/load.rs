@@ -1,5 +1,7 @@
 //! Reading manifests: files and directories, multi-document YAML or JSON, `List` kinds.
 
+use std::collections::HashSet;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -34,29 +36,31 @@ pub struct Document {
     pub value: Value,
 }
 
+/// Largest file read. A Kubernetes object is at most 1.5 MiB; a pipeline that renders more than
+/// this into one file should split it.
+pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
+/// Deepest flow nesting (`[`, `{`) in one document: no manifest needs more, and parsing deeply
+/// nested flow collections costs time out of proportion.
+pub const MAX_NESTING: usize = 64;
+
 /// Read every document under `paths`. Problems are collected; everything readable is returned.
+/// Directories are walked once each (symbolic links are followed, loops are not), and only
+/// regular files are read.
 pub fn load(paths: &[PathBuf]) -> (Vec<Document>, Vec<InputError>) {
     let mut docs = Vec::new();
     let mut errors = Vec::new();
+    let mut seen = HashSet::new();
     for path in paths {
         let mut files = Vec::new();
-        if let Err(e) = collect_files(path, &mut files) {
-            errors.push(InputError {
-                file: path.display().to_string(),
-                document: None,
-                line: None,
-                message: e,
-            });
-            continue;
-        }
+        collect_files(path, &mut files, &mut seen, &mut errors);
         for f in files {
-            match std::fs::read_to_string(&f) {
+            match read_file(&f) {
                 Ok(text) => parse_stream(&f.display().to_string(), &text, &mut docs, &mut errors),
-                Err(e) => errors.push(InputError {
+                Err(message) => errors.push(InputError {
                     file: f.display().to_string(),
                     document: None,
                     line: None,
-                    message: e.to_string(),
+                    message,
                 }),
             }
         }
@@ -64,32 +68,113 @@ pub fn load(paths: &[PathBuf]) -> (Vec<Document>, Vec<InputError>) {
     (docs, errors)
 }
 
-fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+fn read_file(path: &Path) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let too_big = || {
+        format!(
+            "larger than {} MiB; split it",
+            MAX_FILE_BYTES / (1024 * 1024)
+        )
+    };
+    if file.metadata().map_err(|e| e.to_string())?.len() > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    // The size can change under us (a file still being written): never read past the limit.
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    Ok(text)
+}
+
+fn collect_files(
+    path: &Path,
+    out: &mut Vec<PathBuf>,
+    seen: &mut HashSet<PathBuf>,
+    errors: &mut Vec<InputError>,
+) {
+    let error = |message: String| InputError {
+        file: path.display().to_string(),
+        document: None,
+        line: None,
+        message,
+    };
+    let real = match std::fs::canonicalize(path) {
+        Ok(r) => r,
+        Err(e) => return errors.push(error(format!("cannot read: {e}"))),
+    };
+    // A directory reached twice (a symbolic link to a parent, two links to one place) is walked
+    // once; so is a file.
+    if !seen.insert(real.clone()) {
+        return;
+    }
+    let meta = match std::fs::metadata(&real) {
+        Ok(m) => m,
+        Err(e) => return errors.push(error(format!("cannot read: {e}"))),
+    };
     if meta.is_file() {
         out.push(path.to_path_buf());
-        return Ok(());
+        return;
     }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(|e| format!("cannot list directory: {e}"))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
+    if !meta.is_dir() {
+        return errors.push(error(
+            "not a regular file or a directory (a FIFO, socket or device): not read".into(),
+        ));
+    }
+    let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
+        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(e) => return errors.push(error(format!("cannot list directory: {e}"))),
+    };
     entries.sort();
     for p in entries {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if name.starts_with('.') {
             continue;
         }
-        if p.is_dir() {
-            collect_files(&p, out)?;
-        } else if matches!(
+        let manifest = matches!(
             p.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml" | "json")
-        ) {
-            out.push(p);
+        );
+        if p.is_dir() || manifest {
+            collect_files(&p, out, seen, errors);
         }
     }
-    Ok(())
+}
+
+/// How deep `[`/`{` collections nest in a document, outside quoted strings and comments.
+fn flow_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut chars = text.chars().peekable();
+    let mut line_start = true;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some('"'), '\\') => {
+                chars.next();
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '#') if line_start || depth == 0 => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            (None, '[' | '{') => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        line_start = c == '\n';
+    }
+    max
 }
 
 /// Split a YAML stream into documents with their start lines, parse each, flatten Lists.
@@ -150,6 +235,12 @@ pub fn parse_stream(
 /// them on every core.
 fn parse_parallel(chunks: &[(usize, String)], json: bool) -> Vec<Result<Value, String>> {
     let parse = |c: &str| -> Result<Value, String> {
+        let depth = flow_depth(c);
+        if depth > MAX_NESTING {
+            return Err(format!(
+                "collections nested {depth} deep (more than {MAX_NESTING}); not a manifest onus reads"
+            ));
+        }
         if json {
             serde_json::from_str(c).map_err(|e| e.to_string())
         } else {
@@ -244,6 +335,67 @@ mod tests {
             "{}",
             errs[0]
         );
+    }
+
+    #[test]
+    fn symlink_loops_special_files_and_huge_files_are_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(
+            root.join("a.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+        )
+        .unwrap();
+        std::fs::create_dir(root.join("sub")).unwrap();
+        std::os::unix::fs::symlink(root, root.join("sub/loop")).unwrap();
+        std::os::unix::fs::symlink(".", root.join("self")).unwrap();
+        std::os::unix::fs::symlink("a.yaml", root.join("again.yaml")).unwrap();
+        let (docs, errors) = load(&[root.to_path_buf()]);
+        assert_eq!(docs.len(), 1, "each file read once: {docs:?}");
+        assert!(errors.is_empty(), "{errors:?}");
+
+        let fifo = root.join("pipe.yaml");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let (_, errors) = load(std::slice::from_ref(&fifo));
+        assert!(
+            errors[0].message.contains("not a regular file"),
+            "{errors:?}"
+        );
+        let (_, errors) = load(&[PathBuf::from("/dev/zero")]);
+        assert!(
+            errors[0].message.contains("not a regular file"),
+            "{errors:?}"
+        );
+
+        let big = root.join("big.yaml");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_FILE_BYTES + 1).unwrap();
+        let (_, errors) = load(std::slice::from_ref(&big));
+        assert!(
+            errors[0].message.contains("larger than 32 MiB"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_and_ordinary_flow_style_is_not() {
+        let deep = format!("a: {}{}\n", "[".repeat(20_000), "]".repeat(20_000));
+        let (mut docs, mut errs) = (Vec::new(), Vec::new());
+        parse_stream("deep.yaml", &deep, &mut docs, &mut errs);
+        assert!(docs.is_empty());
+        assert!(errs[0].message.contains("nested 20000 deep"), "{errs:?}");
+        let fine = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '[[[[', labels: {a: \"{{{{\"}}\n# [[[[[[\ndata: {k: '[]'}\n";
+        let (mut docs, mut errs) = (Vec::new(), Vec::new());
+        parse_stream("fine.yaml", fine, &mut docs, &mut errs);
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(docs.len(), 1);
+        assert_eq!(flow_depth(fine), 2);
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub const MAX_REVIEW_BYTES: usize = 2 * 1024 * 1024;
 pub struct WebhookState {
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     pub metrics: Metrics,
+    /// Every watch has listed its objects once. Before that the snapshot knows no baseline, and
+    /// "allow" would be a guess: the answer is 503, and the webhook's failurePolicy decides.
+    pub synced: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Routes of the webhook server.
@@ -83,6 +86,22 @@ fn count_invalid(metrics: &Metrics) {
 
 async fn validate(State(state): State<WebhookState>, body: Body) -> Response {
     let started = Instant::now();
+    if !state.synced.load(std::sync::atomic::Ordering::Acquire) {
+        state
+            .metrics
+            .admission_requests
+            .get_or_create(&AdmissionLabels {
+                kind: String::new(),
+                operation: String::new(),
+                decision: "unavailable".into(),
+            })
+            .inc();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "onus: not synced with the cluster yet; the webhook's failurePolicy decides\n",
+        )
+            .into_response();
+    }
     let body = match read_body(body).await {
         Ok(b) => b,
         Err(resp) => {

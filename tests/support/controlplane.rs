@@ -118,6 +118,14 @@ impl ControlPlane {
         })
     }
 
+    /// The kube-apiserver's process id (to pause it in tests).
+    pub fn apiserver_pid(&self) -> i32 {
+        std::fs::read_to_string(self.dir.join("kube-apiserver.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .expect("kube-apiserver.pid")
+    }
+
     /// Path of the admin kubeconfig (client certificate in `system:masters`).
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
