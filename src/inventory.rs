@@ -25,6 +25,8 @@ pub struct Inventory {
     pub live: PostureMap,
     /// The account of the credentials audits run with.
     pub aws_account: Option<String>,
+    /// Why that account could not be found out, when it could not.
+    pub aws_account_error: Option<String>,
 }
 
 impl Inventory {
@@ -189,5 +191,9 @@ impl World for Inventory {
 
     fn aws_account(&self) -> Option<&str> {
         self.aws_account.as_deref()
+    }
+
+    fn aws_account_error(&self) -> Option<&str> {
+        self.aws_account_error.as_deref()
     }
 }

@@ -155,25 +155,24 @@ impl Context {
     }
 
     /// The account audits run in: the baseline's `aws.accountId`, else the credentials' account.
-    async fn account(&self, key: &AuditorKey, declared: Option<&str>) -> Option<String> {
+    async fn account(&self, key: &AuditorKey, declared: Option<&str>) -> Result<String, String> {
         if let Some(a) = declared {
-            return Some(a.to_string());
+            return Ok(a.to_string());
         }
         let mut accounts = self.accounts.lock().await;
-        if let Some(a) = accounts.get(key) {
-            return a.clone();
+        if let Some(Some(a)) = accounts.get(key) {
+            return Ok(a.clone());
         }
         let found = match self.auditor(key).await {
-            Ok(a) => a
-                .account_id()
-                .await
-                .map_err(|e| tracing::warn!(error = %e, "cannot read the AWS account id"))
-                .ok(),
-            Err(_) => None,
+            Ok(a) => a.account_id().await.map_err(|e| {
+                tracing::warn!(error = %e, "cannot read the AWS account id");
+                format!("cannot read the AWS account id (STS GetCallerIdentity): {e}")
+            }),
+            Err(e) => Err(format!("AWS auditor: {e}")),
         };
         // A failed lookup is retried on the next pass.
-        if found.is_some() {
-            accounts.insert(key.clone(), found.clone());
+        if let Ok(a) = &found {
+            accounts.insert(key.clone(), Some(a.clone()));
         }
         found
     }
@@ -235,7 +234,7 @@ pub async fn run_pass(ctx: &Context) {
     //    namespace's credentials.
     let mut usages = Usages::default();
     let mut wanted: HashMap<CloudResource, AuditorKey> = HashMap::new();
-    let mut ns_account: HashMap<String, Option<String>> = HashMap::new();
+    let mut ns_account: HashMap<String, Result<String, String>> = HashMap::new();
     for (ns, bs) in &plan {
         let aws = bs.iter().find(|b| b.provider == Provider::Aws);
         let key = aws.map(|b| aws_key(b));
@@ -264,7 +263,7 @@ pub async fn run_pass(ctx: &Context) {
             continue;
         };
         let account = ctx.account(&key, aws.aws_account.as_deref()).await;
-        if let Some(a) = &account {
+        if let Ok(a) = &account {
             let r = CloudResource::AwsAccount(a.clone());
             usages.entry(&r);
             wanted.entry(r).or_insert_with(|| key.clone());
@@ -282,7 +281,7 @@ pub async fn run_pass(ctx: &Context) {
     let mut key_account: HashMap<AuditorKey, Option<String>> = HashMap::new();
     for (ns, bs) in &plan {
         if let Some(aws) = bs.iter().find(|b| b.provider == Provider::Aws) {
-            let acct = ns_account.get(ns).cloned().flatten();
+            let acct = ns_account.get(ns).and_then(|a| a.clone().ok());
             key_account.entry(aws_key(aws)).or_insert(acct);
         }
     }
@@ -307,7 +306,12 @@ pub async fn run_pass(ctx: &Context) {
             return;
         }
         let t = Instant::now();
-        inventory.aws_account = ns_account.get(ns).cloned().flatten();
+        // A failed account lookup is an `error` on the account's audit trail, never silence.
+        (inventory.aws_account, inventory.aws_account_error) = match ns_account.get(ns) {
+            Some(Ok(a)) => (Some(a.clone()), None),
+            Some(Err(e)) => (None, Some(e.clone())),
+            None => (None, None),
+        };
         let refs: Vec<&EffectiveBaseline> = bs.iter().map(|b| b.as_ref()).collect();
         let mut verdicts: Vec<Verdict> = Vec::new();
         for obj in unpacked(&snap, ns) {

@@ -37,6 +37,10 @@ pub trait World: PostureLookup + ConfigMaps + NameResolver {
     fn aws_account(&self) -> Option<&str> {
         None
     }
+    /// Why the audits' AWS account is not known, when looking it up failed.
+    fn aws_account_error(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Judge one object under every baseline that applies to its namespace; where baselines
@@ -81,6 +85,19 @@ pub fn evaluate_namespace(
             network::segmentation(&mut ctx, namespace);
             // The account's audit trail, once an audit has seen it.
             let account = b.aws_account.as_deref().or_else(|| world.aws_account());
+            if let (crate::model::Provider::Aws, None, Some(e)) =
+                (b.provider, account, world.aws_account_error())
+                && ctx.applies(ControlId::LoggingAuditTrail)
+            {
+                ctx.verdict(
+                    ControlId::LoggingAuditTrail,
+                    "posture",
+                    Outcome::Error,
+                    None,
+                    format!("the AWS account's audit trail could not be checked: {e}"),
+                    Some("give the baseline aws.accountId, or let onus's credentials call sts:GetCallerIdentity".into()),
+                );
+            }
             if let (crate::model::Provider::Aws, Some(acct)) = (b.provider, account) {
                 let r = Reference {
                     resource: CloudResource::AwsAccount(acct.to_string()),

@@ -960,3 +960,23 @@ fn bad_uses_annotation_is_an_error() {
             .any(|v| v.cloud_resource.as_deref() == Some("s3://ok-bucket"))
     );
 }
+
+#[test]
+fn a_failed_account_lookup_is_an_error_on_the_audit_trail() {
+    let b = baseline(AWS_IAAS);
+    let mut inv = Inventory::default();
+    let refs = [&b];
+    let none = super::evaluate_namespace("shop", &refs, &inv, now());
+    assert!(
+        none.iter().all(|v| v.control != LoggingAuditTrail),
+        "no audit ran: nothing to say"
+    );
+    inv.aws_account_error = Some("AccessDenied".into());
+    let vs = super::evaluate_namespace("shop", &refs, &inv, now());
+    let v = vs
+        .iter()
+        .find(|v| v.control == LoggingAuditTrail)
+        .expect("an audit-trail verdict");
+    assert_eq!(v.result, Outcome::Error);
+    assert!(v.message.contains("AccessDenied"), "{}", v.message);
+}
