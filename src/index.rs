@@ -508,6 +508,37 @@ mod tests {
     }
 
     #[test]
+    fn a_declaration_counts_in_its_own_namespace_only() {
+        let mut idx = Index::default();
+        for ns in ["team-a", "team-b"] {
+            idx.upsert(obj(json!({"apiVersion":"onus.dev/v1alpha1","kind":"ResponsibilityBaseline","metadata":{"name":"b","namespace":ns},"spec":{"provider":"aws","serviceModel":"iaas","unknownCloudResources":"Deny"}})));
+        }
+        // Team A declares team B's bucket as a clean, private ACK Bucket.
+        idx.upsert(obj(json!({"apiVersion":"s3.services.k8s.aws/v1alpha1","kind":"Bucket","metadata":{"name":"decoy","namespace":"team-a"},
+            "spec":{"name":"team-b-data","publicAccessBlock":{"blockPublicACLs":true,"ignorePublicACLs":true,"blockPublicPolicy":true,"restrictPublicBuckets":true},
+                "encryption":{"rules":[{"applyServerSideEncryptionByDefault":{"sseAlgorithm":"AES256"}}]}}})));
+        let pod = |ns: &str| {
+            obj(
+                json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":ns,"annotations":{"onus.dev/uses":"s3://team-b-data"}},"spec":{"containers":[]}}),
+            )
+        };
+        let snap = idx.snapshot(MAX_AGE);
+        let unknown = |vs: &[Verdict]| vs.iter().any(|v| v.rule == "unknown-posture");
+        assert!(
+            !unknown(&snap.judge(&pod("team-a"), Utc::now())),
+            "known where it is declared"
+        );
+        assert!(
+            unknown(&snap.judge(&pod("team-b"), Utc::now())),
+            "not vouched for elsewhere"
+        );
+        // A cluster-scoped declaration (Crossplane) counts everywhere.
+        idx.upsert(obj(json!({"apiVersion":"s3.aws.upbound.io/v1beta1","kind":"Bucket","metadata":{"name":"team-b-data"},"spec":{"forProvider":{"region":"us-east-1"}}})));
+        let snap = idx.snapshot(MAX_AGE);
+        assert!(!unknown(&snap.judge(&pod("team-b"), Utc::now())));
+    }
+
+    #[test]
     fn slim_drops_bulk() {
         let v = slim(
             json!({"apiVersion":"apps/v1","metadata":{"name":"x","uid":"u","generation":3,"managedFields":[{}],

@@ -19,8 +19,11 @@ pub struct Inventory {
     namespace_labels: HashMap<String, BTreeMap<String, String>>,
     /// Cloud names of managed objects: (group, kind, name) -> external name.
     cloud_names: HashMap<(String, String, String), String>,
-    /// Declared postures, merged per cloud resource.
-    pub declared: PostureMap,
+    /// Declared postures, merged per cloud resource, by the namespace of the declaring objects
+    /// ("" for cluster-scoped ones). A declaration counts in its own namespace (cluster-scoped
+    /// ones everywhere), never in another: one team's clean `Bucket` must not vouch for a
+    /// bucket another team uses.
+    pub declared: HashMap<String, PostureMap>,
     /// Live postures (from audits); they win over declared facts.
     pub live: PostureMap,
     /// The account of the credentials audits run with.
@@ -110,7 +113,14 @@ impl Inventory {
             }
             _ => {
                 if let Some(d) = declared(o, self) {
-                    self.declared.add(d.posture);
+                    // Crossplane's classic managed resources are cluster-scoped (even when a
+                    // file given to `onus check` puts them in the default namespace).
+                    let ns = if o.group().ends_with(".aws.upbound.io") {
+                        String::new()
+                    } else {
+                        o.namespace().unwrap_or("").to_string()
+                    };
+                    self.declared.entry(ns).or_default().add(d.posture);
                 }
             }
         }
@@ -126,18 +136,30 @@ impl Inventory {
         self.namespace_labels.get(ns).cloned().unwrap_or_default()
     }
 
-    fn lookup(&self, r: &CloudResource) -> Option<&crate::posture::Posture> {
-        self.live.get(r).or_else(|| self.declared.get(r))
+    /// What objects in `namespace` (and cluster-scoped ones) declare about `r`.
+    fn declared_in(&self, namespace: &str, r: &CloudResource) -> Option<&crate::posture::Posture> {
+        self.declared
+            .get(namespace)
+            .and_then(|m| m.get(r))
+            .or_else(|| self.declared.get("").and_then(|m| m.get(r)))
+    }
+
+    fn lookup(&self, namespace: &str, r: &CloudResource) -> Option<&crate::posture::Posture> {
+        self.live.get(r).or_else(|| self.declared_in(namespace, r))
     }
 }
 
 impl PostureLookup for Inventory {
-    fn declared_posture(&self, resource: &CloudResource) -> Option<&crate::posture::Posture> {
-        self.declared.get(resource)
+    fn declared_posture(
+        &self,
+        namespace: &str,
+        resource: &CloudResource,
+    ) -> Option<&crate::posture::Posture> {
+        self.declared_in(namespace, resource)
     }
 
-    fn posture(&self, resource: &CloudResource) -> Knowledge<'_> {
-        if let Some(p) = self.lookup(resource) {
+    fn posture(&self, namespace: &str, resource: &CloudResource) -> Knowledge<'_> {
+        if let Some(p) = self.lookup(namespace, resource) {
             return Knowledge::Known(p);
         }
         // Declared IAM objects are known by name only; an ARN reference falls back to the name.
@@ -151,7 +173,7 @@ impl PostureLookup for Inventory {
                 .map(|n| CloudResource::IamPolicy(format!("policy/{n}"))),
             _ => None,
         };
-        match by_name.as_ref().and_then(|r| self.lookup(r)) {
+        match by_name.as_ref().and_then(|r| self.lookup(namespace, r)) {
             Some(p) => Knowledge::Known(p),
             None => Knowledge::Unknown,
         }

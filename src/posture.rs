@@ -292,10 +292,12 @@ pub enum Knowledge<'a> {
 
 /// Read access to postures; the engine never fetches anything itself.
 pub trait PostureLookup {
-    fn posture(&self, resource: &CloudResource) -> Knowledge<'_>;
+    /// What is known about `resource` for an object in `namespace` ("" for cluster-scoped
+    /// objects): live audits, else what that namespace (or a cluster-scoped object) declares.
+    fn posture(&self, namespace: &str, resource: &CloudResource) -> Knowledge<'_>;
     /// What manifests declare about the resource, apart from any audit (the fallback when an
     /// audit is too old to judge on).
-    fn declared_posture(&self, _resource: &CloudResource) -> Option<&Posture> {
+    fn declared_posture(&self, _namespace: &str, _resource: &CloudResource) -> Option<&Posture> {
         None
     }
 }
@@ -339,7 +341,7 @@ impl PostureMap {
 }
 
 impl PostureLookup for PostureMap {
-    fn posture(&self, resource: &CloudResource) -> Knowledge<'_> {
+    fn posture(&self, _namespace: &str, resource: &CloudResource) -> Knowledge<'_> {
         match self.map.get(resource) {
             Some(p) => Knowledge::Known(p),
             None => Knowledge::Unknown,

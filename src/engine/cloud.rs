@@ -100,10 +100,11 @@ pub(super) fn workload_references(ctx: &mut Ctx<'_>) -> Vec<Reference> {
 pub(super) fn judge_references(ctx: &mut Ctx<'_>, refs: &[Reference]) {
     for r in refs {
         let controls = controls_for(&r.resource);
-        match ctx.world.posture(&r.resource) {
+        let ns = ctx.namespace();
+        match ctx.world.posture(ns, &r.resource) {
             // Facts older than the maximum age are no facts: the audit stopped, so judge as unknown.
             Knowledge::Known(p) if p.expired(ctx.now) => {
-                match ctx.world.declared_posture(&r.resource) {
+                match ctx.world.declared_posture(ns, &r.resource) {
                     Some(d) => judge_posture(ctx, d, controls, Some(&r.found_at)),
                     None if ctx.applies(controls[0]) => ctx.stale(controls[0], r, p),
                     None => {}
@@ -119,7 +120,7 @@ pub(super) fn judge_references(ctx: &mut Ctx<'_>, refs: &[Reference]) {
         // A storage container is also judged on its account, when the account is known.
         if let CloudResource::AzureContainer { account, .. } = &r.resource {
             let acct = CloudResource::AzureStorageAccount(account.clone());
-            if let Knowledge::Known(p) = ctx.world.posture(&acct)
+            if let Knowledge::Known(p) = ctx.world.posture(ns, &acct)
                 && !p.expired(ctx.now)
             {
                 judge_posture(ctx, p, controls_for(&acct), Some(&r.found_at));
@@ -132,7 +133,7 @@ pub(super) fn judge_references(ctx: &mut Ctx<'_>, refs: &[Reference]) {
 /// the same cloud resource (other objects that configure it).
 pub(super) fn judge_declared(ctx: &mut Ctx<'_>, d: Declared) {
     let merged;
-    let posture = match ctx.world.posture(&d.posture.resource) {
+    let posture = match ctx.world.posture(ctx.namespace(), &d.posture.resource) {
         Knowledge::Known(known) if known.source == d.posture.source => {
             let mut m = known.clone();
             m.merge(&d.posture);

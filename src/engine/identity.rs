@@ -129,7 +129,7 @@ pub(super) fn least_privilege(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&
     // Attached managed policies declared elsewhere in the snapshot.
     for arn in &p.attached_policies {
         let key = CloudResource::IamPolicy(arn.clone());
-        if let Knowledge::Known(pol) = ctx.world.posture(&key)
+        if let Knowledge::Known(pol) = ctx.world.posture(ctx.namespace(), &key)
             && let Some(fs) = &pol.iam
         {
             findings.extend(

@@ -104,7 +104,7 @@ pub fn evaluate_namespace(
                     found_at: "the baseline's AWS account".into(),
                 };
                 if matches!(
-                    world.posture(&r.resource),
+                    world.posture(namespace, &r.resource),
                     crate::posture::Knowledge::Known(p) if !p.expired(now)
                 ) {
                     cloud::judge_references(&mut ctx, &[r]);
@@ -166,6 +166,17 @@ pub(crate) struct Ctx<'a> {
 
 /// The outcome of asking whether a control runs on this object.
 impl<'a> Ctx<'a> {
+    /// The namespace whose declarations count for this object ("" for cluster-scoped objects;
+    /// the Namespace itself for namespace-level checks).
+    pub fn namespace(&self) -> &'a str {
+        let obj: &'a Object = self.obj;
+        match obj.namespace() {
+            Some(ns) => ns,
+            None if obj.kind() == "Namespace" => &obj.id.name,
+            None => "",
+        }
+    }
+
     fn new(
         obj: &'a Object,
         b: &'a EffectiveBaseline,
