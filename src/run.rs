@@ -21,6 +21,30 @@ use crate::watch;
 use crate::webhook::certs::{self, CertSource};
 use crate::webhook::{WebhookState, router};
 
+/// The HTTPS server for `/validate`, with every wait bounded: the TLS handshake (10 s, the
+/// acceptor's default), the first request on a connection, each request's headers (which also
+/// ends idle keep-alive connections), the body (in the handler), and HTTP/2 streams per
+/// connection.
+fn webhook_server(
+    addr: SocketAddr,
+    tls: axum_server::tls_rustls::RustlsConfig,
+    state: WebhookState,
+) -> impl std::future::Future<Output = std::io::Result<()>> {
+    let mut server =
+        axum_server::bind_rustls(addr, tls).first_request_timeout(Duration::from_secs(10));
+    let http = server.http_builder();
+    http.http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    http.http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(crate::webhook::MAX_IN_FLIGHT as u32)
+        .max_header_list_size(64 * 1024)
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10));
+    server.serve(router(state).into_make_service())
+}
+
 /// Why `onus run` stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -192,13 +216,12 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     })
     .await?;
 
-    let state = WebhookState {
-        snapshots: watches.snapshots.clone(),
-        metrics: metrics.clone(),
-        synced: watches.ready.clone(),
-    };
-    let webhook =
-        axum_server::bind_rustls(opts.webhook_addr, tls).serve(router(state).into_make_service());
+    let state = WebhookState::new(
+        watches.snapshots.clone(),
+        metrics.clone(),
+        watches.ready.clone(),
+    );
+    let webhook = webhook_server(opts.webhook_addr, tls, state);
     let api_answered = Arc::new(std::sync::Mutex::new(std::time::Instant::now()));
     let health = Health {
         ready: watches.ready.clone(),

@@ -8,12 +8,12 @@ pub mod review;
 pub use config::{WebhookConfigOptions, validating_webhook_configuration};
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures::StreamExt;
@@ -33,7 +33,33 @@ pub struct WebhookState {
     /// Every watch has listed its objects once. Before that the snapshot knows no baseline, and
     /// "allow" would be a guess: the answer is 503, and the webhook's failurePolicy decides.
     pub synced: Arc<std::sync::atomic::AtomicBool>,
+    /// Reviews being read or judged. Each may buffer up to `MAX_REVIEW_BYTES`, so this bounds
+    /// the memory that slow or hostile clients can hold.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
+
+impl WebhookState {
+    pub fn new(
+        snapshots: watch::Receiver<Arc<Snapshot>>,
+        metrics: Metrics,
+        synced: Arc<std::sync::atomic::AtomicBool>,
+    ) -> WebhookState {
+        WebhookState {
+            snapshots,
+            metrics,
+            synced,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+        }
+    }
+}
+
+/// Reviews read or judged at once: 32 x 2 MiB = 64 MiB of bodies at most.
+pub const MAX_IN_FLIGHT: usize = 32;
+/// Time to receive a whole body; the API server sends one at once.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time to judge one review, below the API server's default webhook timeout (10 s) and the
+/// chart's (5 s): an answer that comes later is no answer.
+pub const JUDGE_DEADLINE: Duration = Duration::from_secs(4);
 
 /// Routes of the webhook server.
 pub fn router(state: WebhookState) -> Router {
@@ -42,15 +68,20 @@ pub fn router(state: WebhookState) -> Router {
         .with_state(state)
 }
 
-/// Bodies past this are cut off without reading further.
-const DRAIN_LIMIT: usize = 32 * 1024 * 1024;
-
-/// Read the body up to `MAX_REVIEW_BYTES`. A larger one is read to the end and dropped, so the
-/// client gets a clear 413 instead of a reset stream.
-async fn read_body(body: Body) -> Result<Vec<u8>, Response> {
+/// Read the body up to `MAX_REVIEW_BYTES`: refused from its `Content-Length` when that is larger,
+/// and cut off at the limit otherwise (chunked); never buffered past it.
+async fn read_body(body: Body, declared: Option<usize>) -> Result<Vec<u8>, Response> {
+    let too_large = |n: String| {
+        let msg = format!(
+            "onus: AdmissionReview of {n} bytes is larger than the {MAX_REVIEW_BYTES} bytes accepted\n"
+        );
+        (StatusCode::PAYLOAD_TOO_LARGE, msg).into_response()
+    };
+    if let Some(n) = declared.filter(|n| *n > MAX_REVIEW_BYTES) {
+        return Err(too_large(n.to_string()));
+    }
     let mut stream = body.into_data_stream();
     let mut buf = Vec::new();
-    let mut seen = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             (
@@ -59,59 +90,98 @@ async fn read_body(body: Body) -> Result<Vec<u8>, Response> {
             )
                 .into_response()
         })?;
-        seen += chunk.len();
-        if seen <= MAX_REVIEW_BYTES {
-            buf.extend_from_slice(&chunk);
-        } else if seen > DRAIN_LIMIT {
-            break;
+        if buf.len() + chunk.len() > MAX_REVIEW_BYTES {
+            return Err(too_large(format!("more than {MAX_REVIEW_BYTES}")));
         }
-    }
-    if seen > MAX_REVIEW_BYTES {
-        let msg = format!(
-            "onus: AdmissionReview of {seen} bytes is larger than the {MAX_REVIEW_BYTES} bytes accepted\n"
-        );
-        return Err((StatusCode::PAYLOAD_TOO_LARGE, msg).into_response());
+        buf.extend_from_slice(&chunk);
     }
     Ok(buf)
 }
 
 fn count_invalid(metrics: &Metrics) {
+    count(metrics, "invalid");
+}
+
+fn count(metrics: &Metrics, decision: &str) {
     let labels = AdmissionLabels {
         kind: String::new(),
         operation: String::new(),
-        decision: "invalid".into(),
+        decision: decision.into(),
     };
     metrics.admission_requests.get_or_create(&labels).inc();
 }
 
-async fn validate(State(state): State<WebhookState>, body: Body) -> Response {
+async fn validate(State(state): State<WebhookState>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     if !state.synced.load(std::sync::atomic::Ordering::Acquire) {
-        state
-            .metrics
-            .admission_requests
-            .get_or_create(&AdmissionLabels {
-                kind: String::new(),
-                operation: String::new(),
-                decision: "unavailable".into(),
-            })
-            .inc();
+        count(&state.metrics, "unavailable");
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "onus: not synced with the cluster yet; the webhook's failurePolicy decides\n",
         )
             .into_response();
     }
-    let body = match read_body(body).await {
-        Ok(b) => b,
-        Err(resp) => {
+    // Past the cap, say so at once rather than queue: the API server retries or applies its
+    // failurePolicy, and memory stays bounded.
+    let Ok(permit) = state.in_flight.clone().try_acquire_owned() else {
+        count(&state.metrics, "busy");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "onus: too many reviews in flight\n",
+        )
+            .into_response();
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let body = match tokio::time::timeout(BODY_TIMEOUT, read_body(body, declared)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(resp)) => {
             count_invalid(&state.metrics);
-            tracing::warn!("admission review too large");
+            tracing::warn!("admission review refused: too large or unreadable");
             return resp;
+        }
+        Err(_) => {
+            count_invalid(&state.metrics);
+            tracing::warn!("admission review body not received within {BODY_TIMEOUT:?}");
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                "onus: the body did not arrive in time\n",
+            )
+                .into_response();
         }
     };
     let snapshot = state.snapshots.borrow().clone();
-    let result = review::review(&body, &snapshot, chrono::Utc::now());
+    // Judging is CPU work: off the async workers, so one heavy review cannot stall the others
+    // (or /healthz), and with a deadline. The permit goes with the work, so work that outlives
+    // its deadline still counts against the cap.
+    let judging = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        review::review(&body, &snapshot, chrono::Utc::now())
+    });
+    let result = match tokio::time::timeout(JUDGE_DEADLINE, judging).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            count_invalid(&state.metrics);
+            tracing::error!(error = %e, "judging a review failed");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "onus: judging failed; the webhook's failurePolicy decides\n",
+            )
+                .into_response();
+        }
+        Err(_) => {
+            count(&state.metrics, "timeout");
+            tracing::warn!("judging a review took longer than {JUDGE_DEADLINE:?}");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "onus: judging took too long; the webhook's failurePolicy decides\n",
+            )
+                .into_response();
+        }
+    };
     let response = match result {
         Ok(d) => {
             state

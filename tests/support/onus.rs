@@ -124,6 +124,17 @@ impl Onus {
     /// POST `body` to this replica's `/validate` with curl, trusting the CA that self-managed
     /// certificates keep in `onus-webhook-tls` of namespace `onus_ns`: (HTTP code, body).
     pub fn post_review(&self, cp: &ControlPlane, onus_ns: &str, body: &[u8]) -> (String, String) {
+        self.post_review_with(cp, onus_ns, body, &[])
+    }
+
+    /// `post_review` with extra curl arguments (headers, options).
+    pub fn post_review_with(
+        &self,
+        cp: &ControlPlane,
+        onus_ns: &str,
+        body: &[u8],
+        curl_args: &[&str],
+    ) -> (String, String) {
         let ca = cp.kubectl(&[
             "get",
             "secret",
@@ -148,6 +159,7 @@ impl Onus {
                 "-w",
                 "\n%{http_code}",
             ])
+            .args(curl_args)
             .arg("--data-binary")
             .arg(format!("@{}", body_file.display()))
             .arg(self.url())
@@ -155,6 +167,13 @@ impl Onus {
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", ""));
+        if code == "000" {
+            // No HTTP answer: what curl says instead.
+            return (
+                code.to_string(),
+                String::from_utf8_lossy(&out.stderr).to_string(),
+            );
+        }
         (code.to_string(), body.to_string())
     }
 }
