@@ -146,6 +146,10 @@ struct RunArgs {
     /// Leader lease duration: a new leader takes over this long after the old one stops renewing.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     lease_duration: std::time::Duration,
+    /// After SIGTERM, keep answering this long while /readyz says 503 (endpoints catch up),
+    /// then drain the reviews in flight and exit. Keep it below terminationGracePeriodSeconds.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    shutdown_grace: std::time::Duration,
     /// Identity in the leader Lease (defaults to the pod name, else host name and pid).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
@@ -323,6 +327,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 certs,
                 rediscover_every: std::time::Duration::from_secs(30),
                 posture_max_age,
+                shutdown_grace: args.shutdown_grace,
                 controller,
             }))?;
             Ok(ExitCode::SUCCESS)

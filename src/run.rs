@@ -29,9 +29,11 @@ fn webhook_server(
     addr: SocketAddr,
     tls: axum_server::tls_rustls::RustlsConfig,
     state: WebhookState,
+    handle: axum_server::Handle<SocketAddr>,
 ) -> impl std::future::Future<Output = std::io::Result<()>> {
-    let mut server =
-        axum_server::bind_rustls(addr, tls).first_request_timeout(Duration::from_secs(10));
+    let mut server = axum_server::bind_rustls(addr, tls)
+        .handle(handle)
+        .first_request_timeout(Duration::from_secs(10));
     let http = server.http_builder();
     http.http1()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -76,6 +78,9 @@ pub struct RunOptions {
     pub rediscover_every: Duration,
     /// Audited postures older than this count as not audited.
     pub posture_max_age: Duration,
+    /// After SIGTERM: how long to keep serving while `/readyz` says 503, so the API server's
+    /// endpoints drop this replica before it stops answering.
+    pub shutdown_grace: Duration,
     /// The reconcile loop; `None` runs the webhook alone.
     pub controller: Option<ControllerOptions>,
 }
@@ -100,6 +105,8 @@ const PROBE_EVERY: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 struct Health {
     ready: Arc<std::sync::atomic::AtomicBool>,
+    /// SIGTERM received: still serving, no longer ready.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
     metrics: Metrics,
     snapshots: channel::Receiver<Arc<crate::index::Snapshot>>,
     watches: Arc<watch::WatchHealth>,
@@ -112,6 +119,9 @@ impl Health {
     /// failing, or an API server that stopped answering (a hung server fails no watch, it only
     /// goes silent, and the snapshot goes stale).
     fn not_ready(&self) -> Option<String> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Some("shutting down".into());
+        }
         if !self.ready.load(Ordering::Acquire) {
             return Some("watches not synced yet".into());
         }
@@ -168,6 +178,10 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let (watches, watch_loop) =
         watch::start(client.clone(), opts.posture_max_age, opts.rediscover_every);
 
+    let lease = opts
+        .controller
+        .as_ref()
+        .map(|c| (c.namespace.clone(), c.identity.clone()));
     let controller = async {
         let Some(c) = opts.controller else {
             return std::future::pending::<()>().await;
@@ -221,9 +235,12 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         metrics.clone(),
         watches.ready.clone(),
     );
-    let webhook = webhook_server(opts.webhook_addr, tls, state);
+    let server = axum_server::Handle::new();
+    let webhook = webhook_server(opts.webhook_addr, tls, state, server.clone());
     let api_answered = Arc::new(std::sync::Mutex::new(std::time::Instant::now()));
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let health = Health {
+        stopping: stopping.clone(),
         ready: watches.ready.clone(),
         metrics: metrics.clone(),
         snapshots: watches.snapshots.clone(),
@@ -268,19 +285,49 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
 
     let webhook_addr = opts.webhook_addr;
     let metrics_addr = opts.metrics_addr;
-    tokio::select! {
-        r = webhook => r.map_err(|source| RunError::Serve { what: "webhook", addr: webhook_addr, source }),
-        r = axum::serve(metrics_listener, metrics_app) => r.map_err(|source| RunError::Serve { what: "metrics", addr: metrics_addr, source }),
-        r = cert_loop => r.map_err(RunError::from),
-        () = watch_loop => Err(RunError::Stopped("watches")),
-        () = baseline_gauges => Err(RunError::Stopped("snapshots")),
-        () = probe => Err(RunError::Stopped("API server probe")),
-        () = controller => Err(RunError::Stopped("controller")),
-        _ = shutdown_signal() => {
-            tracing::info!("shutting down");
-            Ok(())
+    let webhook_failed = move |source| RunError::Serve {
+        what: "webhook",
+        addr: webhook_addr,
+        source,
+    };
+    let mut webhook = std::pin::pin!(webhook);
+    let mut metrics_server =
+        std::pin::pin!(axum::serve(metrics_listener, metrics_app).into_future());
+    let mut watch_loop = std::pin::pin!(watch_loop);
+    {
+        // Anything that ends here is a failure: every subsystem runs until shutdown. Leaving
+        // this block drops the controller: no pass and no Lease renewal from then on.
+        let controller = controller;
+        tokio::select! {
+            r = &mut webhook => return Err(r.map_or_else(webhook_failed, |()| RunError::Stopped("webhook"))),
+            r = &mut metrics_server => return Err(r.map_or_else(|source| RunError::Serve { what: "metrics", addr: metrics_addr, source }, |()| RunError::Stopped("metrics"))),
+            r = cert_loop => return Err(r.map_or_else(RunError::from, |()| RunError::Stopped("certificates"))),
+            () = &mut watch_loop => return Err(RunError::Stopped("watches")),
+            () = baseline_gauges => return Err(RunError::Stopped("snapshots")),
+            () = probe => return Err(RunError::Stopped("API server probe")),
+            () = controller => return Err(RunError::Stopped("controller")),
+            _ = shutdown_signal() => {}
         }
     }
+
+    // Shutdown: say "not ready" but keep answering for the grace period, so reviews already
+    // routed here (and those sent before the endpoints update) get an answer; give the Lease
+    // up; then stop accepting, let the reviews in flight finish, and exit.
+    stopping.store(true, Ordering::Release);
+    tracing::info!(grace = ?opts.shutdown_grace, "SIGTERM: not ready; serving until the grace period ends");
+    if let Some((namespace, identity)) = &lease {
+        controller::release(client.clone(), namespace, "onus-controller", identity).await;
+    }
+    tokio::select! {
+        r = &mut webhook => return r.map_err(webhook_failed),
+        _ = &mut metrics_server => {}
+        () = &mut watch_loop => {}
+        _ = tokio::time::sleep(opts.shutdown_grace) => {}
+    }
+    server.graceful_shutdown(Some(Duration::from_secs(10)));
+    let _ = tokio::time::timeout(Duration::from_secs(15), &mut webhook).await;
+    tracing::info!("stopped");
+    Ok(())
 }
 
 async fn metrics_handler(State(h): State<Health>) -> impl IntoResponse {

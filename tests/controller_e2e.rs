@@ -1000,3 +1000,62 @@ async fn every_replica_refuses_what_the_leader_audited() {
     );
     assert!(metric(&webhook_only, "onus_posture_oldest_age_seconds") >= max_age as f64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_gives_the_lease_up_and_exits() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cp = control_plane();
+    install_crds(cp);
+    let moto = Moto::start();
+    let onus_ns = cp.create_namespace("onus-term");
+    // A long lease: without giving it up, the other replica would wait 30 s to take over.
+    let flags = ["--lease-duration=30s", "--shutdown-grace=4s"];
+    let start = |id: &str| {
+        let mut f: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+        f.push(format!("--identity={id}"));
+        let f: Vec<&str> = f.iter().map(String::as_str).collect();
+        start_onus(cp, &moto, &onus_ns, &f)
+    };
+    let a = start("term-a");
+    eventually(Duration::from_secs(30), "term-a to lead", || {
+        (lease_holder(cp, &onus_ns).as_deref() == Some("term-a")).then_some(())
+    });
+    let b = start("term-b");
+    let mut a = a;
+    let ok = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"DELETE","kind":{"group":"","version":"v1","kind":"Pod"}}}"#;
+    assert_eq!(a.post_review(cp, &onus_ns, ok.as_bytes()).0, "200");
+
+    let pid = a.pid();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let signalled = std::time::Instant::now();
+    // At once: not ready, yet still answering reviews during the grace period.
+    let (code, body) = eventually(
+        Duration::from_secs(2),
+        "/readyz to say shutting down",
+        || a.http_get("/readyz").filter(|(c, _)| *c == 503),
+    );
+    assert!(body.contains("shutting down"), "{code} {body}");
+    let (code, body) = a.post_review(cp, &onus_ns, ok.as_bytes());
+    assert_eq!(
+        code, "200",
+        "reviews are still answered during the grace period: {body}"
+    );
+    // The Lease is given up: the other replica leads long before the 30 s lease runs out.
+    eventually(Duration::from_secs(15), "term-b to lead", || {
+        (lease_holder(cp, &onus_ns).as_deref() == Some("term-b")).then_some(())
+    });
+    assert!(signalled.elapsed() < Duration::from_secs(20));
+    // And the process exits cleanly after the grace period.
+    let status = a
+        .terminate(Duration::from_secs(20))
+        .expect("onus exits after SIGTERM");
+    assert!(status.success(), "{status}\n{}", a.logs());
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(4),
+        "served for the whole grace period"
+    );
+    assert!(a.logs().contains("leader lease released"), "{}", a.logs());
+    drop(b);
+}

@@ -88,3 +88,25 @@ async fn try_acquire_or_renew(api: &Api<Lease>, cfg: &LeaderConfig) -> Result<bo
         Err(e) => Err(e),
     }
 }
+
+/// Give the Lease up (on shutdown), so another replica takes over at once rather than after
+/// the lease duration. Only a Lease this replica holds is touched.
+pub async fn release(client: Client, namespace: &str, name: &str, identity: &str) {
+    let api: Api<Lease> = Api::namespaced(client, namespace);
+    let Ok(Some(mut lease)) = api.get_opt(name).await else {
+        return;
+    };
+    let Some(spec) = lease.spec.as_mut() else {
+        return;
+    };
+    if spec.holder_identity.as_deref() != Some(identity) {
+        return;
+    }
+    spec.holder_identity = None;
+    spec.lease_duration_seconds = Some(1);
+    spec.renew_time = Some(MicroTime(Timestamp::now()));
+    match api.replace(name, &PostParams::default(), &lease).await {
+        Ok(_) => tracing::info!(lease = %name, "leader lease released"),
+        Err(e) => tracing::warn!(lease = %name, error = %e, "cannot release the leader lease"),
+    }
+}

@@ -13,7 +13,7 @@ pub mod report;
 mod status;
 
 pub use cache::PostureCache;
-pub use leader::{LeaderConfig, campaign};
+pub use leader::{LeaderConfig, campaign, release};
 pub use reconcile::{AuditSettings, Context, run_pass};
 
 use std::sync::Arc;
