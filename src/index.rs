@@ -280,6 +280,9 @@ pub struct BaselineCounts {
     pub cluster: usize,
 }
 
+/// A namespace younger than this may have baselines the watches have not delivered yet.
+const NEW_NAMESPACE_SECONDS: i64 = 30;
+
 /// What the engine reads at one point in time.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -313,6 +316,26 @@ impl Snapshot {
         evaluate(obj, &refs, &self.inventory, now)
     }
 
+    /// Judge one object under the given baselines (read from the API server just now).
+    pub fn judge_with(
+        &self,
+        obj: &Object,
+        baselines: &[Arc<EffectiveBaseline>],
+        now: DateTime<Utc>,
+    ) -> Vec<Verdict> {
+        let refs: Vec<&EffectiveBaseline> = baselines.iter().map(|b| b.as_ref()).collect();
+        evaluate(obj, &refs, &self.inventory, now)
+    }
+
+    /// The snapshot cannot vouch for this namespace's baselines: it has not seen the namespace,
+    /// or saw it created so recently that its baselines may still be on their way.
+    pub fn unconfirmed(&self, ns: &str, now: DateTime<Utc>) -> bool {
+        match self.inventory.namespace_created(ns) {
+            None => !self.inventory.knows_namespace(ns),
+            Some(at) => now - at < chrono::Duration::seconds(NEW_NAMESPACE_SECONDS),
+        }
+    }
+
     /// Namespaces that have at least one baseline.
     pub fn guarded(&self, ns: &str) -> bool {
         !self
@@ -334,12 +357,16 @@ pub fn slim(mut body: serde_json::Value) -> serde_json::Value {
     {
         map.remove("status");
     }
+    // A Namespace keeps its creation time: a young one is confirmed on the request path.
+    let namespace = body.get("kind").and_then(serde_json::Value::as_str) == Some("Namespace");
+    if !namespace && let Some(meta) = body.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        meta.remove("creationTimestamp");
+    }
     if let Some(meta) = body.get_mut("metadata").and_then(|m| m.as_object_mut()) {
         for field in [
             "managedFields",
             "uid",
             "resourceVersion",
-            "creationTimestamp",
             "selfLink",
             "ownerReferences",
             "finalizers",

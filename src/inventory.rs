@@ -17,6 +17,7 @@ pub struct Inventory {
     config_maps: HashMap<(String, String), Value>,
     default_deny: HashSet<String>,
     namespace_labels: HashMap<String, BTreeMap<String, String>>,
+    namespace_created: HashMap<String, chrono::DateTime<chrono::Utc>>,
     /// Cloud names of managed objects: (group, kind, name) -> external name.
     cloud_names: HashMap<(String, String, String), String>,
     /// Declared postures, merged per cloud resource, by the namespace of the declaring objects
@@ -110,6 +111,13 @@ impl Inventory {
                     })
                     .unwrap_or_default();
                 self.namespace_labels.insert(o.id.name.clone(), labels);
+                if let Some(at) = o
+                    .str_at("metadata.creationTimestamp")
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                {
+                    self.namespace_created
+                        .insert(o.id.name.clone(), at.with_timezone(&chrono::Utc));
+                }
             }
             _ => {
                 if let Some(d) = declared(o, self) {
@@ -129,6 +137,16 @@ impl Inventory {
     /// Namespaces seen as objects.
     pub fn namespaces(&self) -> impl Iterator<Item = &str> {
         self.namespace_labels.keys().map(String::as_str)
+    }
+
+    /// A Namespace object of this name has been seen.
+    pub fn knows_namespace(&self, ns: &str) -> bool {
+        self.namespace_labels.contains_key(ns)
+    }
+
+    /// When the namespace was created, when known.
+    pub fn namespace_created(&self, ns: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.namespace_created.get(ns).copied()
     }
 
     /// Namespace labels as known; `kubernetes.io/metadata.name` is implied by the selector code.

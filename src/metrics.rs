@@ -69,6 +69,11 @@ pub struct CloudResourceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabels {
     pub operation: String,
 }
@@ -96,6 +101,7 @@ pub struct Metrics {
     pub posture_oldest_age: Gauge,
     pub ready: Gauge,
     pub watches_failing: Gauge,
+    pub namespace_reads: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -199,6 +205,12 @@ impl Metrics {
             "Watches failing right now (retrying with backoff)",
             watches_failing.clone(),
         );
+        let namespace_reads = Family::<OutcomeLabels, Counter>::default();
+        r.register(
+            "onus_namespace_reads",
+            "Baselines of new namespaces read on the request path, by outcome (found, none, error)",
+            namespace_reads.clone(),
+        );
         Metrics {
             registry: Arc::new(r),
             admission_requests,
@@ -216,6 +228,7 @@ impl Metrics {
             posture_oldest_age,
             ready,
             watches_failing,
+            namespace_reads,
         }
     }
 

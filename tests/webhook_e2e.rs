@@ -362,6 +362,34 @@ fn idle_connections_are_closed_and_reviews_keep_flowing() {
     assert_eq!(closed, 500, "idle connections still open after 15 s");
 }
 
+#[test]
+fn a_namespace_its_baseline_and_a_workload_applied_together_are_judged() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cp = control_plane();
+    install_crds(cp);
+    let (onus, _vwc) = start_onus(cp, "Fail", &[]);
+    let mut refused = 0;
+    for i in 0..15 {
+        let ns = format!("together-{}-{i}", support::random_suffix());
+        let yaml = format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\napiVersion: onus.dev/v1alpha1\nkind: ResponsibilityBaseline\nmetadata: {{name: aws-iaas, namespace: {ns}}}\nspec: {{provider: aws, serviceModel: iaas, action: Deny}}\n---\n{}",
+            deployment(&ns, "keys", KEYS)
+        );
+        let out = cp.kubectl_stdin(&["apply", "-f", "-"], &yaml);
+        if !out.success() && out.stderr.contains("identity.workload-identity") {
+            refused += 1;
+        }
+        let _ = cp.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+    }
+    assert_eq!(refused, 15, "the workload must be judged every time");
+    assert!(
+        onus.metrics()
+            .contains("onus_namespace_reads_total{outcome=\"found\"}"),
+        "{}",
+        onus.metrics()
+    );
+}
+
 /// Resumes a paused process when dropped, also when the test fails.
 struct Paused(i32);
 

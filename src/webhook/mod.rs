@@ -3,6 +3,7 @@
 
 pub mod certs;
 mod config;
+mod confirm;
 pub mod review;
 
 pub use config::{WebhookConfigOptions, validating_webhook_configuration};
@@ -36,6 +37,9 @@ pub struct WebhookState {
     /// Reviews being read or judged. Each may buffer up to `MAX_REVIEW_BYTES`, so this bounds
     /// the memory that slow or hostile clients can hold.
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// For the baselines of namespaces the snapshot cannot vouch for yet; `None` in tests that
+    /// judge from the snapshot alone.
+    pub client: Option<kube::Client>,
 }
 
 impl WebhookState {
@@ -43,12 +47,14 @@ impl WebhookState {
         snapshots: watch::Receiver<Arc<Snapshot>>,
         metrics: Metrics,
         synced: Arc<std::sync::atomic::AtomicBool>,
+        client: Option<kube::Client>,
     ) -> WebhookState {
         WebhookState {
             snapshots,
             metrics,
             synced,
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+            client,
         }
     }
 }
@@ -154,12 +160,44 @@ async fn validate(State(state): State<WebhookState>, headers: HeaderMap, body: B
         }
     };
     let snapshot = state.snapshots.borrow().clone();
+    // A namespace the snapshot cannot vouch for: read its baselines now.
+    let mut confirmed = None;
+    if let (Some(client), Some(ns)) = (&state.client, review::namespace_of(&body))
+        && snapshot.unconfirmed(&ns, chrono::Utc::now())
+    {
+        let outcome = match confirm::baselines(client, &ns).await {
+            Ok(bs) => {
+                let found = if bs.is_empty() { "none" } else { "found" };
+                confirmed = Some(bs);
+                found
+            }
+            Err(e) => {
+                tracing::warn!(namespace = %ns, error = %e, "cannot read a new namespace's baselines");
+                "error"
+            }
+        };
+        state
+            .metrics
+            .namespace_reads
+            .get_or_create(&crate::metrics::OutcomeLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
+        if outcome == "error" {
+            count(&state.metrics, "unavailable");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "onus: cannot read the baselines of this new namespace; the webhook's failurePolicy decides\n",
+            )
+                .into_response();
+        }
+    }
     // Judging is CPU work: off the async workers, so one heavy review cannot stall the others
     // (or /healthz), and with a deadline. The permit goes with the work, so work that outlives
     // its deadline still counts against the cap.
     let judging = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        review::review(&body, &snapshot, chrono::Utc::now())
+        review::review_with(&body, &snapshot, confirmed.as_deref(), chrono::Utc::now())
     });
     let result = match tokio::time::timeout(JUDGE_DEADLINE, judging).await {
         Ok(Ok(r)) => r,

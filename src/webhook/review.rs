@@ -2,11 +2,13 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::api::Action;
+use crate::baseline::EffectiveBaseline;
 use crate::engine::{Outcome, Verdict};
 use crate::index::{Snapshot, slim};
 use crate::object::Object;
@@ -67,10 +69,38 @@ fn operation_label(op: &str) -> &'static str {
     }
 }
 
+/// The namespace a review is about, read without judging anything.
+pub fn namespace_of(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Review {
+        request: Option<Request>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Request {
+        namespace: Option<String>,
+    }
+    serde_json::from_slice::<Review>(body)
+        .ok()?
+        .request?
+        .namespace
+        .filter(|n| !n.is_empty())
+}
+
 /// Judge an AdmissionReview body against a snapshot.
 pub fn review(
     body: &[u8],
     snapshot: &Snapshot,
+    now: DateTime<Utc>,
+) -> Result<Decision, ReviewError> {
+    review_with(body, snapshot, None, now)
+}
+
+/// `review`, with the baselines of the review's namespace as just read from the API server
+/// (`confirmed`) instead of the snapshot's, for a namespace the snapshot cannot vouch for.
+pub fn review_with(
+    body: &[u8],
+    snapshot: &Snapshot,
+    confirmed: Option<&[Arc<EffectiveBaseline>]>,
     now: DateTime<Utc>,
 ) -> Result<Decision, ReviewError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
@@ -138,19 +168,27 @@ pub fn review(
         return Ok(decision);
     }
 
-    if namespace.is_some_and(|ns| !snapshot.guarded(ns)) {
+    let guarded = match (confirmed, namespace) {
+        (Some(bs), _) => !bs.is_empty(),
+        (None, Some(ns)) => snapshot.guarded(ns),
+        (None, None) => true,
+    };
+    let judge = |o: &Object| match confirmed {
+        Some(bs) => snapshot.judge_with(o, bs, now),
+        None => snapshot.judge(o, now),
+    };
+    if !guarded {
         decision.review = allow(json!({}));
         return Ok(decision);
     }
-    let verdicts = snapshot.judge(&obj, now);
+    let verdicts = judge(&obj);
     // Like Pod Security Admission and Kyverno's allowExistingViolations: an UPDATE is refused
     // only for gaps it opens. What already failed before it (a label added, a finalizer removed,
     // a replica count changed) is allowed, with a warning that the gap is still open.
     let before: BTreeSet<GapKey> = match (operation, req.get("oldObject")) {
         ("UPDATE", Some(old)) if old.is_object() => object(old.clone(), namespace)
             .map(|old| {
-                snapshot
-                    .judge(&old, now)
+                judge(&old)
                     .iter()
                     .filter(|v| v.denies())
                     .map(gap_key)
