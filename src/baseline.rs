@@ -284,6 +284,31 @@ pub fn selector_matches(
     labels_ok && exprs_ok
 }
 
+/// A baseline object (either kind), as the API server stores it, added to `set`: the one
+/// compile step that `onus check`, the webhook and the snapshot share, with the same messages.
+pub fn add_object(
+    set: &mut BaselineSet,
+    kind: &str,
+    name: &str,
+    body: &serde_json::Value,
+    default_namespace: &str,
+) -> Result<(), String> {
+    match kind {
+        "ResponsibilityBaseline" => serde_json::from_value::<ResponsibilityBaseline>(body.clone())
+            .map_err(|e| format!("invalid ResponsibilityBaseline {name}: {e}"))
+            .and_then(|rb| {
+                set.add_namespaced(&rb, default_namespace)
+                    .map_err(|e| e.to_string())
+            }),
+        "ClusterResponsibilityBaseline" => {
+            serde_json::from_value::<ClusterResponsibilityBaseline>(body.clone())
+                .map_err(|e| format!("invalid ClusterResponsibilityBaseline {name}: {e}"))
+                .and_then(|crb| set.add_cluster(&crb).map_err(|e| e.to_string()))
+        }
+        other => Err(format!("unknown onus.dev kind {other}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

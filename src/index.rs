@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::api::{
-    CloudResourceObject, ClusterResponsibilityBaseline, ResponsibilityBaseline, object_name,
-};
+use crate::api::{Action, CloudResourceObject, object_name};
 use crate::baseline::{BaselineSet, EffectiveBaseline};
 use crate::check::is_judged_kind;
 use crate::declared::is_declared_kind;
@@ -183,29 +181,30 @@ impl Index {
         let mut problems = Vec::new();
         let mut counts = BaselineCounts::default();
         let parsed = || self.objects.values().filter_map(Stored::parsed);
-        for o in parsed().filter(|o| o.group() == "onus.dev") {
-            let added = match o.kind() {
-                "ResponsibilityBaseline" => {
-                    serde_json::from_value::<ResponsibilityBaseline>(o.body.clone())
-                        .map_err(|e| e.to_string())
-                        .and_then(|rb| {
-                            baselines
-                                .add_namespaced(&rb, "default")
-                                .map_err(|e| e.to_string())
-                        })
-                        .map(|()| counts.namespaced += 1)
+        let mut broken = Vec::new();
+        for o in parsed().filter(|o| o.group() == "onus.dev" && !is_cloud_resource(o)) {
+            let kind = o.kind();
+            match crate::baseline::add_object(&mut baselines, kind, &o.id.name, &o.body, "default")
+            {
+                Ok(()) if kind == "ResponsibilityBaseline" => counts.namespaced += 1,
+                Ok(()) => counts.cluster += 1,
+                Err(error) => {
+                    // Stored anyway (made while onus was down, or past an older CRD schema): it
+                    // must not silently unguard its namespaces.
+                    problems.push(format!("{}: {error}", o.id));
+                    broken.push(BrokenBaseline::new(
+                        kind,
+                        &o.id.name,
+                        o.namespace(),
+                        &o.body,
+                        error,
+                    ));
+                    if o.namespace().is_some() {
+                        counts.invalid_namespaced += 1;
+                    } else {
+                        counts.invalid_cluster += 1;
+                    }
                 }
-                "ClusterResponsibilityBaseline" => {
-                    serde_json::from_value::<ClusterResponsibilityBaseline>(o.body.clone())
-                        .map_err(|e| e.to_string())
-                        .and_then(|crb| baselines.add_cluster(&crb).map_err(|e| e.to_string()))
-                        .map(|()| counts.cluster += 1)
-                }
-                _ => Ok(()),
-            };
-            if let Err(e) = added {
-                // The API server validates baselines; what still fails here is reported, not fatal.
-                problems.push(format!("{}: {e}", o.id));
             }
         }
         let mut inventory = Inventory::from_objects(
@@ -270,6 +269,7 @@ impl Index {
             baseline_objects,
             cloud,
             oldest_audit,
+            broken,
         }
     }
 }
@@ -278,6 +278,49 @@ impl Index {
 pub struct BaselineCounts {
     pub namespaced: usize,
     pub cluster: usize,
+    /// Stored but impossible to compile, namespaced and cluster-scoped.
+    pub invalid_namespaced: usize,
+    pub invalid_cluster: usize,
+}
+
+impl BrokenBaseline {
+    pub fn new(
+        kind: &str,
+        name: &str,
+        namespace: Option<&str>,
+        body: &serde_json::Value,
+        error: String,
+    ) -> BrokenBaseline {
+        let action = match body
+            .pointer("/spec/action")
+            .and_then(serde_json::Value::as_str)
+        {
+            Some("Warn") => Action::Warn,
+            Some("Audit") => Action::Audit,
+            _ => Action::Deny,
+        };
+        BrokenBaseline {
+            name: match namespace {
+                Some(ns) => format!("{kind}/{ns}/{name}"),
+                None => format!("{kind}/{name}"),
+            },
+            namespace: namespace.map(str::to_string),
+            action,
+            error,
+        }
+    }
+}
+
+/// A baseline the API server stores but onus cannot compile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BrokenBaseline {
+    /// `ResponsibilityBaseline/NAMESPACE/NAME` or `ClusterResponsibilityBaseline/NAME`.
+    pub name: String,
+    /// Its namespace; `None` for a cluster baseline, which may cover any namespace.
+    pub namespace: Option<String>,
+    /// Its `spec.action` when readable, else Deny.
+    pub action: Action,
+    pub error: String,
 }
 
 /// A namespace younger than this may have baselines the watches have not delivered yet.
@@ -299,6 +342,8 @@ pub struct Snapshot {
     pub cloud: BTreeMap<CloudResource, Arc<Cloud>>,
     /// When the oldest live posture in the snapshot was audited.
     pub oldest_audit: Option<DateTime<Utc>>,
+    /// Baselines that cannot be compiled.
+    pub broken: Vec<BrokenBaseline>,
 }
 
 impl Snapshot {
@@ -334,6 +379,15 @@ impl Snapshot {
             None => !self.inventory.knows_namespace(ns),
             Some(at) => now - at < chrono::Duration::seconds(NEW_NAMESPACE_SECONDS),
         }
+    }
+
+    /// Broken baselines that may cover `ns`: its own, and every broken cluster baseline (its
+    /// selector cannot be trusted either).
+    pub fn broken_for(&self, ns: &str) -> Vec<&BrokenBaseline> {
+        self.broken
+            .iter()
+            .filter(|b| b.namespace.as_deref().is_none_or(|n| n == ns))
+            .collect()
     }
 
     /// Namespaces that have at least one baseline.

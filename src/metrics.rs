@@ -34,6 +34,8 @@ pub struct ViolationLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ScopeLabels {
     pub scope: String,
+    /// `valid`, or `invalid`: stored but impossible to compile.
+    pub state: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -134,7 +136,7 @@ impl Metrics {
         let baselines = Family::<ScopeLabels, Gauge>::default();
         r.register(
             "onus_baselines",
-            "Baselines known, by scope (namespaced, cluster)",
+            "Baselines known, by scope (namespaced, cluster) and state (valid, invalid)",
             baselines.clone(),
         );
         let certificate_expiry = Gauge::default();

@@ -269,18 +269,20 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let baseline_gauges = async move {
         while snaps.changed().await.is_ok() {
             let counts = snaps.borrow().counts;
-            gauges
-                .baselines
-                .get_or_create(&ScopeLabels {
-                    scope: "namespaced".into(),
-                })
-                .set(counts.namespaced as i64);
-            gauges
-                .baselines
-                .get_or_create(&ScopeLabels {
-                    scope: "cluster".into(),
-                })
-                .set(counts.cluster as i64);
+            for (scope, state, n) in [
+                ("namespaced", "valid", counts.namespaced),
+                ("cluster", "valid", counts.cluster),
+                ("namespaced", "invalid", counts.invalid_namespaced),
+                ("cluster", "invalid", counts.invalid_cluster),
+            ] {
+                gauges
+                    .baselines
+                    .get_or_create(&ScopeLabels {
+                        scope: scope.into(),
+                        state: state.into(),
+                    })
+                    .set(n as i64);
+            }
         }
     };
 

@@ -1059,3 +1059,95 @@ async fn sigterm_drains_gives_the_lease_up_and_exits() {
     assert!(a.logs().contains("leader lease released"), "{}", a.logs());
     drop(b);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baseline_stored_broken_is_loud_and_keeps_its_namespace_guarded() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cp = control_plane();
+    install_crds(cp);
+    let moto = Moto::start();
+    let ns = cp.create_namespace("broken");
+    let onus_ns = cp.create_namespace("onus-broken");
+    // Stored while onus is not running: the API server accepts a mistyped parameter (parameters
+    // are free-form), onus cannot compile it.
+    let typo = format!(
+        "apiVersion: onus.dev/v1alpha1\nkind: ResponsibilityBaseline\nmetadata: {{name: aws-iaas, namespace: {ns}}}\nspec:\n  provider: aws\n  serviceModel: iaas\n  controls:\n  - {{id: network.exposure, parameters: {{forbiddenPort: 22}}}}\n"
+    );
+    cp.kubectl_stdin(&["apply", "-f", "-"], &typo)
+        .expect_success();
+    let onus = start_onus(cp, &moto, &onus_ns, &[]);
+
+    // Status says it, an Event says it, a metric says it.
+    let rb = eventually(
+        Duration::from_secs(30),
+        "Ready=False on the baseline",
+        || {
+            let rb = cp
+                .kubectl(&["get", "rb", "aws-iaas", "-n", &ns, "-o", "json"])
+                .json();
+            rb["status"]["conditions"].as_array().and_then(|cs| {
+                cs.iter()
+                    .find(|c| c["type"] == "Ready" && c["status"] == "False")
+                    .cloned()
+            })
+        },
+    );
+    assert_eq!(rb["reason"], "Invalid");
+    assert!(
+        rb["message"].as_str().unwrap().contains("forbiddenPort"),
+        "{rb}"
+    );
+    eventually(Duration::from_secs(20), "an InvalidBaseline event", || {
+        let ev = cp
+            .kubectl(&["get", "events.events.k8s.io", "-n", &ns, "-o", "json"])
+            .json();
+        ev["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "InvalidBaseline" && e["regarding"]["name"] == "aws-iaas")
+            .then_some(())
+    });
+    assert!(
+        onus.metrics()
+            .contains("onus_baselines{scope=\"namespaced\",state=\"invalid\"} 1"),
+        "{}",
+        onus.metrics()
+    );
+    // The namespace is not silently unguarded: a workload is refused, naming the baseline.
+    let hook = register_webhook(cp, &onus, &onus_ns);
+    let deploy = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: {ns}}}\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers: [{{name: app, image: nginx}}]\n"
+    );
+    let out = eventually(Duration::from_secs(20), "the workload refused", || {
+        let out = cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &deploy);
+        (!out.success()).then_some(out)
+    });
+    assert!(
+        out.stderr.contains("cannot be compiled") && out.stderr.contains("aws-iaas"),
+        "{out}"
+    );
+    // Applying another broken version is refused with the reason; a fixed one is accepted, and
+    // the baseline turns Ready.
+    let out = cp.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &typo.replace("forbiddenPort: 22", "forbiddenPorts: 22"),
+    );
+    assert!(out.expect_failure().contains("forbiddenPorts"), "{out}");
+    cp.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &typo.replace("{forbiddenPort: 22}", "{}"),
+    )
+    .expect_success();
+    eventually(Duration::from_secs(30), "Ready=True after the fix", || {
+        let rb = cp
+            .kubectl(&["get", "rb", "aws-iaas", "-n", &ns, "-o", "json"])
+            .json();
+        rb["status"]["conditions"].as_array().and_then(|cs| {
+            cs.iter()
+                .find(|c| c["type"] == "Ready" && c["status"] == "True")
+                .cloned()
+        })
+    });
+    drop(hook);
+}

@@ -212,7 +212,10 @@ fn deny_warn_and_allow_through_kubectl() {
         m.contains("onus_admission_duration_seconds_bucket{le=\"0.001\"}"),
         "{m}"
     );
-    assert!(m.contains("onus_baselines{scope=\"namespaced\"}"), "{m}");
+    assert!(
+        m.contains("onus_baselines{scope=\"namespaced\",state=\"valid\"}"),
+        "{m}"
+    );
     assert!(
         m.contains("onus_webhook_certificate_expiry_timestamp_seconds"),
         "{m}"

@@ -12,7 +12,6 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
-use crate::api::{ClusterResponsibilityBaseline, ResponsibilityBaseline};
 use crate::baseline::BaselineSet;
 use crate::declared::is_declared_kind;
 use crate::engine::{Verdict, evaluate, evaluate_namespace};
@@ -135,23 +134,15 @@ pub fn run(opts: &CheckOptions) -> CheckReport {
         };
         if obj.group() == "onus.dev" {
             let added = match obj.kind() {
-                "ResponsibilityBaseline" => {
-                    serde_json::from_value::<ResponsibilityBaseline>(doc.value.clone())
-                        .map_err(|e| format!("invalid ResponsibilityBaseline {}: {e}", obj.id.name))
-                        .and_then(|rb| {
-                            baselines
-                                .add_namespaced(&rb, &opts.namespace)
-                                .map_err(|e| e.to_string())
-                        })
-                }
-                "ClusterResponsibilityBaseline" => serde_json::from_value::<
-                    ClusterResponsibilityBaseline,
-                >(doc.value.clone())
-                .map_err(|e| format!("invalid ClusterResponsibilityBaseline {}: {e}", obj.id.name))
-                .and_then(|crb| baselines.add_cluster(&crb).map_err(|e| e.to_string())),
                 // Audit records of a cluster: nothing to judge offline.
                 "CloudResource" => Ok(()),
-                other => Err(format!("unknown onus.dev kind {other}")),
+                kind => crate::baseline::add_object(
+                    &mut baselines,
+                    kind,
+                    &obj.id.name,
+                    &doc.value,
+                    &opts.namespace,
+                ),
             };
             if let Err(m) = added {
                 errors.push(err(m));

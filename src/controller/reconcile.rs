@@ -538,7 +538,41 @@ async fn publish(ctx: &Context, obj: &ObjectRef, type_: EventType, reason: &str,
     }
 }
 
+/// Broken baselines say so in their status (Ready=False, reason Invalid) and with one Event per
+/// change: nobody reads logs when a namespace silently loses its guard.
+async fn write_invalid(ctx: &Context, snap: &Snapshot) {
+    for b in &snap.broken {
+        let obj = snap.baseline_objects.get(&b.name);
+        let generation = obj
+            .and_then(|o| o.at("metadata.generation"))
+            .and_then(serde_json::Value::as_i64);
+        let current: Option<BaselineStatus> = obj
+            .and_then(|o| o.at("status"))
+            .and_then(|s| serde_json::from_value(s.clone()).ok());
+        let next = status::invalid_status(&b.error, generation, current.as_ref());
+        let said = |s: &BaselineStatus| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == "Ready")
+                .map(|c| (c.status.clone(), c.message.clone(), c.observed_generation))
+        };
+        if current.as_ref().and_then(said) == said(&next) || !ctx.leading() {
+            continue;
+        }
+        tracing::error!(baseline = %b.name, error = %b.error, "baseline cannot be compiled");
+        if let Err(e) = status::write(&ctx.client, &b.name, &next).await {
+            tracing::warn!(baseline = %b.name, error = %e, "cannot write status");
+            continue;
+        }
+        if let Some(o) = obj {
+            let note = format!("cannot be compiled: {}", b.error);
+            publish(ctx, &o.id, EventType::Warning, "InvalidBaseline", note).await;
+        }
+    }
+}
+
 async fn write_statuses(ctx: &Context, snap: &Snapshot, tallies: &Tallies, now: DateTime<Utc>) {
+    write_invalid(ctx, snap).await;
     for b in snap.baselines.all() {
         let obj = snap.baseline_objects.get(&b.name);
         let generation = obj

@@ -128,6 +128,29 @@ pub fn status_for(
     }
 }
 
+/// The status of a baseline onus cannot compile: not Ready, with the reason, and the rest of
+/// what an earlier version said kept (it may still describe the last audit).
+pub fn invalid_status(
+    error: &str,
+    generation: Option<i64>,
+    previous: Option<&BaselineStatus>,
+) -> BaselineStatus {
+    let prev_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
+    let mut s = previous.cloned().unwrap_or_default();
+    s.observed_generation = generation;
+    s.conditions = vec![condition(
+        "Ready",
+        false,
+        "Invalid",
+        format!(
+            "{error}; creates and updates in its scope are refused (or warned, per its action) until it is fixed"
+        ),
+        generation,
+        prev_conditions,
+    )];
+    s
+}
+
 /// Same content, ignoring when the audit ran.
 pub fn same_content(a: &BaselineStatus, b: &BaselineStatus) -> bool {
     let strip = |s: &BaselineStatus| {

@@ -30,6 +30,8 @@ pub fn rules() -> Vec<Value> {
         json!({"apiGroups": ["batch"], "apiVersions": ["v1"], "resources": ["jobs", "cronjobs"], "operations": ops}),
         json!({"apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"], "resources": ["ingresses"], "operations": ops}),
         json!({"apiGroups": ["storage.k8s.io"], "apiVersions": ["v1"], "resources": ["storageclasses"], "operations": ops, "scope": "Cluster"}),
+        // onus's own kinds: a baseline onus cannot compile is refused, with the reason.
+        json!({"apiGroups": ["onus.dev"], "apiVersions": ["v1alpha1"], "resources": ["responsibilitybaselines", "clusterresponsibilitybaselines"], "operations": ops}),
     ];
     let mut groups: Vec<&str> = DECLARED_KINDS.iter().map(|(g, _, _)| *g).collect();
     groups.dedup();

@@ -3,7 +3,7 @@
 
 pub mod certs;
 mod config;
-mod confirm;
+pub mod confirm;
 pub mod review;
 
 pub use config::{WebhookConfigOptions, validating_webhook_configuration};
@@ -166,9 +166,13 @@ async fn validate(State(state): State<WebhookState>, headers: HeaderMap, body: B
         && snapshot.unconfirmed(&ns, chrono::Utc::now())
     {
         let outcome = match confirm::baselines(client, &ns).await {
-            Ok(bs) => {
-                let found = if bs.is_empty() { "none" } else { "found" };
-                confirmed = Some(bs);
+            Ok(c) => {
+                let found = if c.baselines.is_empty() && c.broken.is_empty() {
+                    "none"
+                } else {
+                    "found"
+                };
+                confirmed = Some(c);
                 found
             }
             Err(e) => {
@@ -197,7 +201,7 @@ async fn validate(State(state): State<WebhookState>, headers: HeaderMap, body: B
     // its deadline still counts against the cap.
     let judging = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        review::review_with(&body, &snapshot, confirmed.as_deref(), chrono::Utc::now())
+        review::review_with(&body, &snapshot, confirmed.as_ref(), chrono::Utc::now())
     });
     let result = match tokio::time::timeout(JUDGE_DEADLINE, judging).await {
         Ok(Ok(r)) => r,

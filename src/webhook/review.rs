@@ -2,13 +2,12 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::confirm::Confirmed;
 use crate::api::Action;
-use crate::baseline::EffectiveBaseline;
 use crate::engine::{Outcome, Verdict};
 use crate::index::{Snapshot, slim};
 use crate::object::Object;
@@ -100,7 +99,7 @@ pub fn review(
 pub fn review_with(
     body: &[u8],
     snapshot: &Snapshot,
-    confirmed: Option<&[Arc<EffectiveBaseline>]>,
+    confirmed: Option<&Confirmed>,
     now: DateTime<Utc>,
 ) -> Result<Decision, ReviewError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
@@ -167,17 +166,75 @@ pub fn review_with(
         decision.review = allow(json!({}));
         return Ok(decision);
     }
+    let refuse = |decision: &mut Decision, message: String| {
+        decision.decision = "deny";
+        decision.review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {
+            "uid": uid, "allowed": false,
+            "status": {"code": 403, "reason": "Forbidden", "message": cut(&message, MAX_DENY_MESSAGE)},
+        }});
+    };
+
+    // onus's own kinds: the same compile step as `onus check`, so a baseline that would not
+    // guard anything is refused with the reason instead of stored.
+    if obj.group() == "onus.dev" {
+        let mut scratch = crate::baseline::BaselineSet::default();
+        match crate::baseline::add_object(
+            &mut scratch,
+            obj.kind(),
+            &obj.id.name,
+            &obj.body,
+            namespace.unwrap_or("default"),
+        ) {
+            Err(e) if obj.kind() != "CloudResource" => {
+                refuse(&mut decision, format!("onus denied {}: {e}", obj.id))
+            }
+            _ => decision.review = allow(json!({})),
+        }
+        return Ok(decision);
+    }
+
+    // A baseline the API server stores but onus cannot compile never unguards its namespace.
+    let broken_warnings: Vec<String>;
+    {
+        let broken = match confirmed {
+            Some(c) => c.broken.iter().collect(),
+            None => snapshot.broken_for(namespace.unwrap_or("")),
+        };
+        let line = |b: &crate::index::BrokenBaseline| {
+            format!("{} cannot be compiled: {}", b.name, b.error)
+        };
+        let denying: Vec<String> = broken
+            .iter()
+            .filter(|b| b.action == Action::Deny)
+            .map(|b| line(b))
+            .collect();
+        if !denying.is_empty() {
+            refuse(
+                &mut decision,
+                format!(
+                    "onus denied {}: {}; creates and updates here are refused until it is fixed",
+                    obj.id,
+                    denying.join("; ")
+                ),
+            );
+            return Ok(decision);
+        }
+        broken_warnings = broken
+            .iter()
+            .map(|b| cut(&format!("onus: {}", line(b)), MAX_WARNING))
+            .collect();
+    }
 
     let guarded = match (confirmed, namespace) {
-        (Some(bs), _) => !bs.is_empty(),
+        (Some(c), _) => !c.baselines.is_empty(),
         (None, Some(ns)) => snapshot.guarded(ns),
         (None, None) => true,
     };
     let judge = |o: &Object| match confirmed {
-        Some(bs) => snapshot.judge_with(o, bs, now),
+        Some(c) => snapshot.judge_with(o, &c.baselines, now),
         None => snapshot.judge(o, now),
     };
-    if !guarded {
+    if !guarded && broken_warnings.is_empty() {
         decision.review = allow(json!({}));
         return Ok(decision);
     }
@@ -221,10 +278,9 @@ pub fn review_with(
         .map(|v| (v.control.to_string(), v.action))
         .collect();
 
-    let mut warnings: Vec<String> = warns
-        .iter()
-        .take(MAX_WARNINGS)
-        .map(|v| {
+    let mut warnings: Vec<String> = broken_warnings
+        .into_iter()
+        .chain(warns.iter().take(MAX_WARNINGS).map(|v| {
             let already = if before.contains(&gap_key(v)) && v.denies() {
                 " (already failing before this update, so not refused; still a gap to close)"
             } else {
@@ -234,7 +290,7 @@ pub fn review_with(
                 &format!("onus {}: {}{already}", v.control, v.message),
                 MAX_WARNING,
             )
-        })
+        }))
         .collect();
     if warns.len() > MAX_WARNINGS {
         warnings.push(format!(
@@ -252,7 +308,7 @@ pub fn review_with(
     }
     decision.decision = if !denies.is_empty() {
         "deny"
-    } else if !warns.is_empty() {
+    } else if !warns.is_empty() || !warnings.is_empty() {
         "warn"
     } else if !audits.is_empty() {
         "audit"
@@ -530,6 +586,83 @@ mod tests {
         let warnings = d.review["response"]["warnings"].as_array().unwrap();
         assert_eq!(warnings.len(), MAX_WARNINGS + 1, "{warnings:?}");
         assert!(serde_json::to_vec(&d.review).unwrap().len() < 64 * 1024);
+    }
+
+    #[test]
+    fn baselines_onus_cannot_compile_are_refused_and_never_unguard() {
+        let typo = json!({"apiVersion":"onus.dev/v1alpha1","kind":"ResponsibilityBaseline","metadata":{"name":"b","namespace":"shop"},
+            "spec":{"provider":"aws","serviceModel":"iaas","controls":[{"id":"network.exposure","parameters":{"forbiddenPort":22}}]}});
+        let review_of = |object: &Value, kind: &str| {
+            serde_json::to_vec(&json!({
+                "apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",
+                "request":{"uid":"u","kind":{"group":"onus.dev","version":"v1alpha1","kind":kind},"operation":"CREATE","namespace":"shop","object":object}
+            }))
+            .unwrap()
+        };
+        // At admission: refused with the same message `onus check` gives.
+        let d = review(
+            &review_of(&typo, "ResponsibilityBaseline"),
+            &snapshot("Deny"),
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(d.decision, "deny");
+        let msg = d.review["response"]["status"]["message"].as_str().unwrap();
+        assert!(msg.contains("forbiddenPort"), "{msg}");
+        // Even in a namespace without any baseline yet.
+        let d = review(
+            &review_of(&typo, "ResponsibilityBaseline"),
+            &Index::default().snapshot(chrono::Duration::minutes(5)),
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(d.decision, "deny");
+        let mut fixed = typo.clone();
+        fixed["spec"]["controls"][0]["parameters"] = json!({});
+        let d = review(
+            &review_of(&fixed, "ResponsibilityBaseline"),
+            &snapshot("Deny"),
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(d.review["response"]["allowed"], true);
+
+        // Stored anyway: the namespace is not unguarded; creates there are refused, naming it.
+        let mut idx = Index::default();
+        idx.upsert(Object::from_value(typo.clone(), None).unwrap());
+        let snap = idx.snapshot(chrono::Duration::minutes(5));
+        assert_eq!(snap.broken.len(), 1);
+        assert_eq!(snap.counts.invalid_namespaced, 1);
+        let clean = deployment(json!([]));
+        let d = review(&body("CREATE", "shop", clean.clone()), &snap, Utc::now()).unwrap();
+        assert_eq!(d.decision, "deny", "{}", d.review);
+        let msg = d.review["response"]["status"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("ResponsibilityBaseline/shop/b cannot be compiled")
+                && msg.contains("forbiddenPort"),
+            "{msg}"
+        );
+        // Other namespaces are not its business.
+        let d = review(&body("CREATE", "other", clean.clone()), &snap, Utc::now()).unwrap();
+        assert_eq!(d.review["response"]["allowed"], true);
+        // A broken baseline whose action is Warn warns instead.
+        let mut warn = typo;
+        warn["spec"]["action"] = json!("Warn");
+        let mut idx = Index::default();
+        idx.upsert(Object::from_value(warn, None).unwrap());
+        let d = review(
+            &body("CREATE", "shop", clean),
+            &idx.snapshot(chrono::Duration::minutes(5)),
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(d.decision, "warn");
+        assert!(
+            d.review["response"]["warnings"][0]
+                .as_str()
+                .unwrap()
+                .contains("cannot be compiled")
+        );
     }
 
     #[test]
