@@ -21,11 +21,14 @@ pub struct LeaderConfig {
 /// Campaign forever; `tx` carries whether this replica leads.
 pub async fn campaign(client: Client, cfg: LeaderConfig, tx: watch::Sender<bool>) {
     let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
+    let mut observed: Option<Observed> = None;
     loop {
-        let leading = match try_acquire_or_renew(&api, &cfg).await {
+        let leading = match try_acquire_or_renew(&api, &cfg, &mut observed).await {
             Ok(l) => l,
             Err(e) => {
-                tracing::warn!(error = %e, lease = %cfg.name, "leader election: lease call failed");
+                // Not a passing hiccup to a person running onus: without the Lease nothing is
+                // audited and no status is written (a missing namespace is the usual cause).
+                tracing::error!(error = %e, lease = %cfg.name, namespace = %cfg.namespace, "leader election: cannot take or renew the Lease; this replica does not reconcile");
                 false
             }
         };
@@ -42,7 +45,19 @@ pub async fn campaign(client: Client, cfg: LeaderConfig, tx: watch::Sender<bool>
     }
 }
 
-async fn try_acquire_or_renew(api: &Api<Lease>, cfg: &LeaderConfig) -> Result<bool, kube::Error> {
+/// The Lease record as last seen, and when this replica saw it change. Expiry is measured on
+/// the local clock from that moment, as client-go does: the holder's clock is never compared
+/// with ours.
+struct Observed {
+    record: String,
+    since: std::time::Instant,
+}
+
+async fn try_acquire_or_renew(
+    api: &Api<Lease>,
+    cfg: &LeaderConfig,
+    observed: &mut Option<Observed>,
+) -> Result<bool, kube::Error> {
     let now = Timestamp::now();
     let duration = cfg.lease_duration.as_secs() as i32;
     let Some(mut lease) = api.get_opt(&cfg.name).await? else {
@@ -66,11 +81,28 @@ async fn try_acquire_or_renew(api: &Api<Lease>, cfg: &LeaderConfig) -> Result<bo
             Err(e) => Err(e),
         };
     };
+    let record = format!(
+        "{:?}",
+        (
+            lease.metadata.resource_version.as_deref(),
+            lease.spec.as_ref().and_then(|s| s.holder_identity.clone()),
+            lease.spec.as_ref().and_then(|s| s.renew_time.clone()),
+        )
+    );
+    if observed.as_ref().is_none_or(|o| o.record != record) {
+        *observed = Some(Observed {
+            record,
+            since: std::time::Instant::now(),
+        });
+    }
+    let unchanged_for = observed
+        .as_ref()
+        .map_or(Duration::ZERO, |o| o.since.elapsed());
     let spec = lease.spec.get_or_insert_with(Default::default);
     let holder = spec.holder_identity.clone().unwrap_or_default();
-    let renewed = spec.renew_time.as_ref().map(|t| t.0);
-    let held_for = spec.lease_duration_seconds.unwrap_or(duration) as i64;
-    let expired = renewed.is_none_or(|t| now.as_second() - t.as_second() > held_for);
+    let held_for =
+        Duration::from_secs(spec.lease_duration_seconds.unwrap_or(duration).max(0) as u64);
+    let expired = spec.renew_time.is_none() || unchanged_for > held_for;
     if holder != cfg.identity && !expired && !holder.is_empty() {
         return Ok(false);
     }

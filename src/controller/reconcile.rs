@@ -58,6 +58,8 @@ pub struct Context {
     pub settings: AuditSettings,
     /// Whether this replica holds the Lease: a pass stops writing the moment it does not.
     leading: watch::Receiver<bool>,
+    /// The missing OpenReports CRD was reported once.
+    no_report_crd: std::sync::atomic::AtomicBool,
     /// Status writes happen when content changes, and at least this often (lastAuditTime).
     pub status_refresh: std::time::Duration,
     auditors: tokio::sync::Mutex<HashMap<AuditorKey, Result<Arc<AwsAuditor>, String>>>,
@@ -94,6 +96,7 @@ impl Context {
     ) -> Context {
         Context {
             leading,
+            no_report_crd: Default::default(),
             client,
             metrics,
             snapshots,
@@ -507,7 +510,14 @@ async fn write_namespace(
     let body = report::build(ns, verdicts, now.timestamp());
     match report::write(&ctx.client, ns, body).await? {
         Written::NoCrd => {
-            tracing::debug!(namespace = %ns, "the OpenReports Report CRD is not installed; no report written")
+            if !ctx
+                .no_report_crd
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    "the OpenReports Report CRD (reports.openreports.io) is not installed: findings go to baseline status, Events and metrics only"
+                );
+            }
         }
         Written::Written => tracing::debug!(namespace = %ns, "report updated"),
         Written::Unchanged => {}

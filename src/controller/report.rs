@@ -160,13 +160,20 @@ pub async fn write(
         rs.truncate(keep);
         bytes = serde_json::to_vec(&report).unwrap_or_default().len();
     }
-    api.patch(
-        REPORT_NAME,
-        &PatchParams::apply("onus").force(),
-        &Patch::Apply(&report),
-    )
-    .await?;
-    Ok(Written::Written)
+    // `get_opt` reads a missing CRD as a missing object; the write tells them apart no better,
+    // and either way there is no report to write: not an error of the pass.
+    match api
+        .patch(
+            REPORT_NAME,
+            &PatchParams::apply("onus").force(),
+            &Patch::Apply(&report),
+        )
+        .await
+    {
+        Ok(_) => Ok(Written::Written),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Written::NoCrd),
+        Err(e) => Err(e),
+    }
 }
 
 /// Remove the report of a namespace that no baseline covers any more.
