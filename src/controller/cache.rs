@@ -1,4 +1,8 @@
-//! The posture cache: live audits with a TTL, one audit per resource at a time.
+//! The posture cache: live audits with a TTL, one audit per resource and credentials at a time.
+//!
+//! Keyed by the resource *and* the credentials that read it: two baselines with different
+//! `aws.roleArn` never share an audit, so one tenant's broken credentials cannot turn another
+//! tenant's verdicts into errors.
 //!
 //! The same bucket referenced by 500 workloads is audited once per TTL; callers that ask while
 //! an audit runs wait for it instead of starting their own. Failed reads are kept for a shorter
@@ -16,8 +20,11 @@ use crate::posture::{CloudResource, Posture, PostureMap};
 
 type Slot = Arc<AsyncMutex<Option<(Posture, Instant)>>>;
 
+/// A resource and the credentials (region, role) that audit it.
+pub type AuditKey = (CloudResource, (Option<String>, Option<String>));
+
 pub struct PostureCache {
-    slots: Mutex<HashMap<CloudResource, Slot>>,
+    slots: Mutex<HashMap<AuditKey, Slot>>,
     ttl: Duration,
     error_ttl: Duration,
 }
@@ -31,7 +38,7 @@ impl PostureCache {
         }
     }
 
-    fn slot(&self, r: &CloudResource) -> Slot {
+    fn slot(&self, r: &AuditKey) -> Slot {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots.entry(r.clone()).or_default().clone()
     }
@@ -41,7 +48,7 @@ impl PostureCache {
     /// the TTL and not an error. Returns the posture and whether this call audited it.
     pub async fn get<F, Fut>(
         &self,
-        r: &CloudResource,
+        r: &AuditKey,
         published: Option<&Posture>,
         now: DateTime<Utc>,
         audit: F,
@@ -77,14 +84,16 @@ impl PostureCache {
         (fresh, true)
     }
 
-    /// Every posture known (fresh or not: an old fact beats no fact until it is re-read).
-    pub fn postures(&self) -> PostureMap {
+    /// Every posture read with these credentials (fresh or not: an old fact beats no fact
+    /// until it is re-read).
+    pub fn postures(&self, credentials: &(Option<String>, Option<String>)) -> PostureMap {
         let slots: Vec<Slot> = self
             .slots
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
+            .iter()
+            .filter(|((_, c), _)| c == credentials)
+            .map(|(_, s)| s.clone())
             .collect();
         let mut map = PostureMap::default();
         for s in slots {
@@ -97,8 +106,8 @@ impl PostureCache {
         map
     }
 
-    /// Forget resources nothing references any more.
-    pub fn retain(&self, keep: impl Fn(&CloudResource) -> bool) {
+    /// Forget what nothing references any more.
+    pub fn retain(&self, keep: impl Fn(&AuditKey) -> bool) {
         self.slots
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -120,11 +129,15 @@ mod tests {
     use crate::posture::Source;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    fn key(bucket: &str) -> AuditKey {
+        (CloudResource::S3Bucket(bucket.into()), (None, None))
+    }
+
     #[tokio::test]
     async fn concurrent_requests_share_one_audit_and_the_ttl_holds() {
         let cache = Arc::new(PostureCache::new(Duration::from_secs(60)));
         let calls = Arc::new(AtomicUsize::new(0));
-        let r = CloudResource::S3Bucket("shared".into());
+        let r = key("shared");
         let mut tasks = Vec::new();
         for _ in 0..50 {
             let (cache, calls, r) = (cache.clone(), calls.clone(), r.clone());
@@ -133,7 +146,7 @@ mod tests {
                     .get(&r, None, chrono::Utc::now(), || async {
                         calls.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(20)).await;
-                        Posture::new(r.clone(), Source::Live)
+                        Posture::new(r.0.clone(), Source::Live)
                     })
                     .await
             }));
@@ -142,7 +155,13 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        assert_eq!(cache.postures().len(), 1);
+        assert_eq!(cache.postures(&(None, None)).len(), 1);
+        // Other credentials audit on their own.
+        let other = (r.0.clone(), (None, Some("arn:aws:iam::1:role/other".to_string())));
+        let (_, audited) = cache
+            .get(&other, None, chrono::Utc::now(), || async { Posture::new(other.0.clone(), Source::Live) })
+            .await;
+        assert!(audited);
     }
 
     #[tokio::test]
@@ -152,24 +171,24 @@ mod tests {
             ttl: Duration::from_secs(60),
             error_ttl: Duration::from_millis(10),
         };
-        let r = CloudResource::S3Bucket("flaky".into());
+        let r = key("flaky");
         let now = chrono::Utc::now();
         let (_, audited) = cache
             .get(&r, None, now, || async {
-                Posture::failed(r.clone(), "timeout", chrono::Utc::now())
+                Posture::failed(r.0.clone(), "timeout", chrono::Utc::now())
             })
             .await;
         assert!(audited);
         tokio::time::sleep(Duration::from_millis(20)).await;
         let (p, audited) = cache
             .get(&r, None, now, || async {
-                Posture::new(r.clone(), Source::Live)
+                Posture::new(r.0.clone(), Source::Live)
             })
             .await;
         assert!(audited && p.error.is_none());
         let (_, audited) = cache
             .get(&r, None, now, || async {
-                Posture::new(r.clone(), Source::Live)
+                Posture::new(r.0.clone(), Source::Live)
             })
             .await;
         assert!(!audited);
@@ -179,31 +198,31 @@ mod tests {
     async fn a_new_leader_trusts_what_was_published_within_the_ttl() {
         let cache = PostureCache::new(Duration::from_secs(60));
         let now = chrono::Utc::now();
-        let r = CloudResource::S3Bucket("published".into());
-        let mut published = Posture::new(r.clone(), Source::Live);
+        let r = key("published");
+        let mut published = Posture::new(r.0.clone(), Source::Live);
         published.observed_at = Some(now - chrono::Duration::seconds(30));
         let (p, audited) = cache
             .get(&r, Some(&published), now, || async {
-                Posture::new(r.clone(), Source::Live)
+                Posture::new(r.0.clone(), Source::Live)
             })
             .await;
         assert!(!audited);
         assert_eq!(p.observed_at, published.observed_at);
         // Too old, or an error: audited again.
-        let r2 = CloudResource::S3Bucket("old".into());
-        published.resource = r2.clone();
+        let r2 = key("old");
+        published.resource = r2.0.clone();
         published.observed_at = Some(now - chrono::Duration::seconds(90));
         let (_, audited) = cache
             .get(&r2, Some(&published), now, || async {
-                Posture::new(r2.clone(), Source::Live)
+                Posture::new(r2.0.clone(), Source::Live)
             })
             .await;
         assert!(audited);
-        let r3 = CloudResource::S3Bucket("failed".into());
-        let failed = Posture::failed(r3.clone(), "AccessDenied", now);
+        let r3 = key("failed");
+        let failed = Posture::failed(r3.0.clone(), "AccessDenied", now);
         let (_, audited) = cache
             .get(&r3, Some(&failed), now, || async {
-                Posture::new(r3.clone(), Source::Live)
+                Posture::new(r3.0.clone(), Source::Live)
             })
             .await;
         assert!(audited);

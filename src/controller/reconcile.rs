@@ -29,6 +29,7 @@ use crate::text::cut;
 use super::publish::{self, Usages};
 use super::report::{self, Written};
 use super::status::{self, Tallies};
+use super::cache::AuditKey;
 use super::{PostureCache, ReconcileError};
 
 /// Events published at once.
@@ -184,13 +185,13 @@ impl Context {
     /// audit again what its predecessor audited within the TTL), else audited now.
     async fn audit(
         &self,
-        r: &CloudResource,
-        key: &AuditorKey,
+        k: &AuditKey,
         published: Option<&Posture>,
         now: DateTime<Utc>,
     ) -> (Posture, bool) {
+        let (r, key) = k;
         self.cache
-            .get(r, published, now, || async {
+            .get(k, published, now, || async {
                 match self.auditor(key).await {
                     Ok(a) => a.audit(r, now).await,
                     Err(e) => Posture::failed(r.clone(), format!("AWS auditor: {e}"), now),
@@ -198,6 +199,14 @@ impl Context {
             })
             .await
     }
+}
+
+/// What an earlier leader published for this resource, when it read it with these credentials.
+fn published_by<'a>(snap: &'a Snapshot, (r, key): &AuditKey) -> Option<&'a Posture> {
+    let auditor = snap.cloud.get(r)?.object.status.as_ref()?.auditor.as_ref()?;
+    (auditor.region == key.0 && auditor.role == key.1)
+        .then(|| snap.inventory.live.get(r))
+        .flatten()
 }
 
 fn aws_key(b: &EffectiveBaseline) -> AuditorKey {
@@ -233,10 +242,11 @@ pub async fn run_pass(ctx: &Context) {
         }
     }
 
-    // 2. The cloud resources their objects use or declare; AWS ones audited once each, with the
-    //    namespace's credentials.
+    // 2. The cloud resources their objects use or declare; AWS ones audited once per set of
+    //    credentials (the namespace's baseline), so tenants with different roles never share an
+    //    audit.
     let mut usages = Usages::default();
-    let mut wanted: HashMap<CloudResource, AuditorKey> = HashMap::new();
+    let mut wanted: BTreeSet<AuditKey> = BTreeSet::new();
     let mut ns_account: HashMap<String, Result<String, String>> = HashMap::new();
     for (ns, bs) in &plan {
         let aws = bs.iter().find(|b| b.provider == Provider::Aws);
@@ -252,7 +262,7 @@ pub async fn run_pass(ctx: &Context) {
                 if let Some(key) = &key
                     && r.resource.provider() == Provider::Aws
                 {
-                    wanted.entry(r.resource).or_insert_with(|| key.clone());
+                    wanted.insert((r.resource, key.clone()));
                 }
             }
             if let Some(d) = declared(&obj, &snap.inventory) {
@@ -269,18 +279,17 @@ pub async fn run_pass(ctx: &Context) {
         if let Ok(a) = &account {
             let r = CloudResource::AwsAccount(a.clone());
             usages.entry(&r);
-            wanted.entry(r).or_insert_with(|| key.clone());
+            wanted.insert((r, key.clone()));
         }
         ns_account.insert(ns.clone(), account);
     }
     let audited: Vec<(Posture, bool)> = futures::stream::iter(wanted.iter())
-        .map(|(r, key)| ctx.audit(r, key, snap.inventory.live.get(r), now))
+        .map(|k| ctx.audit(k, published_by(&snap, k), now))
         .buffer_unordered(ctx.settings.concurrency.max(1))
         .collect()
         .await;
-    ctx.cache.retain(|r| wanted.contains_key(r));
+    ctx.cache.retain(|k| wanted.contains(k));
     let fresh = audited.iter().filter(|(_, a)| *a).count();
-    let live = ctx.cache.postures();
     let mut key_account: HashMap<AuditorKey, Option<String>> = HashMap::new();
     for (ns, bs) in &plan {
         if let Some(aws) = bs.iter().find(|b| b.provider == Provider::Aws) {
@@ -288,20 +297,35 @@ pub async fn run_pass(ctx: &Context) {
             key_account.entry(aws_key(aws)).or_insert(acct);
         }
     }
+    // What every replica judges from: per resource, the first audit that succeeded (in the
+    // order of the credentials), else the first failure. A tenant whose role cannot read a
+    // bucket does not hide what another tenant's role read.
+    let mut by_key: BTreeMap<AuditorKey, crate::posture::PostureMap> = BTreeMap::new();
     for (r, key) in &wanted {
-        if let Some(p) = live.get(r) {
+        let live = by_key
+            .entry(key.clone())
+            .or_insert_with(|| ctx.cache.postures(key));
+        let Some(p) = live.get(r) else {
+            continue;
+        };
+        let usage = usages.entry(r);
+        let better = match &usage.audit {
+            None => true,
+            Some((old, _)) => old.error.is_some() && p.error.is_none(),
+        };
+        if better {
             let auditor = Auditor {
                 account: key_account.get(key).cloned().flatten(),
                 region: key.0.clone(),
                 role: key.1.clone(),
             };
-            usages.entry(r).audit = Some((p.clone(), auditor));
+            usage.audit = Some((p.clone(), auditor));
         }
     }
 
-    // 3. Judge, namespace by namespace, and write what changed.
+    // 3. Judge, namespace by namespace (each on the audits of its own credentials), and write
+    //    what changed.
     let mut inventory = snap.inventory.clone();
-    inventory.live = live;
     let mut tallies = Tallies::new();
     for (ns, bs) in &plan {
         if !ctx.leading() {
@@ -309,6 +333,11 @@ pub async fn run_pass(ctx: &Context) {
             return;
         }
         let t = Instant::now();
+        inventory.live = bs
+            .iter()
+            .find(|b| b.provider == Provider::Aws)
+            .and_then(|aws| by_key.get(&aws_key(aws)).cloned())
+            .unwrap_or_default();
         // A failed account lookup is an `error` on the account's audit trail, never silence.
         (inventory.aws_account, inventory.aws_account_error) = match ns_account.get(ns) {
             Some(Ok(a)) => (Some(a.clone()), None),
@@ -374,7 +403,7 @@ pub async fn run_pass(ctx: &Context) {
         }
     }
     let mut by_kind: BTreeMap<CloudResourceLabels, i64> = BTreeMap::new();
-    for r in wanted.keys() {
+    for r in wanted.iter().map(|(r, _)| r).collect::<BTreeSet<_>>() {
         *by_kind
             .entry(CloudResourceLabels {
                 provider: r.provider().as_str().into(),
