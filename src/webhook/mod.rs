@@ -34,9 +34,11 @@ pub struct WebhookState {
     /// Every watch has listed its objects once. Before that the snapshot knows no baseline, and
     /// "allow" would be a guess: the answer is 503, and the webhook's failurePolicy decides.
     pub synced: Arc<std::sync::atomic::AtomicBool>,
-    /// Reviews being read or judged. Each may buffer up to `MAX_REVIEW_BYTES`, so this bounds
-    /// the memory that slow or hostile clients can hold.
+    /// Reviews being judged: CPU work, at most this many at once.
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Bytes of bodies buffered, in KiB permits: slow clients hold what they sent, not a slot,
+    /// so a crowd of them cannot starve small, quick reviews, and memory stays bounded.
+    pub buffered: Arc<tokio::sync::Semaphore>,
     /// For the baselines of namespaces the snapshot cannot vouch for yet; `None` in tests that
     /// judge from the snapshot alone.
     pub client: Option<kube::Client>,
@@ -54,13 +56,16 @@ impl WebhookState {
             metrics,
             synced,
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+            buffered: Arc::new(tokio::sync::Semaphore::new(MAX_BUFFERED_KIB)),
             client,
         }
     }
 }
 
-/// Reviews read or judged at once: 32 x 2 MiB = 64 MiB of bodies at most.
+/// Reviews judged at once (and HTTP/2 streams per connection).
 pub const MAX_IN_FLIGHT: usize = 32;
+/// Body bytes buffered at once, all requests together: 64 MiB.
+pub const MAX_BUFFERED_KIB: usize = 64 * 1024;
 /// Time to receive a whole body; the API server sends one at once.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time to judge one review, below the API server's default webhook timeout (10 s) and the
@@ -76,7 +81,11 @@ pub fn router(state: WebhookState) -> Router {
 
 /// Read the body up to `MAX_REVIEW_BYTES`: refused from its `Content-Length` when that is larger,
 /// and cut off at the limit otherwise (chunked); never buffered past it.
-async fn read_body(body: Body, declared: Option<usize>) -> Result<Vec<u8>, Response> {
+async fn read_body(
+    body: Body,
+    declared: Option<usize>,
+    budget: &Arc<tokio::sync::Semaphore>,
+) -> Result<(Vec<u8>, tokio::sync::OwnedSemaphorePermit), Response> {
     let too_large = |n: String| {
         let msg = format!(
             "onus: AdmissionReview of {n} bytes is larger than the {MAX_REVIEW_BYTES} bytes accepted\n"
@@ -88,6 +97,14 @@ async fn read_body(body: Body, declared: Option<usize>) -> Result<Vec<u8>, Respo
     }
     let mut stream = body.into_data_stream();
     let mut buf = Vec::new();
+    let full = || {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "onus: too many bytes of reviews buffered; try again\n",
+        )
+            .into_response()
+    };
+    let mut held = budget.clone().try_acquire_many_owned(1).map_err(|_| full())?;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             (
@@ -100,8 +117,17 @@ async fn read_body(body: Body, declared: Option<usize>) -> Result<Vec<u8>, Respo
             return Err(too_large(format!("more than {MAX_REVIEW_BYTES}")));
         }
         buf.extend_from_slice(&chunk);
+        // One KiB permit per KiB held (plus the one taken up front).
+        let need = (buf.len() / 1024) as u32 + 1;
+        if need > held.num_permits() as u32 {
+            let more = budget
+                .clone()
+                .try_acquire_many_owned(need - held.num_permits() as u32)
+                .map_err(|_| full())?;
+            held.merge(more);
+        }
     }
-    Ok(buf)
+    Ok((buf, held))
 }
 
 fn count_invalid(metrics: &Metrics) {
@@ -127,22 +153,16 @@ async fn validate(State(state): State<WebhookState>, headers: HeaderMap, body: B
         )
             .into_response();
     }
-    // Past the cap, say so at once rather than queue: the API server retries or applies its
-    // failurePolicy, and memory stays bounded.
-    let Ok(permit) = state.in_flight.clone().try_acquire_owned() else {
-        count(&state.metrics, "busy");
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, "1")],
-            "onus: too many reviews in flight\n",
-        )
-            .into_response();
-    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let body = match tokio::time::timeout(BODY_TIMEOUT, read_body(body, declared)).await {
+    let (body, bytes_held) = match tokio::time::timeout(
+        BODY_TIMEOUT,
+        read_body(body, declared, &state.buffered),
+    )
+    .await
+    {
         Ok(Ok(b)) => b,
         Ok(Err(resp)) => {
             count_invalid(&state.metrics);
@@ -158,6 +178,17 @@ async fn validate(State(state): State<WebhookState>, headers: HeaderMap, body: B
             )
                 .into_response();
         }
+    };
+    // Past the cap, say so at once rather than queue: the API server retries or applies its
+    // failurePolicy, and CPU stays bounded.
+    let Ok(permit) = state.in_flight.clone().try_acquire_owned() else {
+        count(&state.metrics, "busy");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "onus: too many reviews in flight\n",
+        )
+            .into_response();
     };
     let snapshot = state.snapshots.borrow().clone();
     // A namespace the snapshot cannot vouch for: read its baselines now.
@@ -200,7 +231,7 @@ async fn validate(State(state): State<WebhookState>, headers: HeaderMap, body: B
     // (or /healthz), and with a deadline. The permit goes with the work, so work that outlives
     // its deadline still counts against the cap.
     let judging = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
+        let _permits = (permit, bytes_held);
         review::review_with(&body, &snapshot, confirmed.as_ref(), chrono::Utc::now())
     });
     let result = match tokio::time::timeout(JUDGE_DEADLINE, judging).await {
