@@ -934,6 +934,7 @@ fn prometheus_rule_alerts_on_what_the_readme_promises() {
             "OnusAuditFailing",
             "OnusAuditsStopped",
             "OnusCustomerOwnedGapsOpen",
+            "OnusNotReady",
             "OnusWebhookCertificateExpiring",
             "OnusWebhookDown",
             "OnusWebhookErrors",
@@ -987,6 +988,7 @@ fn prometheus_rule_alerts_on_what_the_readme_promises() {
         "onus_webhook_certificate_expiry_timestamp_seconds",
         "onus_posture_oldest_age_seconds",
         "onus_cloud_resource_writes_total",
+        "onus_ready",
     ];
     for (name, a) in &alerts {
         let e = a["expr"].as_str().unwrap();
