@@ -210,6 +210,24 @@ fn results(report: &Value, name: &str, control: &str) -> Vec<String> {
         .collect()
 }
 
+/// The Events in `ns` (every namespace when `None`) with this reason about an object of this
+/// name, as kubectl shows them.
+fn events(cp: &ControlPlane, ns: Option<&str>, reason: &str, name: &str) -> Vec<Value> {
+    let mut args = vec!["get", "events.events.k8s.io", "-o", "json"];
+    match ns {
+        Some(ns) => args.extend(["-n", ns]),
+        None => args.push("-A"),
+    }
+    let ev = cp.kubectl(&args).json();
+    ev["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["reason"] == reason && e["regarding"]["name"] == name)
+        .cloned()
+        .collect()
+}
+
 fn start_onus(cp: &ControlPlane, moto: &Moto, onus_ns: &str, extra: &[&str]) -> Onus {
     let env: Vec<(&str, String)> = moto.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -334,18 +352,11 @@ async fn live_audit_reports_gaps_and_follows_the_cloud() {
     );
 
     // Events for opened gaps.
-    let events = cp
-        .kubectl(&["get", "events.events.k8s.io", "-n", &ns, "-o", "json"])
-        .json();
-    let opened: Vec<&Value> = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["reason"] == "GapOpened")
-        .collect();
+    let opened = events(cp, Some(&ns), "GapOpened", "uses-acl");
     assert!(
-        opened.iter().any(|e| e["regarding"]["name"] == "uses-acl"
-            && e["note"].as_str().unwrap().contains("data.public-access")),
+        opened
+            .iter()
+            .any(|e| e["note"].as_str().unwrap().contains("data.public-access")),
         "{opened:#?}"
     );
 
@@ -379,49 +390,11 @@ async fn live_audit_reports_gaps_and_follows_the_cloud() {
         "the other public bucket is still public"
     );
     eventually(Duration::from_secs(20), "a GapClosed event", || {
-        let ev = cp
-            .kubectl(&["get", "events.events.k8s.io", "-n", &ns, "-o", "json"])
-            .json();
-        ev["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["reason"] == "GapClosed" && e["regarding"]["name"] == "uses-acl")
-            .then_some(())
+        (!events(cp, Some(&ns), "GapClosed", "uses-acl").is_empty()).then_some(())
     });
 
     // The webhook reads the same cache: a new Deployment on the still-public bucket is refused.
-    let vwc_name = format!("onus-{onus_ns}");
-    let vwc = std::process::Command::new(env!("CARGO_BIN_EXE_onus"))
-        .args([
-            "webhook-config",
-            "--url",
-            &onus.url(),
-            "--name",
-            &vwc_name,
-            "--failure-policy",
-            "Ignore",
-        ])
-        .output()
-        .unwrap();
-    let ca = cp.kubectl(&[
-        "get",
-        "secret",
-        "onus-webhook-tls",
-        "-n",
-        &onus_ns,
-        "-o",
-        "jsonpath={.data.ca\\.crt}",
-    ]);
-    let mut vwc: Value = serde_yaml_ng::from_slice(&vwc.stdout).unwrap();
-    vwc["webhooks"][0]["clientConfig"]["caBundle"] =
-        Value::String(ca.expect_success().stdout.trim().to_string());
-    let _cleanup = support::onus::Cleanup {
-        cp,
-        args: vec!["validatingwebhookconfiguration".into(), vwc_name.clone()],
-    };
-    cp.kubectl_stdin(&["apply", "-f", "-"], &serde_json::to_string(&vwc).unwrap())
-        .expect_success();
+    let _hook = register_webhook(cp, &onus, &onus_ns);
     let new = workloads(&ns, &sg).replace("uses-policy", "new-on-policy");
     let new: String = new
         .split("---\n")
@@ -845,36 +818,18 @@ async fn every_replica_refuses_what_the_leader_audited() {
     assert!(String::from_utf8_lossy(&who.stderr).contains("no CloudResource"));
 
     // The GapOpened event on the workload names the resource; the bucket has its own event.
+    let bucket_object = format!("s3.{PUBLIC_ACL}");
     eventually(
         Duration::from_secs(20),
         "a PostureDegraded event on the bucket",
-        || {
-            let ev = cp
-                .kubectl(&["get", "events.events.k8s.io", "-A", "-o", "json"])
-                .json();
-            ev["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|e| {
-                    e["reason"] == "PostureDegraded"
-                        && e["regarding"]["name"] == format!("s3.{PUBLIC_ACL}")
-                })
-                .then_some(())
-        },
+        || (!events(cp, None, "PostureDegraded", &bucket_object).is_empty()).then_some(()),
     );
-    let ev = cp
-        .kubectl(&["get", "events.events.k8s.io", "-n", &ns, "-o", "json"])
-        .json();
+    let opened = events(cp, Some(&ns), "GapOpened", "uses-acl");
     assert!(
-        ev["items"]
-            .as_array()
-            .unwrap()
+        opened
             .iter()
-            .any(|e| e["reason"] == "GapOpened"
-                && e["regarding"]["name"] == "uses-acl"
-                && e["note"].as_str().unwrap().contains(PUBLIC_ACL)),
-        "{ev:#}"
+            .any(|e| e["note"].as_str().unwrap().contains(PUBLIC_ACL)),
+        "{opened:#?}"
     );
 
     // Passes with no change in the cloud write nothing but TTL refreshes.
@@ -951,17 +906,7 @@ async fn every_replica_refuses_what_the_leader_audited() {
                 .then_some(())
         },
     );
-    let ev = cp
-        .kubectl(&["get", "events.events.k8s.io", "-A", "-o", "json"])
-        .json();
-    assert!(
-        ev["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["reason"] == "PostureRestored"
-                && e["regarding"]["name"] == format!("s3.{PUBLIC_ACL}"))
-    );
+    assert!(!events(cp, None, "PostureRestored", &bucket_object).is_empty());
     drop(hook);
 
     // Audits stop (no leader at all): a webhook-only replica judges the old facts while they are
@@ -1098,15 +1043,7 @@ async fn a_baseline_stored_broken_is_loud_and_keeps_its_namespace_guarded() {
         "{rb}"
     );
     eventually(Duration::from_secs(20), "an InvalidBaseline event", || {
-        let ev = cp
-            .kubectl(&["get", "events.events.k8s.io", "-n", &ns, "-o", "json"])
-            .json();
-        ev["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["reason"] == "InvalidBaseline" && e["regarding"]["name"] == "aws-iaas")
-            .then_some(())
+        (!events(cp, Some(&ns), "InvalidBaseline", "aws-iaas").is_empty()).then_some(())
     });
     assert!(
         onus.metrics()

@@ -157,9 +157,14 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(cache.postures(&(None, None)).len(), 1);
         // Other credentials audit on their own.
-        let other = (r.0.clone(), (None, Some("arn:aws:iam::1:role/other".to_string())));
+        let other = (
+            r.0.clone(),
+            (None, Some("arn:aws:iam::1:role/other".to_string())),
+        );
         let (_, audited) = cache
-            .get(&other, None, chrono::Utc::now(), || async { Posture::new(other.0.clone(), Source::Live) })
+            .get(&other, None, chrono::Utc::now(), || async {
+                Posture::new(other.0.clone(), Source::Live)
+            })
             .await;
         assert!(audited);
     }

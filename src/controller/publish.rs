@@ -9,10 +9,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use serde_json::json;
 
 use crate::api::{
@@ -22,6 +21,7 @@ use crate::api::{
 use crate::engine::{Outcome, Verdict};
 use crate::index::Snapshot;
 use crate::metrics::OperationLabels;
+use crate::object::ObjectRef;
 use crate::posture::{CloudResource, Posture};
 use crate::text::cut;
 
@@ -370,22 +370,13 @@ async fn announce(
         ),
         _ => return,
     };
-    let reference = ObjectReference {
-        api_version: Some("onus.dev/v1alpha1".into()),
-        kind: Some("CloudResource".into()),
-        name: Some(name.to_string()),
-        ..Default::default()
+    let object = ObjectRef {
+        api_version: "onus.dev/v1alpha1".into(),
+        kind: "CloudResource".into(),
+        namespace: None,
+        name: name.to_string(),
     };
-    let ev = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(cut(&note, 1000)),
-        action: "Audit".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &reference).await {
-        tracing::warn!(object = %name, error = %e, "cannot publish event");
-    }
+    super::reconcile::publish_event(ctx, &object, type_, reason, note).await;
 }
 
 /// One `usedBy` entry. Each part is cut: an env var name (part of `foundAt`) can be as long as

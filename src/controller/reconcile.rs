@@ -26,10 +26,10 @@ use crate::object::{Object, ObjectRef};
 use crate::posture::{CloudResource, Posture};
 use crate::text::cut;
 
+use super::cache::AuditKey;
 use super::publish::{self, Usages};
 use super::report::{self, Written};
 use super::status::{self, Tallies};
-use super::cache::AuditKey;
 use super::{PostureCache, ReconcileError};
 
 /// Events published at once.
@@ -203,7 +203,14 @@ impl Context {
 
 /// What an earlier leader published for this resource, when it read it with these credentials.
 fn published_by<'a>(snap: &'a Snapshot, (r, key): &AuditKey) -> Option<&'a Posture> {
-    let auditor = snap.cloud.get(r)?.object.status.as_ref()?.auditor.as_ref()?;
+    let auditor = snap
+        .cloud
+        .get(r)?
+        .object
+        .status
+        .as_ref()?
+        .auditor
+        .as_ref()?;
     (auditor.region == key.0 && auditor.role == key.1)
         .then(|| snap.inventory.live.get(r))
         .flatten()
@@ -529,7 +536,7 @@ async fn write_namespace(
         }));
     futures::stream::iter(events)
         .for_each_concurrent(EVENTS_IN_FLIGHT, |(obj, type_, reason, note)| async move {
-            publish(ctx, &obj, type_, reason, note).await
+            publish_event(ctx, &obj, type_, reason, note).await
         })
         .await;
 
@@ -554,7 +561,14 @@ async fn write_namespace(
     Ok(())
 }
 
-async fn publish(ctx: &Context, obj: &ObjectRef, type_: EventType, reason: &str, note: String) {
+/// One Event on `obj` (a workload, a baseline, a `CloudResource`), from the leader only.
+pub(super) async fn publish_event(
+    ctx: &Context,
+    obj: &ObjectRef,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     if !ctx.leading() {
         return;
     }
@@ -605,7 +619,7 @@ async fn write_invalid(ctx: &Context, snap: &Snapshot) {
         }
         if let Some(o) = obj {
             let note = format!("cannot be compiled: {}", b.error);
-            publish(ctx, &o.id, EventType::Warning, "InvalidBaseline", note).await;
+            publish_event(ctx, &o.id, EventType::Warning, "InvalidBaseline", note).await;
         }
     }
 }

@@ -104,7 +104,10 @@ async fn read_body(
         )
             .into_response()
     };
-    let mut held = budget.clone().try_acquire_many_owned(1).map_err(|_| full())?;
+    let mut held = budget
+        .clone()
+        .try_acquire_many_owned(1)
+        .map_err(|_| full())?;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             (
