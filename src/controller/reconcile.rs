@@ -332,7 +332,7 @@ pub async fn run_pass(ctx: &Context) {
 
     // 3. Judge, namespace by namespace (each on the audits of its own credentials), and write
     //    what changed.
-    let mut inventory = snap.inventory.clone();
+    let mut inventory = Arc::new(snap.inventory.clone());
     let mut tallies = Tallies::new();
     for (ns, bs) in &plan {
         if !ctx.leading() {
@@ -340,23 +340,50 @@ pub async fn run_pass(ctx: &Context) {
             return;
         }
         let t = Instant::now();
-        inventory.live = bs
-            .iter()
-            .find(|b| b.provider == Provider::Aws)
-            .and_then(|aws| by_key.get(&aws_key(aws)).cloned())
-            .unwrap_or_default();
-        // A failed account lookup is an `error` on the account's audit trail, never silence.
-        (inventory.aws_account, inventory.aws_account_error) = match ns_account.get(ns) {
-            Some(Ok(a)) => (Some(a.clone()), None),
-            Some(Err(e)) => (None, Some(e.clone())),
-            None => (None, None),
-        };
-        let refs: Vec<&EffectiveBaseline> = bs.iter().map(|b| b.as_ref()).collect();
-        let mut verdicts: Vec<Verdict> = Vec::new();
-        for obj in unpacked(&snap, ns) {
-            verdicts.extend(evaluate(&obj, &refs, &inventory, now));
+        {
+            // The judging task of the previous namespace has ended: no copy is made here.
+            let inv = Arc::make_mut(&mut inventory);
+            inv.live = bs
+                .iter()
+                .find(|b| b.provider == Provider::Aws)
+                .and_then(|aws| by_key.get(&aws_key(aws)).cloned())
+                .unwrap_or_default();
+            // A failed account lookup is an `error` on the account's audit trail, never silence.
+            (inv.aws_account, inv.aws_account_error) = match ns_account.get(ns) {
+                Some(Ok(a)) => (Some(a.clone()), None),
+                Some(Err(e)) => (None, Some(e.clone())),
+                None => (None, None),
+            };
         }
-        verdicts.extend(evaluate_namespace(ns, &refs, &inventory, now));
+        // Judging thousands of objects is CPU work: off the async workers, so the webhook's
+        // accept loop, /metrics and /readyz keep answering during a pass.
+        let judging = {
+            let (snap, inventory, bs, ns) =
+                (snap.clone(), inventory.clone(), bs.clone(), ns.clone());
+            tokio::task::spawn_blocking(move || {
+                let refs: Vec<&EffectiveBaseline> = bs.iter().map(|b| b.as_ref()).collect();
+                let mut verdicts: Vec<Verdict> = Vec::new();
+                for obj in unpacked(&snap, &ns) {
+                    verdicts.extend(evaluate(&obj, &refs, inventory.as_ref(), now));
+                }
+                verdicts.extend(evaluate_namespace(&ns, &refs, inventory.as_ref(), now));
+                verdicts
+            })
+        };
+        let verdicts = match judging.await {
+            Ok(v) => v,
+            Err(e) => {
+                // Never write an empty report for a namespace that could not be judged.
+                tracing::error!(namespace = %ns, error = %e, "judging the namespace failed");
+                ctx.metrics
+                    .reconciles
+                    .get_or_create(&ResultLabels {
+                        result: "error".into(),
+                    })
+                    .inc();
+                continue;
+            }
+        };
         for v in &verdicts {
             tallies.entry(v.baseline.clone()).or_default().add(v);
         }
