@@ -2175,3 +2175,45 @@ fn static_binary_has_no_dynamic_dependencies() {
     let v = Command::new(&out_path).arg("--version").output().unwrap();
     assert!(v.status.success());
 }
+
+#[test]
+fn the_openreports_crd_comes_with_the_chart_on_request_and_is_kept_on_uninstall() {
+    let cp = control_plane();
+    let crds = |d: &[Value]| -> Vec<Value> {
+        d.iter()
+            .filter(|o| o["kind"] == "CustomResourceDefinition")
+            .cloned()
+            .collect()
+    };
+    assert!(crds(&docs(&template(cp, "onus", "onus-system", &[]))).is_empty());
+    let d = docs(&template(
+        cp,
+        "onus",
+        "onus-system",
+        &["--set", "openReports.installCRD=true"],
+    ));
+    let crd = crds(&d);
+    assert_eq!(crd.len(), 1);
+    let crd = &crd[0];
+    assert_eq!(crd["metadata"]["name"], "reports.openreports.io");
+    assert_eq!(
+        crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+    assert_eq!(crd["metadata"]["labels"]["app.kubernetes.io/name"], "onus");
+    // The bundled file is the upstream one, unmodified.
+    let bundled =
+        std::fs::read_to_string(repo_root().join("charts/onus/files/openreports.io_reports.yaml"))
+            .unwrap();
+    let upstream = std::fs::read_to_string(
+        repo_root().join("../shared/thirdparty-crds/openreports.io_reports.yaml"),
+    )
+    .unwrap();
+    assert_eq!(bundled, upstream);
+    // The API server takes it.
+    let out = cp.kubectl_stdin(
+        &["apply", "--dry-run=server", "-f", "-"],
+        &serde_json::to_string(crd).unwrap(),
+    );
+    out.expect_success();
+}
