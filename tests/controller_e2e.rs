@@ -1088,3 +1088,86 @@ async fn a_baseline_stored_broken_is_loud_and_keeps_its_namespace_guarded() {
     });
     drop(hook);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_loses_its_lease_stops_writing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cp = control_plane();
+    install_crds(cp);
+    let moto = Moto::start();
+    let sg = seed(&moto).await;
+    let ns = cp.create_namespace("lost-lease");
+    let onus_ns = cp.create_namespace("onus-lost");
+    cp.kubectl_stdin(&["apply", "-f", "-"], &baseline(&ns))
+        .expect_success();
+    cp.kubectl_stdin(&["apply", "-f", "-"], &workloads(&ns, &sg))
+        .expect_success();
+    let onus = start_onus(
+        cp,
+        &moto,
+        &onus_ns,
+        &[
+            "--identity=loser",
+            "--audit-interval=1s",
+            "--lease-duration=30s",
+        ],
+    );
+    eventually(Duration::from_secs(60), "a first report", || {
+        report(cp, &ns)
+    });
+    // Another holder takes the Lease (as a replica whose clock and network are fine would,
+    // after a partition): from the next renewal on, `loser` must not write anything.
+    let patch = format!(
+        r#"{{"spec":{{"holderIdentity":"intruder","renewTime":"{}","leaseDurationSeconds":30}}}}"#,
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    );
+    cp.kubectl(&[
+        "patch",
+        "lease",
+        "onus-controller",
+        "-n",
+        &onus_ns,
+        "--type=merge",
+        "-p",
+        &patch,
+    ])
+    .expect_success();
+    // Renewal runs every lease/3 = 10 s: wait until it has noticed.
+    eventually(
+        Duration::from_secs(30),
+        "the leadership change in the log",
+        || plain(&onus.logs()).contains("leading=false").then_some(()),
+    );
+    let writes = metric(&onus, "onus_cloud_resource_writes_total");
+    let passes = reconciles(&onus);
+    // A change that a leader would write at once: a new workload on the public bucket.
+    let (extra, _) = renamed(&ns, &sg, "uses-acl", "after-the-loss");
+    cp.kubectl_stdin(&["apply", "-f", "-"], &extra)
+        .expect_success();
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(reconciles(&onus), passes, "no pass after losing the Lease");
+    assert_eq!(metric(&onus, "onus_cloud_resource_writes_total"), writes);
+    let r = report(cp, &ns).unwrap();
+    assert!(results(&r, "after-the-loss", "data.public-access").is_empty());
+    // The intruder's record is young by this replica's clock: it waits out the whole lease
+    // before taking over again, whatever the intruder's renewTime says.
+    assert_eq!(lease_holder(cp, &onus_ns).as_deref(), Some("intruder"));
+}
+
+/// Log text without terminal colours.
+fn plain(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
