@@ -234,7 +234,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         watches.snapshots.clone(),
         metrics.clone(),
         watches.ready.clone(),
-        Some(client.clone()),
+        client.clone(),
     );
     let server = axum_server::Handle::new();
     let webhook = webhook_server(opts.webhook_addr, tls, state, server.clone());

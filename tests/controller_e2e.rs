@@ -577,18 +577,9 @@ fn register_webhook<'a>(
         .args(["--failure-policy", "Fail", "--exclude-namespace", onus_ns])
         .output()
         .unwrap();
-    let ca = cp.kubectl(&[
-        "get",
-        "secret",
-        "onus-webhook-tls",
-        "-n",
-        onus_ns,
-        "-o",
-        "jsonpath={.data.ca\\.crt}",
-    ]);
     let mut vwc: Value = serde_yaml_ng::from_slice(&vwc.stdout).unwrap();
     vwc["webhooks"][0]["clientConfig"]["caBundle"] =
-        Value::String(ca.expect_success().stdout.trim().to_string());
+        Value::String(support::onus::ca_bundle(cp, onus_ns));
     let cleanup = support::onus::Cleanup {
         cp,
         args: vec!["validatingwebhookconfiguration".into(), vwc_name],

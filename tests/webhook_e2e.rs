@@ -333,16 +333,7 @@ fn idle_connections_are_closed_and_reviews_keep_flowing() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let cp = control_plane();
     install_crds(cp);
-    let ns = cp.create_namespace("onus-idle");
-    let onus = Onus::start(
-        cp,
-        &[
-            &format!("--namespace={ns}"),
-            "--cert-host=127.0.0.1",
-            "--webhook-config=none",
-            "--webhook-only",
-        ],
-    );
+    let (onus, ns) = support::onus::start_webhook_only(cp, "onus-idle");
     let ok = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"DELETE","kind":{"group":"","version":"v1","kind":"Pod"}}}"#;
     // Fetch the CA once (post_review writes it next to the control plane).
     assert_eq!(onus.post_review(cp, &ns, ok.as_bytes()).0, "200");
@@ -423,16 +414,7 @@ fn readiness_follows_the_api_server() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let cp = control_plane();
     install_crds(cp);
-    let ns = cp.create_namespace("onus-ready");
-    let onus = Onus::start(
-        cp,
-        &[
-            &format!("--namespace={ns}"),
-            "--cert-host=127.0.0.1",
-            "--webhook-config=none",
-            "--webhook-only",
-        ],
-    );
+    let (onus, _) = support::onus::start_webhook_only(cp, "onus-ready");
     assert_eq!(onus.http_get("/readyz").map(|r| r.0), Some(200));
     assert!(onus.metrics().contains("onus_ready 1"));
     // A hung API server fails no watch: it goes silent. onus must stop calling itself ready.

@@ -618,17 +618,26 @@ pub(super) async fn publish_event(
     }
 }
 
+/// A baseline object as the watch shows it: the object, its generation, its status.
+fn recorded<'a>(
+    snap: &'a Snapshot,
+    name: &str,
+) -> (Option<&'a Arc<Object>>, Option<i64>, Option<BaselineStatus>) {
+    let obj = snap.baseline_objects.get(name);
+    let generation = obj
+        .and_then(|o| o.at("metadata.generation"))
+        .and_then(serde_json::Value::as_i64);
+    let current = obj
+        .and_then(|o| o.at("status"))
+        .and_then(|s| serde_json::from_value(s.clone()).ok());
+    (obj, generation, current)
+}
+
 /// Broken baselines say so in their status (Ready=False, reason Invalid) and with one Event per
 /// change: nobody reads logs when a namespace silently loses its guard.
 async fn write_invalid(ctx: &Context, snap: &Snapshot) {
     for b in &snap.broken {
-        let obj = snap.baseline_objects.get(&b.name);
-        let generation = obj
-            .and_then(|o| o.at("metadata.generation"))
-            .and_then(serde_json::Value::as_i64);
-        let current: Option<BaselineStatus> = obj
-            .and_then(|o| o.at("status"))
-            .and_then(|s| serde_json::from_value(s.clone()).ok());
+        let (obj, generation, current) = recorded(snap, &b.name);
         let next = status::invalid_status(&b.error, generation, current.as_ref());
         let said = |s: &BaselineStatus| {
             s.conditions
@@ -654,13 +663,7 @@ async fn write_invalid(ctx: &Context, snap: &Snapshot) {
 async fn write_statuses(ctx: &Context, snap: &Snapshot, tallies: &Tallies, now: DateTime<Utc>) {
     write_invalid(ctx, snap).await;
     for b in snap.baselines.all() {
-        let obj = snap.baseline_objects.get(&b.name);
-        let generation = obj
-            .and_then(|o| o.at("metadata.generation"))
-            .and_then(serde_json::Value::as_i64);
-        let current: Option<BaselineStatus> = obj
-            .and_then(|o| o.at("status"))
-            .and_then(|s| serde_json::from_value(s.clone()).ok());
+        let (_, generation, current) = recorded(snap, &b.name);
         let empty = status::Tally::default();
         let next = status::status_for(
             &b,

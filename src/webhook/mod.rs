@@ -39,9 +39,8 @@ pub struct WebhookState {
     /// Bytes of bodies buffered, in KiB permits: slow clients hold what they sent, not a slot,
     /// so a crowd of them cannot starve small, quick reviews, and memory stays bounded.
     pub buffered: Arc<tokio::sync::Semaphore>,
-    /// For the baselines of namespaces the snapshot cannot vouch for yet; `None` in tests that
-    /// judge from the snapshot alone.
-    pub client: Option<kube::Client>,
+    /// For the baselines of namespaces the snapshot cannot vouch for yet.
+    pub client: kube::Client,
 }
 
 impl WebhookState {
@@ -49,7 +48,7 @@ impl WebhookState {
         snapshots: watch::Receiver<Arc<Snapshot>>,
         metrics: Metrics,
         synced: Arc<std::sync::atomic::AtomicBool>,
-        client: Option<kube::Client>,
+        client: kube::Client,
     ) -> WebhookState {
         WebhookState {
             snapshots,
@@ -196,10 +195,10 @@ async fn validate(State(state): State<WebhookState>, headers: HeaderMap, body: B
     let snapshot = state.snapshots.borrow().clone();
     // A namespace the snapshot cannot vouch for: read its baselines now.
     let mut confirmed = None;
-    if let (Some(client), Some(ns)) = (&state.client, review::namespace_of(&body))
+    if let Some(ns) = review::namespace_of(&body)
         && snapshot.unconfirmed(&ns, chrono::Utc::now())
     {
-        let outcome = match confirm::baselines(client, &ns).await {
+        let outcome = match confirm::baselines(&state.client, &ns).await {
             Ok(c) => {
                 let found = if c.baselines.is_empty() && c.broken.is_empty() {
                     "none"

@@ -154,17 +154,8 @@ impl Onus {
         body: &[u8],
         curl_args: &[&str],
     ) -> (String, String) {
-        let ca = cp.kubectl(&[
-            "get",
-            "secret",
-            "onus-webhook-tls",
-            "-n",
-            onus_ns,
-            "-o",
-            "jsonpath={.data.ca\\.crt}",
-        ]);
         let ca_file = cp.dir().join(format!("ca-{}.pem", self.webhook_port));
-        std::fs::write(&ca_file, decode_base64(&ca.expect_success().stdout)).unwrap();
+        std::fs::write(&ca_file, decode_base64(&ca_bundle(cp, onus_ns))).unwrap();
         let body_file = cp.dir().join(format!("body-{}.bin", self.webhook_port));
         std::fs::write(&body_file, body).unwrap();
         let out = Command::new("curl")
@@ -195,6 +186,37 @@ impl Onus {
         }
         (code.to_string(), body.to_string())
     }
+}
+
+/// The CA that self-managed certificates keep in `onus-webhook-tls` of `onus_ns`, base64 (as a
+/// webhook's `caBundle` wants it).
+pub fn ca_bundle(cp: &ControlPlane, onus_ns: &str) -> String {
+    let ca = cp.kubectl(&[
+        "get",
+        "secret",
+        "onus-webhook-tls",
+        "-n",
+        onus_ns,
+        "-o",
+        "jsonpath={.data.ca\\.crt}",
+    ]);
+    ca.expect_success().stdout.trim().to_string()
+}
+
+/// `onus run --webhook-only` with self-managed certificates for 127.0.0.1 in a new namespace
+/// named after `prefix`, no webhook configuration: (the process, its namespace).
+pub fn start_webhook_only(cp: &ControlPlane, prefix: &str) -> (Onus, String) {
+    let ns = cp.create_namespace(prefix);
+    let onus = Onus::start(
+        cp,
+        &[
+            &format!("--namespace={ns}"),
+            "--cert-host=127.0.0.1",
+            "--webhook-config=none",
+            "--webhook-only",
+        ],
+    );
+    (onus, ns)
 }
 
 fn decode_base64(s: &str) -> Vec<u8> {
