@@ -15,7 +15,7 @@ use crate::baseline::{BaselineSet, EffectiveBaseline};
 use crate::check::is_judged_kind;
 use crate::declared::is_declared_kind;
 use crate::engine::{Verdict, evaluate};
-use crate::inventory::Inventory;
+use crate::inventory::{DeclaredMemo, Inventory};
 use crate::object::{Object, ObjectRef};
 use crate::posture::CloudResource;
 
@@ -145,11 +145,20 @@ fn packs(id: &ObjectRef) -> bool {
 #[derive(Default, Debug)]
 pub struct Index {
     objects: BTreeMap<ObjectRef, Stored>,
+    declared: DeclaredMemo,
 }
 
 impl Index {
     pub fn upsert(&mut self, obj: impl Into<Stored>) {
         let stored = obj.into();
+        // An update that changes nothing onus keeps (a status write, a resync) keeps the old
+        // object, and with it what was derived from it.
+        if let (Some(new), Some(Stored::Parsed(old))) =
+            (stored.parsed(), self.objects.get(stored.id()))
+            && old.body == new.body
+        {
+            return;
+        }
         self.objects.insert(stored.id().clone(), stored);
     }
 
@@ -174,9 +183,14 @@ impl Index {
         self.objects.is_empty()
     }
 
+    /// Declared objects analysed so far, all snapshots together.
+    pub fn declared_analysed(&self) -> u64 {
+        self.declared.analysed
+    }
+
     /// Build the snapshot the engine reads. Live postures come from the `CloudResource` objects;
     /// each expires `posture_max_age` after its audit.
-    pub fn snapshot(&self, posture_max_age: chrono::Duration) -> Snapshot {
+    pub fn snapshot(&mut self, posture_max_age: chrono::Duration) -> Snapshot {
         let mut baselines = BaselineSet::default();
         let mut problems = Vec::new();
         let mut counts = BaselineCounts::default();
@@ -207,10 +221,13 @@ impl Index {
                 }
             }
         }
-        let mut inventory = Inventory::from_objects(
-            parsed()
-                .map(|o| o.as_ref())
+        let objects = &self.objects;
+        let mut inventory = Inventory::from_shared(
+            objects
+                .values()
+                .filter_map(Stored::parsed)
                 .filter(|o| o.group() != "onus.dev"),
+            &mut self.declared,
         );
         let mut cloud = BTreeMap::new();
         let mut oldest_audit: Option<DateTime<Utc>> = None;
@@ -617,6 +634,44 @@ mod tests {
         idx.upsert(obj(json!({"apiVersion":"s3.aws.upbound.io/v1beta1","kind":"Bucket","metadata":{"name":"team-b-data"},"spec":{"forProvider":{"region":"us-east-1"}}})));
         let snap = idx.snapshot(MAX_AGE);
         assert!(!unknown(&snap.judge(&pod("team-b"), Utc::now())));
+    }
+
+    #[test]
+    fn declared_objects_are_analysed_when_they_arrive_not_on_every_rebuild() {
+        let mut idx = Index::default();
+        idx.upsert(obj(json!({"apiVersion":"onus.dev/v1alpha1","kind":"ResponsibilityBaseline","metadata":{"name":"b","namespace":"shop"},"spec":{"provider":"aws","serviceModel":"iaas"}})));
+        let policy = |actions: &str| {
+            obj(
+                json!({"apiVersion":"iam.services.k8s.aws/v1alpha1","kind":"Policy","metadata":{"name":"p","namespace":"shop"},
+                "spec":{"name":"p","policyDocument":format!(r#"{{"Statement":[{{"Effect":"Allow","Action":"{actions}","Resource":"*"}}]}}"#)}}),
+            )
+        };
+        idx.upsert(policy("s3:GetObject"));
+        idx.upsert(obj(json!({"apiVersion":"s3.services.k8s.aws/v1alpha1","kind":"Bucket","metadata":{"name":"b1","namespace":"shop"},"spec":{"name":"b1"}})));
+        for _ in 0..5 {
+            idx.snapshot(MAX_AGE);
+        }
+        assert_eq!(idx.declared_analysed(), 2, "each declared object once");
+        // The same object again (a resync, a status write) is not news.
+        idx.upsert(policy("s3:GetObject"));
+        idx.snapshot(MAX_AGE);
+        assert_eq!(idx.declared_analysed(), 2);
+        // A changed one is analysed again, and what it says now is what counts.
+        idx.upsert(policy("*"));
+        let snap = idx.snapshot(MAX_AGE);
+        assert_eq!(idx.declared_analysed(), 3);
+        let admin = snap.inventory.declared["shop"]
+            .get(&CloudResource::IamPolicy("policy/p".into()))
+            .expect("the policy is declared");
+        assert!(format!("{admin:?}").contains("FullAdmin"), "{admin:?}");
+        // A deleted one is forgotten.
+        idx.delete(&policy("*").id);
+        let snap = idx.snapshot(MAX_AGE);
+        assert!(
+            snap.inventory.declared["shop"]
+                .get(&CloudResource::IamPolicy("policy/p".into()))
+                .is_none()
+        );
     }
 
     #[test]

@@ -2,14 +2,27 @@
 //! declared cloud postures. `onus check` fills it from files; the webhook keeps it fresh from watches.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::declared::{NameResolver, declared};
+use crate::declared::{Declared, NameResolver, declared, is_declared_kind};
 use crate::engine::World;
-use crate::object::Object;
+use crate::object::{Object, ObjectRef};
 use crate::posture::{CloudResource, Knowledge, PostureLookup, PostureMap};
 use crate::refs::ConfigMaps;
+
+/// What each declared object said at the last build. Analysing declared objects (an IAM
+/// Policy's statements above all) is the costly part of a rebuild; the index keeps the same
+/// `Arc` for an object until it changes, so an unchanged object is analysed once.
+#[derive(Debug, Default)]
+pub struct DeclaredMemo {
+    entries: HashMap<ObjectRef, (Arc<Object>, Option<Declared>)>,
+    /// The names they were resolved through: when these change, everything is analysed again.
+    names: HashMap<(String, String, String), String>,
+    /// Objects analysed, all builds together (for tests and logs).
+    pub analysed: u64,
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct Inventory {
@@ -43,6 +56,43 @@ impl Inventory {
         for o in objects {
             inv.add(o);
         }
+        inv
+    }
+
+    /// Build from the index's objects, reusing what `memo` remembers of declared objects that
+    /// have not changed since the last build (nor have the names they resolve through).
+    pub fn from_shared<'a>(
+        objects: impl IntoIterator<Item = &'a Arc<Object>> + Clone,
+        memo: &mut DeclaredMemo,
+    ) -> Inventory {
+        let mut inv = Inventory::default();
+        for o in objects.clone() {
+            inv.index_names(o);
+        }
+        if memo.names != inv.cloud_names {
+            memo.entries.clear();
+            memo.names.clone_from(&inv.cloud_names);
+        }
+        let mut seen = HashMap::with_capacity(memo.entries.len());
+        for o in objects {
+            if !is_declared_kind(o.group(), o.kind()) {
+                inv.add(o);
+                continue;
+            }
+            let d = match memo.entries.remove(&o.id) {
+                Some((same, d)) if Arc::ptr_eq(&same, o) => d,
+                _ => {
+                    memo.analysed += 1;
+                    declared(o, &inv)
+                }
+            };
+            if let Some(d) = &d {
+                inv.add_declared(o, d.posture.clone());
+            }
+            seen.insert(o.id.clone(), (o.clone(), d));
+        }
+        // What is not seen again is gone from the index.
+        memo.entries = seen;
         inv
     }
 
@@ -121,17 +171,21 @@ impl Inventory {
             }
             _ => {
                 if let Some(d) = declared(o, self) {
-                    // Crossplane's classic managed resources are cluster-scoped (even when a
-                    // file given to `onus check` puts them in the default namespace).
-                    let ns = if o.group().ends_with(".aws.upbound.io") {
-                        String::new()
-                    } else {
-                        o.namespace().unwrap_or("").to_string()
-                    };
-                    self.declared.entry(ns).or_default().add(d.posture);
+                    self.add_declared(o, d.posture);
                 }
             }
         }
+    }
+
+    fn add_declared(&mut self, o: &Object, posture: crate::posture::Posture) {
+        // Crossplane's classic managed resources are cluster-scoped (even when a file given to
+        // `onus check` puts them in the default namespace).
+        let ns = if o.group().ends_with(".aws.upbound.io") {
+            String::new()
+        } else {
+            o.namespace().unwrap_or("").to_string()
+        };
+        self.declared.entry(ns).or_default().add(posture);
     }
 
     /// Namespaces seen as objects.

@@ -63,6 +63,8 @@ pub enum RunError {
     },
     #[error("{0} stopped unexpectedly")]
     Stopped(&'static str),
+    #[error("a subsystem panicked: {0}")]
+    Panicked(String),
 }
 
 impl From<kube::Error> for RunError {
@@ -182,10 +184,14 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         .controller
         .as_ref()
         .map(|c| (c.namespace.clone(), c.identity.clone()));
-    let controller = async {
-        let Some(c) = opts.controller else {
+    let controller_options = opts.controller;
+    let (controller_client, controller_metrics) = (client.clone(), metrics.clone());
+    let (snapshots, synced) = (watches.snapshots.clone(), watches.ready.clone());
+    let controller = async move {
+        let Some(c) = controller_options else {
             return std::future::pending::<()>().await;
         };
+        let (client, metrics) = (controller_client, controller_metrics);
         let (lead_tx, lead_rx) = channel::channel(false);
         let election = controller::campaign(
             client.clone(),
@@ -208,7 +214,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         let ctx = Arc::new(controller::Context::new(
             client.clone(),
             metrics.clone(),
-            watches.snapshots.clone(),
+            snapshots,
             recorder,
             controller::AuditSettings {
                 posture_ttl: c.posture_ttl,
@@ -218,7 +224,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
             lead_rx.clone(),
         ));
         // Reconcile only once the watches have listed everything.
-        while !watches.ready.load(Ordering::Acquire) {
+        while !synced.load(Ordering::Acquire) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         tokio::join!(election, controller::run(ctx, lead_rx, c.interval));
@@ -286,51 +292,114 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         }
     };
 
+    // Each subsystem is a task of its own: none can starve another, and one that ends (they all
+    // run until shutdown) ends the process with its name and error.
     let webhook_addr = opts.webhook_addr;
     let metrics_addr = opts.metrics_addr;
-    let webhook_failed = move |source| RunError::Serve {
-        what: "webhook",
-        addr: webhook_addr,
-        source,
-    };
-    let mut webhook = std::pin::pin!(webhook);
-    let mut metrics_server =
-        std::pin::pin!(axum::serve(metrics_listener, metrics_app).into_future());
-    let mut watch_loop = std::pin::pin!(watch_loop);
-    {
-        // Anything that ends here is a failure: every subsystem runs until shutdown. Leaving
-        // this block drops the controller: no pass and no Lease renewal from then on.
-        let controller = controller;
-        tokio::select! {
-            r = &mut webhook => return Err(r.map_or_else(webhook_failed, |()| RunError::Stopped("webhook"))),
-            r = &mut metrics_server => return Err(r.map_or_else(|source| RunError::Serve { what: "metrics", addr: metrics_addr, source }, |()| RunError::Stopped("metrics"))),
-            r = cert_loop => return Err(r.map_or_else(RunError::from, |()| RunError::Stopped("certificates"))),
-            () = &mut watch_loop => return Err(RunError::Stopped("watches")),
-            () = baseline_gauges => return Err(RunError::Stopped("snapshots")),
-            () = probe => return Err(RunError::Stopped("API server probe")),
-            () = controller => return Err(RunError::Stopped("controller")),
-            _ = shutdown_signal() => {}
-        }
+    let mut tasks: tokio::task::JoinSet<(&'static str, Result<(), RunError>)> =
+        tokio::task::JoinSet::new();
+    let webhook_task = tasks
+        .spawn(async move {
+            let r = webhook.await.map_err(|source| RunError::Serve {
+                what: "webhook",
+                addr: webhook_addr,
+                source,
+            });
+            ("webhook", r)
+        })
+        .id();
+    tasks.spawn(async move {
+        let r = axum::serve(metrics_listener, metrics_app)
+            .await
+            .map_err(|source| RunError::Serve {
+                what: "metrics",
+                addr: metrics_addr,
+                source,
+            });
+        ("metrics", r)
+    });
+    tasks.spawn(async move { ("certificates", cert_loop.await.map_err(RunError::from)) });
+    tasks.spawn(async move {
+        watch_loop.await;
+        ("watches", Ok(()))
+    });
+    tasks.spawn(async move {
+        baseline_gauges.await;
+        ("snapshots", Ok(()))
+    });
+    tasks.spawn(async move {
+        probe.await;
+        ("API server probe", Ok(()))
+    });
+    let controller_task = tasks.spawn(async move {
+        controller.await;
+        ("controller", Ok(()))
+    });
+
+    tokio::select! {
+        Some(ended) = tasks.join_next() => return Err(ended_early(ended)),
+        _ = shutdown_signal() => {}
     }
 
     // Shutdown: say "not ready" but keep answering for the grace period, so reviews already
-    // routed here (and those sent before the endpoints update) get an answer; give the Lease
-    // up; then stop accepting, let the reviews in flight finish, and exit.
+    // routed here (and those sent before the endpoints update) get an answer; stop the
+    // controller and give the Lease up; then stop accepting, let the reviews in flight finish,
+    // and exit.
     stopping.store(true, Ordering::Release);
     tracing::info!(grace = ?opts.shutdown_grace, "SIGTERM: not ready; serving until the grace period ends");
+    controller_task.abort();
+    let controller_id = controller_task.id();
+    // Wait for the controller to be gone before releasing: no renewal may follow the release.
+    // Anything else ending first is a failure, as before the signal.
+    match tasks.join_next_with_id().await {
+        Some(Err(e)) if e.id() == controller_id => {}
+        Some(Ok((id, _))) if id == controller_id => {}
+        Some(ended) => return Err(ended_early(ended.map(|(_, r)| r))),
+        None => {}
+    }
     if let Some((namespace, identity)) = &lease {
         controller::release(client.clone(), namespace, "onus-controller", identity).await;
     }
-    tokio::select! {
-        r = &mut webhook => return r.map_err(webhook_failed),
-        _ = &mut metrics_server => {}
-        () = &mut watch_loop => {}
-        _ = tokio::time::sleep(opts.shutdown_grace) => {}
+    let grace = tokio::time::sleep(opts.shutdown_grace);
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            Some(ended) = tasks.join_next_with_id() => match ended {
+                Ok((id, (_, r))) if id == webhook_task => return r,
+                // Other subsystems may end now; the webhook still answers.
+                Ok((_, (what, Err(e)))) => tracing::warn!(%what, error = %e, "stopped while shutting down"),
+                _ => {}
+            },
+            () = &mut grace => break,
+        }
     }
     server.graceful_shutdown(Some(Duration::from_secs(10)));
-    let _ = tokio::time::timeout(Duration::from_secs(15), &mut webhook).await;
+    let drained = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(ended) = tasks.join_next_with_id().await {
+            if matches!(&ended, Ok((id, _)) if *id == webhook_task) {
+                return;
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("reviews still in flight after 15 s; stopping anyway");
+    }
+    tasks.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A subsystem ended before shutdown: why, as the process's error.
+fn ended_early(
+    ended: Result<(&'static str, Result<(), RunError>), tokio::task::JoinError>,
+) -> RunError {
+    match ended {
+        Ok((_, Err(e))) => e,
+        Ok((what, Ok(()))) => RunError::Stopped(what),
+        Err(e) if e.is_panic() => RunError::Panicked(e.to_string()),
+        Err(_) => RunError::Stopped("a subsystem"),
+    }
 }
 
 async fn metrics_handler(State(h): State<Health>) -> impl IntoResponse {

@@ -214,7 +214,7 @@ pub fn start(
         health: health.clone(),
     };
     let run = async move {
-        let (tx, mut rx) = mpsc::channel::<Change>(1024);
+        let (tx, rx) = mpsc::channel::<Change>(1024);
         let mut tasks = tokio::task::JoinSet::new();
         let mut started: BTreeSet<(String, String)> = BTreeSet::new();
         let mut core_synced = Vec::new();
@@ -230,26 +230,25 @@ pub fn start(
                 health.clone(),
             ));
         }
-        let mut index = Index::default();
         let max_age = chrono::Duration::from_std(posture_max_age).unwrap_or(chrono::Duration::MAX);
-        let mut dirty = true;
-        let mut problems: Vec<String> = Vec::new();
+        // The index and its rebuilds are CPU work: they get a thread of their own, so a busy
+        // cluster slows the snapshots down, never the webhook's async workers.
+        let (stopped_tx, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::runtime::Handle::current();
+        let spawned = std::thread::Builder::new()
+            .name("onus-index".into())
+            .spawn(move || {
+                handle.block_on(keep_index(rx, snap_tx, ready, core_synced, max_age));
+                let _ = stopped_tx.send(());
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the index thread");
+            return;
+        }
         let mut discover = tokio::time::interval(rediscover_every);
-        let mut publish = tokio::time::interval(Duration::from_millis(50));
-        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                Some(change) = rx.recv() => {
-                    match change {
-                        Change::Upsert(o) => index.upsert(o),
-                        Change::Delete(id) => index.delete(&id),
-                        Change::Replace { api_version, kind, objects, synced } => {
-                            index.replace_kind(&api_version, &kind, objects);
-                            synced.store(true, Ordering::Release);
-                        }
-                    }
-                    dirty = true;
-                }
+                _ = &mut stopped => return,
                 _ = discover.tick() => {
                     for ar in discover_declared(&client, &started).await {
                         tracing::info!(group = %ar.group, kind = %ar.kind, "watching declared cloud kind");
@@ -257,25 +256,59 @@ pub fn start(
                         tasks.spawn(watch_kind(client.clone(), ar, tx.clone(), Arc::new(AtomicBool::new(false)), health.clone()));
                     }
                 }
-                _ = publish.tick() => {
-                    if dirty {
-                        let snap = index.snapshot(max_age);
-                        // Say what cannot be used, once per change, not once per rebuild.
-                        for p in snap.problems.iter().filter(|p| !problems.contains(*p)) {
-                            tracing::error!(problem = %p, "an object onus reads cannot be used");
-                        }
-                        problems.clone_from(&snap.problems);
-                        let _ = snap_tx.send(Arc::new(snap));
-                        dirty = false;
-                        if core_synced.iter().all(|f| f.load(Ordering::Acquire)) && !ready.swap(true, Ordering::AcqRel) {
-                            tracing::info!(objects = index.len(), "watches synced; ready");
-                        }
-                    }
-                }
             }
         }
     };
     (watches, run)
+}
+
+/// Shortest time between two snapshots; a rebuild that takes longer than this waits as long as
+/// it took, so rebuilding uses at most half a core however busy the cluster is.
+const MIN_REBUILD_GAP: Duration = Duration::from_millis(50);
+
+/// Apply changes to the index and publish snapshots, until every sender is gone.
+async fn keep_index(
+    mut rx: mpsc::Receiver<Change>,
+    snap_tx: watch::Sender<Arc<Snapshot>>,
+    ready: Arc<AtomicBool>,
+    core_synced: Vec<Arc<AtomicBool>>,
+    max_age: chrono::Duration,
+) {
+    let mut index = Index::default();
+    let mut dirty = true;
+    let mut problems: Vec<String> = Vec::new();
+    let mut next = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            change = rx.recv() => {
+                match change {
+                    None => return,
+                    Some(Change::Upsert(o)) => index.upsert(o),
+                    Some(Change::Delete(id)) => index.delete(&id),
+                    Some(Change::Replace { api_version, kind, objects, synced }) => {
+                        index.replace_kind(&api_version, &kind, objects);
+                        synced.store(true, Ordering::Release);
+                    }
+                }
+                dirty = true;
+            }
+            () = tokio::time::sleep_until(next), if dirty => {
+                let began = tokio::time::Instant::now();
+                let snap = index.snapshot(max_age);
+                // Say what cannot be used, once per change, not once per rebuild.
+                for p in snap.problems.iter().filter(|p| !problems.contains(*p)) {
+                    tracing::error!(problem = %p, "an object onus reads cannot be used");
+                }
+                problems.clone_from(&snap.problems);
+                let _ = snap_tx.send(Arc::new(snap));
+                dirty = false;
+                next = tokio::time::Instant::now() + MIN_REBUILD_GAP.max(began.elapsed());
+                if core_synced.iter().all(|f| f.load(Ordering::Acquire)) && !ready.swap(true, Ordering::AcqRel) {
+                    tracing::info!(objects = index.len(), "watches synced; ready");
+                }
+            }
+        }
+    }
 }
 
 /// Declared (and context) kinds that the server serves and that are not watched yet.

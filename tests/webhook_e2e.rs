@@ -7,6 +7,7 @@ mod support;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use support::endpoints::{Endpoints, Replica};
 use support::onus::{Cleanup, Onus, eventually};
 use support::{ControlPlane, control_plane};
 
@@ -25,27 +26,46 @@ fn start_onus<'a>(
     extra: &[&str],
 ) -> (Onus, Cleanup<'a>) {
     let onus_ns = cp.create_namespace("onus");
-    let vwc_name = format!("onus-{onus_ns}");
+    let onus = Onus::start(cp, &strs(&replica_args(&onus_ns, extra)));
+    let cleanup = register(cp, &onus_ns, &onus.url(), failure_policy);
+    (onus, cleanup)
+}
+
+/// Flags of a replica in `onus_ns` that keeps the caBundle of `onus-{onus_ns}` up to date.
+fn replica_args(onus_ns: &str, extra: &[&str]) -> Vec<String> {
     let mut args = vec![
         format!("--namespace={onus_ns}"),
-        format!("--webhook-config={vwc_name}"),
+        format!("--webhook-config=onus-{onus_ns}"),
         "--cert-host=127.0.0.1".to_string(),
         "--cert-check-interval=1s".to_string(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let onus = Onus::start(cp, &args);
+    args
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Register the webhook `onus-{onus_ns}` at `url` and wait until it has a caBundle.
+fn register<'a>(
+    cp: &'a ControlPlane,
+    onus_ns: &str,
+    url: &str,
+    failure_policy: &str,
+) -> Cleanup<'a> {
+    let vwc_name = format!("onus-{onus_ns}");
     let vwc = std::process::Command::new(env!("CARGO_BIN_EXE_onus"))
         .args([
             "webhook-config",
             "--url",
-            &onus.url(),
+            url,
             "--name",
             &vwc_name,
             "--failure-policy",
             failure_policy,
             "--exclude-namespace",
-            &onus_ns,
+            onus_ns,
         ])
         .output()
         .unwrap();
@@ -77,7 +97,7 @@ fn start_onus<'a>(
             (out.success() && out.stdout.len() > 100).then_some(())
         },
     );
-    (onus, cleanup)
+    cleanup
 }
 
 fn baseline(cp: &ControlPlane, ns: &str, action: &str, extra: &str) {
@@ -585,4 +605,145 @@ fn certificate_rotation_under_load_fails_no_request() {
         serials.len() >= 3,
         "expected at least two rotations, saw serials {serials:?}"
     );
+}
+
+/// A review onus always allows (a DELETE of a Pod).
+const DELETE_REVIEW: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"DELETE","kind":{"group":"","version":"v1","kind":"Pod"}}}"#;
+
+/// A rolling restart of two replicas behind a Service, under a steady stream of applies through
+/// the API server with `failurePolicy: Fail`: every apply gets onus's own answer, none fails.
+/// (No kubelet runs here: `Endpoints` plays kube-proxy and the readiness probe.)
+#[test]
+fn a_rolling_restart_fails_no_request() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cp = control_plane();
+    install_crds(cp);
+    let onus_ns = cp.create_namespace("onus");
+    let endpoints = Endpoints::start();
+    let args = replica_args(&onus_ns, &["--webhook-only", "--shutdown-grace=3s"]);
+    let start = || {
+        let o = Onus::start(cp, &strs(&args));
+        let r = Replica {
+            webhook_port: o.webhook_port,
+            metrics_port: o.metrics_port,
+        };
+        endpoints.add(r);
+        (o, r)
+    };
+    let (mut a, ra) = start();
+    let (mut b, rb) = start();
+    let _vwc = register(cp, &onus_ns, &endpoints.url(), "Fail");
+    let ns = cp.create_namespace("rolling");
+    baseline(cp, &ns, "Deny", "");
+    apply_until(
+        cp,
+        &deployment(&ns, "probe", KEYS),
+        &["--dry-run=server"],
+        "a denial",
+        |o| !o.success(),
+    );
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    // (should be denied, what kubectl said)
+    let seen: Mutex<Vec<(bool, support::Output)>> = Mutex::default();
+    let mut stopped = Vec::new();
+    let direct: Mutex<Vec<(String, String)>> = Mutex::default();
+    std::thread::scope(|s| {
+        for client in 0..2 {
+            let (stop, seen, ns) = (&stop, &seen, &ns);
+            s.spawn(move || {
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let deny = i % 2 == 1;
+                    let name = format!("app-{client}-{i}");
+                    let yaml = deployment(ns, &name, if deny { KEYS } else { "[]" });
+                    let out = cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &yaml);
+                    seen.lock().unwrap().push((deny, out));
+                    i += 1;
+                }
+            });
+        }
+        // Another API server (an HA control plane has several) opens a connection per review.
+        let direct = &direct;
+        let (stop_ref, url) = (&stop, endpoints.url());
+        s.spawn(move || {
+            let ca = cp.dir().join(format!("ca-rolling-{}.pem", endpoints.port));
+            support::onus::write_ca(cp, &onus_ns, &ca);
+            let body = cp
+                .dir()
+                .join(format!("review-rolling-{}.json", endpoints.port));
+            std::fs::write(&body, DELETE_REVIEW).unwrap();
+            while !stop_ref.load(std::sync::atomic::Ordering::Relaxed) {
+                let answer = support::onus::post_review_to(&url, &ca, &body, &[]);
+                direct.lock().unwrap().push(answer);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        // Roll: a new replica is ready before an old one is told to stop, twice.
+        std::thread::sleep(Duration::from_secs(2));
+        for (old, r) in [(&mut a, ra), (&mut b, rb)] {
+            let (new, _) = start();
+            stopped.push(new);
+            std::thread::sleep(Duration::from_secs(1));
+            let status = old.terminate(Duration::from_secs(40));
+            endpoints.remove(r);
+            assert!(
+                status.is_some_and(|s| s.success()),
+                "a replica stops cleanly on SIGTERM: {status:?}\n{}",
+                old.logs()
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let seen = seen.into_inner().unwrap();
+    let failed: Vec<String> = seen
+        .iter()
+        .filter(|(deny, out)| {
+            if *deny {
+                out.success() || !out.stderr.contains("identity.workload-identity")
+            } else {
+                !out.success()
+            }
+        })
+        .map(|(deny, out)| format!("expected {}: {out}", if *deny { "deny" } else { "allow" }))
+        .collect();
+    assert!(
+        seen.len() >= 20,
+        "a steady stream of applies during the restart: {}",
+        seen.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {} applies did not get onus's answer:\n{}",
+        failed.len(),
+        seen.len(),
+        failed.join("\n")
+    );
+    // A stopping replica keeps listening until the endpoints have dropped it, and finishes
+    // what it accepted: clients that do not retry (not every caller is an API server that
+    // retries a refused connection) saw no failure either.
+    let direct = direct.into_inner().unwrap();
+    let bad: Vec<&(String, String)> = direct
+        .iter()
+        .filter(|(code, body)| code != "200" || !body.contains("\"allowed\":true"))
+        .collect();
+    assert!(direct.len() >= 50, "{} direct reviews", direct.len());
+    assert!(
+        bad.is_empty(),
+        "{} of {} direct reviews failed: {bad:?}",
+        bad.len(),
+        direct.len()
+    );
+    assert_eq!(
+        endpoints.refused.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "connections routed to a replica that no longer listened"
+    );
+    assert!(
+        a.logs().contains("SIGTERM") && b.logs().contains("stopped"),
+        "{}",
+        b.logs()
+    );
+    drop(stopped);
 }

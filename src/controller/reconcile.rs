@@ -290,8 +290,13 @@ pub async fn run_pass(ctx: &Context) {
         }
         ns_account.insert(ns.clone(), account);
     }
-    let audited: Vec<(Posture, bool)> = futures::stream::iter(wanted.iter())
+    // Futures made first (they start when polled): a closure inside the stream would make this
+    // future impossible to spawn (rustc cannot prove it `Send` for every lifetime).
+    let audits: Vec<_> = wanted
+        .iter()
         .map(|k| ctx.audit(k, published_by(&snap, k), now))
+        .collect();
+    let audited: Vec<(Posture, bool)> = futures::stream::iter(audits)
         .buffer_unordered(ctx.settings.concurrency.max(1))
         .collect()
         .await;

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod controlplane;
+pub mod endpoints;
 pub mod moto;
 pub mod onus;
 

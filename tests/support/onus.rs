@@ -155,37 +155,53 @@ impl Onus {
         curl_args: &[&str],
     ) -> (String, String) {
         let ca_file = cp.dir().join(format!("ca-{}.pem", self.webhook_port));
-        std::fs::write(&ca_file, decode_base64(&ca_bundle(cp, onus_ns))).unwrap();
+        write_ca(cp, onus_ns, &ca_file);
         let body_file = cp.dir().join(format!("body-{}.bin", self.webhook_port));
         std::fs::write(&body_file, body).unwrap();
-        let out = Command::new("curl")
-            .args(["-sS", "--max-time", "10", "--cacert"])
-            .arg(&ca_file)
-            .args([
-                "-H",
-                "Content-Type: application/json",
-                "-o",
-                "-",
-                "-w",
-                "\n%{http_code}",
-            ])
-            .args(curl_args)
-            .arg("--data-binary")
-            .arg(format!("@{}", body_file.display()))
-            .arg(self.url())
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", ""));
-        if code == "000" {
-            // No HTTP answer: what curl says instead.
-            return (
-                code.to_string(),
-                String::from_utf8_lossy(&out.stderr).to_string(),
-            );
-        }
-        (code.to_string(), body.to_string())
+        post_review_to(&self.url(), &ca_file, &body_file, curl_args)
     }
+}
+
+/// Write the CA of the self-managed certificates in `onus_ns` to `path` (PEM).
+pub fn write_ca(cp: &ControlPlane, onus_ns: &str, path: &std::path::Path) {
+    std::fs::write(path, decode_base64(&ca_bundle(cp, onus_ns))).unwrap();
+}
+
+/// POST the file `body_file` to `url` with curl, trusting `ca_file`, on a new connection:
+/// (HTTP code, body); code "000" and curl's message when no HTTP answer came.
+pub fn post_review_to(
+    url: &str,
+    ca_file: &std::path::Path,
+    body_file: &std::path::Path,
+    curl_args: &[&str],
+) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(ca_file)
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .args(curl_args)
+        .arg("--data-binary")
+        .arg(format!("@{}", body_file.display()))
+        .arg(url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", ""));
+    if code == "000" {
+        // No HTTP answer: what curl says instead.
+        return (
+            code.to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        );
+    }
+    (code.to_string(), body.to_string())
 }
 
 /// The CA that self-managed certificates keep in `onus-webhook-tls` of `onus_ns`, base64 (as a
