@@ -198,21 +198,21 @@ impl Index {
         let mut broken = Vec::new();
         for o in parsed().filter(|o| o.group() == "onus.dev" && !is_cloud_resource(o)) {
             let kind = o.kind();
-            match crate::baseline::add_object(&mut baselines, kind, &o.id.name, &o.body, "default")
-            {
-                Ok(()) if kind == "ResponsibilityBaseline" => counts.namespaced += 1,
-                Ok(()) => counts.cluster += 1,
-                Err(error) => {
+            match add_stored(
+                &mut baselines,
+                kind,
+                &o.id.name,
+                o.namespace(),
+                &o.body,
+                "default",
+            ) {
+                None if kind == "ResponsibilityBaseline" => counts.namespaced += 1,
+                None => counts.cluster += 1,
+                Some(b) => {
                     // Stored anyway (made while onus was down, or past an older CRD schema): it
                     // must not silently unguard its namespaces.
-                    problems.push(format!("{}: {error}", o.id));
-                    broken.push(BrokenBaseline::new(
-                        kind,
-                        &o.id.name,
-                        o.namespace(),
-                        &o.body,
-                        error,
-                    ));
+                    problems.push(format!("{}: {}", o.id, b.error));
+                    broken.push(b);
                     if o.namespace().is_some() {
                         counts.invalid_namespaced += 1;
                     } else {
@@ -300,6 +300,34 @@ pub struct BaselineCounts {
     pub invalid_cluster: usize,
 }
 
+/// Add a stored baseline object to `set`. One that cannot be compiled is added as its last
+/// valid version (`status.lastValidSpec`, written by the leader) when that compiles, and is
+/// returned as broken either way.
+pub fn add_stored(
+    set: &mut BaselineSet,
+    kind: &str,
+    name: &str,
+    namespace: Option<&str>,
+    body: &serde_json::Value,
+    default_namespace: &str,
+) -> Option<BrokenBaseline> {
+    let error = crate::baseline::add_object(set, kind, name, body, default_namespace).err()?;
+    let last_valid = body
+        .pointer("/status/lastValidSpec")
+        .filter(|s| s.is_object())
+        .map(|spec| {
+            let mut b = body.clone();
+            b["spec"] = spec.clone();
+            b
+        });
+    let under_last_valid = last_valid.is_some_and(|b| {
+        crate::baseline::add_object(set, kind, name, &b, default_namespace).is_ok()
+    });
+    let mut broken = BrokenBaseline::new(kind, name, namespace, body, error);
+    broken.under_last_valid = under_last_valid;
+    Some(broken)
+}
+
 impl BrokenBaseline {
     pub fn new(
         kind: &str,
@@ -324,6 +352,19 @@ impl BrokenBaseline {
             namespace: namespace.map(str::to_string),
             action,
             error,
+            under_last_valid: false,
+        }
+    }
+
+    /// What a person should read about it.
+    pub fn describe(&self) -> String {
+        if self.under_last_valid {
+            format!(
+                "{} cannot be compiled: {}; judged under its last valid spec until it is fixed",
+                self.name, self.error
+            )
+        } else {
+            format!("{} cannot be compiled: {}", self.name, self.error)
         }
     }
 }
@@ -338,6 +379,8 @@ pub struct BrokenBaseline {
     /// Its `spec.action` when readable, else Deny.
     pub action: Action,
     pub error: String,
+    /// Its last valid spec (from its status) applies in its place.
+    pub under_last_valid: bool,
 }
 
 /// A namespace younger than this may have baselines the watches have not delivered yet.

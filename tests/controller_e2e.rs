@@ -1066,12 +1066,70 @@ async fn a_baseline_stored_broken_is_loud_and_keeps_its_namespace_guarded() {
         let rb = cp
             .kubectl(&["get", "rb", "aws-iaas", "-n", &ns, "-o", "json"])
             .json();
-        rb["status"]["conditions"].as_array().and_then(|cs| {
+        let ready = rb["status"]["conditions"].as_array().and_then(|cs| {
             cs.iter()
                 .find(|c| c["type"] == "Ready" && c["status"] == "True")
                 .cloned()
-        })
+        });
+        // The spec that compiled is recorded, for the day a broken one is stored.
+        ready.filter(|_| rb["status"]["lastValidSpec"]["serviceModel"] == "iaas")
     });
+
+    // Broken again while the webhook is not registered: judged under the last valid spec,
+    // which the status and every answer say.
+    drop(hook);
+    eventually(Duration::from_secs(20), "the broken spec stored", || {
+        cp.kubectl_stdin(&["apply", "-f", "-"], &typo)
+            .success()
+            .then_some(())
+    });
+    let condition = eventually(
+        Duration::from_secs(30),
+        "Ready=False, judged under the last valid spec",
+        || {
+            let rb = cp
+                .kubectl(&["get", "rb", "aws-iaas", "-n", &ns, "-o", "json"])
+                .json();
+            rb["status"]["conditions"].as_array().and_then(|cs| {
+                cs.iter()
+                    .find(|c| {
+                        c["type"] == "Ready"
+                            && c["status"] == "False"
+                            && c["message"]
+                                .as_str()
+                                .unwrap_or("")
+                                .contains("last valid spec")
+                    })
+                    .cloned()
+            })
+        },
+    );
+    assert!(
+        condition["message"]
+            .as_str()
+            .unwrap()
+            .contains("forbiddenPort"),
+        "{condition}"
+    );
+    let hook = register_webhook(cp, &onus, &onus_ns);
+    let host = deploy.replace(
+        "    spec:\n      containers",
+        "    spec:\n      hostNetwork: true\n      containers",
+    );
+    let out = eventually(
+        Duration::from_secs(20),
+        "the host-network workload refused",
+        || {
+            let out = cp.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &host);
+            (!out.success()).then_some(out)
+        },
+    );
+    assert!(
+        out.stderr.contains("host-os.isolation")
+            && out.stderr.contains("last valid spec")
+            && !out.stderr.contains("refused until it is fixed"),
+        "{out}"
+    );
     drop(hook);
 }
 

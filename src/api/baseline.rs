@@ -254,6 +254,12 @@ pub struct BaselineStatus {
     pub summary: Option<Summary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_audit_time: Option<DateTime<Utc>>,
+    /// The last spec onus compiled. While the stored spec cannot be compiled (stored while onus
+    /// was down, or past an older schema), its namespaces are judged under this one, and
+    /// `Ready=False` says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_spec")]
+    pub last_valid_spec: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -273,6 +279,15 @@ pub struct Summary {
     pub warn: u64,
     pub error: u64,
     pub skip: u64,
+}
+
+/// A copy of a spec, kept as it was: free-form, and structural.
+fn free_form_spec(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "description": "The last spec onus compiled, as it was written.",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
 }
 
 /// `{type: object, x-kubernetes-preserve-unknown-fields: true}`: free-form, and structural.

@@ -643,7 +643,8 @@ fn recorded<'a>(
 async fn write_invalid(ctx: &Context, snap: &Snapshot) {
     for b in &snap.broken {
         let (obj, generation, current) = recorded(snap, &b.name);
-        let next = status::invalid_status(&b.error, generation, current.as_ref());
+        let next =
+            status::invalid_status(&b.error, b.under_last_valid, generation, current.as_ref());
         let said = |s: &BaselineStatus| {
             s.conditions
                 .iter()
@@ -659,7 +660,7 @@ async fn write_invalid(ctx: &Context, snap: &Snapshot) {
             continue;
         }
         if let Some(o) = obj {
-            let note = format!("cannot be compiled: {}", b.error);
+            let note = b.describe();
             publish_event(ctx, &o.id, EventType::Warning, "InvalidBaseline", note).await;
         }
     }
@@ -668,10 +669,15 @@ async fn write_invalid(ctx: &Context, snap: &Snapshot) {
 async fn write_statuses(ctx: &Context, snap: &Snapshot, tallies: &Tallies, now: DateTime<Utc>) {
     write_invalid(ctx, snap).await;
     for b in snap.baselines.all() {
-        let (_, generation, current) = recorded(snap, &b.name);
+        // One judged under its last valid spec is still broken: its status says so (above).
+        if snap.broken.iter().any(|x| x.name == b.name) {
+            continue;
+        }
+        let (obj, generation, current) = recorded(snap, &b.name);
         let empty = status::Tally::default();
         let next = status::status_for(
             &b,
+            obj.and_then(|o| o.at("spec")),
             tallies.get(&b.name).unwrap_or(&empty),
             generation,
             current.as_ref(),

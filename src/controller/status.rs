@@ -65,6 +65,7 @@ fn condition(
 /// The status a baseline should have after a pass.
 pub fn status_for(
     b: &EffectiveBaseline,
+    spec: Option<&serde_json::Value>,
     tally: &Tally,
     generation: Option<i64>,
     previous: Option<&BaselineStatus>,
@@ -125,6 +126,7 @@ pub fn status_for(
         matrix,
         summary: Some(s.clone()),
         last_audit_time: Some(audit_time),
+        last_valid_spec: spec.cloned(),
     }
 }
 
@@ -132,19 +134,23 @@ pub fn status_for(
 /// what an earlier version said kept (it may still describe the last audit).
 pub fn invalid_status(
     error: &str,
+    under_last_valid: bool,
     generation: Option<i64>,
     previous: Option<&BaselineStatus>,
 ) -> BaselineStatus {
     let prev_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or(&[]);
     let mut s = previous.cloned().unwrap_or_default();
     s.observed_generation = generation;
+    let consequence = if under_last_valid {
+        "its namespaces are judged under its last valid spec (status.lastValidSpec) until it is fixed"
+    } else {
+        "creates and updates in its scope are refused (or warned, per its action) until it is fixed"
+    };
     s.conditions = vec![condition(
         "Ready",
         false,
         "Invalid",
-        format!(
-            "{error}; creates and updates in its scope are refused (or warned, per its action) until it is fixed"
-        ),
+        format!("{error}; {consequence}"),
         generation,
         prev_conditions,
     )];

@@ -12,8 +12,8 @@ use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::{Api, Client, ResourceExt};
 
 use crate::api::{ClusterResponsibilityBaseline, ResponsibilityBaseline};
-use crate::baseline::{BaselineSet, EffectiveBaseline, add_object};
-use crate::index::BrokenBaseline;
+use crate::baseline::{BaselineSet, EffectiveBaseline};
+use crate::index::{BrokenBaseline, add_stored};
 
 /// How long the read may take; the webhook answers within its own deadline either way.
 pub const DEADLINE: Duration = Duration::from_millis(1500);
@@ -51,9 +51,7 @@ pub async fn baselines(client: &Client, namespace: &str) -> Result<Confirmed, St
         let mut set = BaselineSet::default();
         let mut broken = Vec::new();
         let mut add = |kind: &str, name: &str, ns: Option<&str>, body: serde_json::Value| {
-            if let Err(error) = add_object(&mut set, kind, name, &body, namespace) {
-                broken.push(BrokenBaseline::new(kind, name, ns, &body, error));
-            }
+            broken.extend(add_stored(&mut set, kind, name, ns, &body, namespace));
         };
         // Read as JSON: a stored baseline that no longer parses must still be seen.
         let whole = |o: &DynamicObject| serde_json::to_value(o).unwrap_or_default();

@@ -200,13 +200,11 @@ pub fn review_with(
             Some(c) => c.broken.iter().collect(),
             None => snapshot.broken_for(namespace.unwrap_or("")),
         };
-        let line = |b: &crate::index::BrokenBaseline| {
-            format!("{} cannot be compiled: {}", b.name, b.error)
-        };
+        // One judged under its last valid spec guards as that spec does; the others refuse.
         let denying: Vec<String> = broken
             .iter()
-            .filter(|b| b.action == Action::Deny)
-            .map(|b| line(b))
+            .filter(|b| b.action == Action::Deny && !b.under_last_valid)
+            .map(|b| b.describe())
             .collect();
         if !denying.is_empty() {
             refuse(
@@ -221,7 +219,7 @@ pub fn review_with(
         }
         broken_warnings = broken
             .iter()
-            .map(|b| cut(&format!("onus: {}", line(b)), MAX_WARNING))
+            .map(|b| cut(&format!("onus: {}", b.describe()), MAX_WARNING))
             .collect();
     }
 
@@ -663,6 +661,55 @@ mod tests {
                 .unwrap()
                 .contains("cannot be compiled")
         );
+    }
+
+    #[test]
+    fn a_broken_baseline_with_a_last_valid_spec_is_judged_under_it() {
+        // Broken now; the leader recorded the last spec that compiled (which forbids port 22).
+        let stored = json!({"apiVersion":"onus.dev/v1alpha1","kind":"ResponsibilityBaseline","metadata":{"name":"b","namespace":"shop"},
+            "spec":{"provider":"aws","serviceModel":"iaas","controls":[{"id":"network.exposure","parameters":{"forbiddenPort":22}}]},
+            "status":{"lastValidSpec":{"provider":"aws","serviceModel":"iaas","controls":[{"id":"network.exposure","parameters":{"forbiddenPorts":[22]}}]}}});
+        let mut idx = Index::default();
+        idx.upsert(Object::from_value(stored.clone(), None).unwrap());
+        let snap = idx.snapshot(chrono::Duration::minutes(5));
+        assert_eq!(snap.broken.len(), 1, "still reported as broken");
+        assert!(snap.broken[0].under_last_valid);
+        assert_eq!(snap.counts.invalid_namespaced, 1);
+        // A clean workload is allowed, with a warning that names the broken baseline.
+        let d = review(
+            &body("CREATE", "shop", deployment(json!([]))),
+            &snap,
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(d.review["response"]["allowed"], true, "{}", d.review);
+        let warning = d.review["response"]["warnings"][0].as_str().unwrap();
+        assert!(
+            warning.contains("ResponsibilityBaseline/shop/b cannot be compiled")
+                && warning.contains("last valid spec"),
+            "{warning}"
+        );
+        // A Service open on 22 is refused by the last valid spec's control.
+        let ssh = json!({"apiVersion":"v1","kind":"Service","metadata":{"name":"ssh"},
+            "spec":{"type":"LoadBalancer","ports":[{"port":22}]}});
+        let d = review(&body("CREATE", "shop", ssh), &snap, Utc::now()).unwrap();
+        assert_eq!(d.decision, "deny", "{}", d.review);
+        let msg = d.review["response"]["status"]["message"].as_str().unwrap();
+        assert!(msg.contains("network.exposure"), "{msg}");
+        // A last valid spec that does not compile either is no fallback: refused as broken.
+        let mut both = stored;
+        both["status"]["lastValidSpec"]["controls"][0]["parameters"] = json!({"nope": 1});
+        let mut idx = Index::default();
+        idx.upsert(Object::from_value(both, None).unwrap());
+        let snap = idx.snapshot(chrono::Duration::minutes(5));
+        assert!(!snap.broken[0].under_last_valid);
+        let d = review(
+            &body("CREATE", "shop", deployment(json!([]))),
+            &snap,
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(d.decision, "deny");
     }
 
     #[test]
