@@ -6,17 +6,97 @@ use ipnet::IpNet;
 
 use crate::posture::IngressRule;
 
-/// Is this rule source the whole internet? CIDRs `0.0.0.0/0` and `::/0` (any spelling with a zero
-/// prefix), and Azure's tags `*`, `Internet`, `Any`.
-pub fn is_internet(source: &str) -> bool {
-    let s = source.trim();
-    if s == "*" || s.eq_ignore_ascii_case("internet") || s.eq_ignore_ascii_case("any") {
-        return true;
+/// What counts as "the internet" for a rule source: everything (`0.0.0.0/0`, `::/0`, Azure's
+/// `*`, `Internet`, `Any`), and any public range wider than a prefix. `52.0.0.0/8` is not the
+/// whole internet, but it is sixteen million addresses nobody vets; a rule open to it is open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Internet {
+    /// IPv4 public ranges with a shorter prefix than this count (`network.exposure`'s
+    /// `maxPublicPrefix`, default 16).
+    pub max_public_prefix_v4: u8,
+    /// The same for IPv6 (`maxPublicPrefixV6`, default 32: a whole ISP's allocation).
+    pub max_public_prefix_v6: u8,
+}
+
+impl Default for Internet {
+    fn default() -> Self {
+        Internet {
+            max_public_prefix_v4: 16,
+            max_public_prefix_v6: 32,
+        }
     }
-    match s.parse::<IpNet>() {
-        Ok(net) => net.prefix_len() == 0,
-        // A bare unspecified address means "any" in several tools.
-        Err(_) => s.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified()),
+}
+
+/// Address space that is not reachable from the internet: RFC 1918, loopback, link-local,
+/// CGNAT (RFC 6598), "this network"; IPv6 loopback, link-local, unique-local, multicast and the
+/// documentation prefix.
+const NOT_PUBLIC: &[&str] = &[
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "100.64.0.0/10",
+    "0.0.0.0/8",
+    "::1/128",
+    "fe80::/10",
+    "fc00::/7",
+    "ff00::/8",
+    "2001:db8::/32",
+];
+
+impl Internet {
+    /// Does a rule open to `source` admit the internet? Sources that are not addresses
+    /// (security group ids, Azure tags such as `VirtualNetwork`) do not.
+    pub fn includes(&self, source: &str) -> bool {
+        let s = source.trim();
+        if s == "*" || s.eq_ignore_ascii_case("internet") || s.eq_ignore_ascii_case("any") {
+            return true;
+        }
+        let net = match s.parse::<IpNet>() {
+            Ok(net) => net,
+            // A bare unspecified address means "any" in several tools.
+            Err(_) => return s.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified()),
+        };
+        if net.prefix_len() == 0 {
+            return true;
+        }
+        // IPv4-mapped IPv6 ranges are IPv4 ranges.
+        let net = match net {
+            IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
+                Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                    .map(IpNet::V4)
+                    .unwrap_or(net),
+                None => net,
+            },
+            other => other,
+        };
+        let private = NOT_PUBLIC
+            .iter()
+            .filter_map(|p| p.parse::<IpNet>().ok())
+            .any(|block| block.contains(&net));
+        if private {
+            return false;
+        }
+        let max = match net {
+            IpNet::V4(_) => self.max_public_prefix_v4,
+            IpNet::V6(_) => self.max_public_prefix_v6,
+        };
+        net.prefix_len() < max
+    }
+
+    /// How a person should read `source` in a message.
+    pub fn describe(&self, source: &str) -> String {
+        match source.trim().parse::<IpNet>() {
+            Ok(net) if net.prefix_len() > 0 => {
+                let max = match net {
+                    IpNet::V4(_) => self.max_public_prefix_v4,
+                    IpNet::V6(_) => self.max_public_prefix_v6,
+                };
+                format!("{source} (a public range wider than /{max})")
+            }
+            _ => source.to_string(),
+        }
     }
 }
 
@@ -62,8 +142,8 @@ pub fn aws_port_range(protocol: &str, from: Option<i64>, to: Option<i64>) -> (u1
 }
 
 /// Why an ingress rule opens a forbidden port to the internet, if it does.
-pub fn exposure(rule: &IngressRule, forbidden: &[u16]) -> Option<String> {
-    if !is_internet(&rule.source) {
+pub fn exposure(rule: &IngressRule, forbidden: &[u16], internet: &Internet) -> Option<String> {
+    if !internet.includes(&rule.source) {
         return None;
     }
     let proto = normalise_protocol(&rule.protocol);
@@ -75,7 +155,7 @@ pub fn exposure(rule: &IngressRule, forbidden: &[u16]) -> Option<String> {
         return Some(format!(
             "{} open to {} on all ports",
             proto_label(&proto),
-            rule.source
+            internet.describe(&rule.source)
         ));
     }
     let hit: Vec<String> = forbidden
@@ -94,7 +174,7 @@ pub fn exposure(rule: &IngressRule, forbidden: &[u16]) -> Option<String> {
     Some(format!(
         "{} {range} open to {} (forbidden: {})",
         proto_label(&proto),
-        rule.source,
+        internet.describe(&rule.source),
         hit.join(", ")
     ))
 }
@@ -120,20 +200,59 @@ mod tests {
         }
     }
 
+    fn is_internet(s: &str) -> bool {
+        Internet::default().includes(s)
+    }
+
     #[test]
     fn internet_sources() {
-        for s in ["0.0.0.0/0", "::/0", "*", "Internet", "any", "0.0.0.0", "::"] {
+        for s in [
+            "0.0.0.0/0",
+            "::/0",
+            "*",
+            "Internet",
+            "any",
+            "0.0.0.0",
+            "::",
+            // Public and huge: open to millions of strangers.
+            "52.0.0.0/8",
+            "0.0.0.0/1",
+            "128.0.0.0/1",
+            "96.0.0.0/3",
+            "203.0.0.0/15",
+            "2600::/16",
+            "2a00::/31",
+            "::ffff:52.0.0.0/104",
+        ] {
             assert!(is_internet(s), "{s}");
         }
         for s in [
             "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "100.64.0.0/10",
+            "169.254.0.0/16",
+            "127.0.0.0/8",
             "203.0.113.7/32",
+            "198.51.100.0/24",
+            "52.94.0.0/16",
             "VirtualNetwork",
             "sg-123",
             "2001:db8::/32",
+            "fd00::/8",
+            "fe80::/10",
+            "2600:1f18::/32",
+            "::ffff:10.0.0.0/104",
         ] {
             assert!(!is_internet(s), "{s}");
         }
+        // The prefix is the baseline's to choose.
+        let strict = Internet {
+            max_public_prefix_v4: 24,
+            max_public_prefix_v6: 48,
+        };
+        assert!(strict.includes("52.94.0.0/16") && strict.includes("2600:1f18::/32"));
+        assert!(!strict.includes("52.94.1.0/24"));
     }
 
     #[test]
@@ -152,22 +271,27 @@ mod tests {
     fn exposures() {
         let f = [22, 3389, 5432];
         assert!(
-            exposure(&rule("tcp", 22, 22, "0.0.0.0/0"), &f)
+            exposure(&rule("tcp", 22, 22, "0.0.0.0/0"), &f, &Internet::default())
                 .unwrap()
                 .contains("port 22")
         );
         assert!(
-            exposure(&rule("tcp", 20, 30, "::/0"), &f)
+            exposure(&rule("tcp", 20, 30, "::/0"), &f, &Internet::default())
                 .unwrap()
                 .contains("forbidden: 22")
         );
         assert!(
-            exposure(&rule("all", 0, 65535, "Internet"), &f)
+            exposure(&rule("all", 0, 65535, "Internet"), &f, &Internet::default())
                 .unwrap()
                 .contains("all ports")
         );
-        assert!(exposure(&rule("tcp", 443, 443, "0.0.0.0/0"), &f).is_none());
-        assert!(exposure(&rule("tcp", 22, 22, "10.0.0.0/8"), &f).is_none());
-        assert!(exposure(&rule("icmp", 0, 65535, "0.0.0.0/0"), &f).is_none());
+        assert!(exposure(&rule("tcp", 443, 443, "0.0.0.0/0"), &f, &Internet::default()).is_none());
+        assert!(exposure(&rule("tcp", 22, 22, "10.0.0.0/8"), &f, &Internet::default()).is_none());
+        assert!(exposure(&rule("icmp", 0, 65535, "0.0.0.0/0"), &f, &Internet::default()).is_none());
+        let huge = exposure(&rule("tcp", 22, 22, "52.0.0.0/8"), &f, &Internet::default()).unwrap();
+        assert!(
+            huge.contains("52.0.0.0/8 (a public range wider than /16)"),
+            "{huge}"
+        );
     }
 }

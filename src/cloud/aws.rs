@@ -1449,9 +1449,9 @@ mod tests {
             ]
         );
         let open = ingress_rules(&perms);
-        assert!(crate::network::exposure(&open[0], &[22]).is_some());
-        assert!(crate::network::exposure(&open[1], &[22]).is_some());
-        assert!(crate::network::exposure(&open[4], &[22]).is_none());
+        assert!(crate::network::exposure(&open[0], &[22], &Default::default()).is_some());
+        assert!(crate::network::exposure(&open[1], &[22], &Default::default()).is_some());
+        assert!(crate::network::exposure(&open[4], &[22], &Default::default()).is_none());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::model::ControlId::{NetworkExposure, NetworkSegmentation};
-use crate::network::{exposure, is_internet, normalise_protocol};
+use crate::network::{exposure, normalise_protocol};
 use crate::object::list;
 use crate::posture::{CloudResource, IngressRule, Posture};
 use crate::refs::{AWS_LB_SECURITY_GROUPS, Reference, parse_reference};
@@ -72,13 +72,14 @@ pub(super) fn service(ctx: &mut Ctx<'_>) {
                 .filter(|s| !s.is_empty()),
         );
     }
-    let open_to_all = ranges.is_empty() || ranges.iter().any(|r| is_internet(r));
+    let internet = ctx.b.params.internet;
+    let open_to_all = ranges.is_empty() || ranges.iter().any(|r| internet.includes(r));
     let source = if ranges.is_empty() {
         "0.0.0.0/0".to_string()
     } else {
         ranges
             .iter()
-            .find(|r| is_internet(r))
+            .find(|r| internet.includes(r))
             .cloned()
             .unwrap_or_default()
     };
@@ -98,7 +99,7 @@ pub(super) fn service(ctx: &mut Ctx<'_>) {
                     to_port: port,
                     source: source.clone(),
                 };
-                if let Some(why) = exposure(&rule, &forbidden) {
+                if let Some(why) = exposure(&rule, &forbidden, &internet) {
                     gaps.push(why);
                 }
             }
@@ -148,9 +149,10 @@ pub(super) fn security_group(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&s
         return;
     };
     let forbidden = ctx.b.params.forbidden_ports.clone();
+    let internet = ctx.b.params.internet;
     let open: Vec<(&IngressRule, String)> = rules
         .iter()
-        .filter_map(|r| exposure(r, &forbidden).map(|w| (r, w)))
+        .filter_map(|r| exposure(r, &forbidden, &internet).map(|w| (r, w)))
         .collect();
     if open.is_empty() {
         let what = format!(

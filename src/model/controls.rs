@@ -79,6 +79,8 @@ pub struct ControlParameters {
     pub require_secure_transport_policy: bool,
     /// network.exposure: ports that must never be open to the internet.
     pub forbidden_ports: Vec<u16>,
+    /// network.exposure: public ranges wider than these prefixes count as the internet.
+    pub internet: crate::network::Internet,
     /// application.image-provenance: registries images may come from (prefix match); empty = any.
     pub allowed_registries: Vec<String>,
     /// application.image-provenance: require `@sha256:` digests.
@@ -104,6 +106,7 @@ impl Default for ControlParameters {
             require_customer_managed_key: false,
             require_secure_transport_policy: false,
             forbidden_ports: DEFAULT_FORBIDDEN_PORTS.to_vec(),
+            internet: crate::network::Internet::default(),
             allowed_registries: Vec::new(),
             require_digest: true,
             require_access_logging: false,
@@ -129,7 +132,7 @@ impl ControlParameters {
         match control {
             DataEncryptionAtRest => &["requireCustomerManagedKey"],
             DataEncryptionInTransit => &["requireSecureTransportPolicy"],
-            NetworkExposure => &["forbiddenPorts"],
+            NetworkExposure => &["forbiddenPorts", "maxPublicPrefix", "maxPublicPrefixV6"],
             ApplicationImageProvenance => &["allowedRegistries", "requireDigest"],
             LoggingAuditTrail => &["requireAccessLogging"],
             IdentityWorkloadIdentity => &["extraCredentialNames"],
@@ -187,6 +190,20 @@ impl ControlParameters {
                                 .collect()
                         })
                         .ok_or_else(|| err("expected a list of port numbers 0-65535"))?
+                }
+                "maxPublicPrefix" => {
+                    self.internet.max_public_prefix_v4 = value
+                        .as_u64()
+                        .filter(|n| (1..=32).contains(n))
+                        .map(|n| n as u8)
+                        .ok_or_else(|| err("expected a prefix length 1-32"))?
+                }
+                "maxPublicPrefixV6" => {
+                    self.internet.max_public_prefix_v6 = value
+                        .as_u64()
+                        .filter(|n| (1..=128).contains(n))
+                        .map(|n| n as u8)
+                        .ok_or_else(|| err("expected a prefix length 1-128"))?
                 }
                 "allowedRegistries" => {
                     self.allowed_registries =
@@ -249,6 +266,15 @@ mod tests {
 
         let bad = BTreeMap::from([("forbiddenPorts".to_string(), json!([70000]))]);
         assert!(p.apply(ControlId::NetworkExposure, &bad).is_err());
+        let prefixes = BTreeMap::from([
+            ("maxPublicPrefix".to_string(), json!(24)),
+            ("maxPublicPrefixV6".to_string(), json!(48)),
+        ]);
+        p.apply(ControlId::NetworkExposure, &prefixes).unwrap();
+        assert!(p.internet.includes("52.94.0.0/16"));
+        let wide = BTreeMap::from([("maxPublicPrefix".to_string(), json!(33))]);
+        let e = p.apply(ControlId::NetworkExposure, &wide).unwrap_err();
+        assert!(e.to_string().contains("1-32"), "{e}");
         let unknown = BTreeMap::from([("requireDigest".to_string(), json!(true))]);
         let e = p.apply(ControlId::NetworkExposure, &unknown).unwrap_err();
         assert!(e.to_string().contains("forbiddenPorts"), "{e}");
