@@ -227,7 +227,7 @@ fn ack_bucket(obj: &Object) -> Declared {
     if let Some(text) = policy {
         match iam::parse(text) {
             Ok(doc) => {
-                exposures.extend(doc.public_statements());
+                exposures.extend(doc.public_statements(&Default::default()));
                 transit.secure_transport_policy = Some(doc.denies_insecure_transport());
             }
             Err(e) => p.error = Some(format!("spec.policy: {e}")),
@@ -480,7 +480,7 @@ fn crossplane_s3(obj: &Object, kind: &str, names: &dyn NameResolver) -> Declared
             match iam::parse(fp.get("policy").and_then(Value::as_str).unwrap_or("")) {
                 Ok(doc) => {
                     p.public_access = Some(PublicAccess {
-                        exposures: doc.public_statements(),
+                        exposures: doc.public_statements(&Default::default()),
                         guard: None,
                     });
                     p.transit = Some(Transit {

@@ -285,9 +285,23 @@ mod tests {
                 .unwrap()
                 .contains("all ports")
         );
-        assert!(exposure(&rule("tcp", 443, 443, "0.0.0.0/0"), &f, &Internet::default()).is_none());
+        assert!(
+            exposure(
+                &rule("tcp", 443, 443, "0.0.0.0/0"),
+                &f,
+                &Internet::default()
+            )
+            .is_none()
+        );
         assert!(exposure(&rule("tcp", 22, 22, "10.0.0.0/8"), &f, &Internet::default()).is_none());
-        assert!(exposure(&rule("icmp", 0, 65535, "0.0.0.0/0"), &f, &Internet::default()).is_none());
+        assert!(
+            exposure(
+                &rule("icmp", 0, 65535, "0.0.0.0/0"),
+                &f,
+                &Internet::default()
+            )
+            .is_none()
+        );
         let huge = exposure(&rule("tcp", 22, 22, "52.0.0.0/8"), &f, &Internet::default()).unwrap();
         assert!(
             huge.contains("52.0.0.0/8 (a public range wider than /16)"),

@@ -644,7 +644,7 @@ impl AwsAuditor {
         if let Some(text) = policy.as_ref().and_then(|p| p.policy()) {
             let doc = iam::parse(text)
                 .map_err(|e| AwsError::Unreadable(format!("bucket policy: {e}")))?;
-            policy_public = doc.public_statements();
+            policy_public = doc.public_statements(&Default::default());
             let aws_says_public = status
                 .as_ref()
                 .and_then(|s| s.policy_status())

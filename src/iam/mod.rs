@@ -2,9 +2,17 @@
 //!
 //! Finds what `identity.least-privilege` forbids in an AWS IAM policy: full admin (`*` on `*`),
 //! service-wide wildcards (`s3:*` on `*`), `Allow` with `NotAction`, and privilege-escalation
-//! action sets. Deny statements without conditions subtract from what Allow statements grant.
-//! Only statements on `Resource: "*"` (or `NotResource`) count for wildcards and escalation,
-//! as in Cloudsplaining's "without resource constraints" analysis.
+//! paths from the published catalogues. Deny statements without conditions on `*` subtract from
+//! what Allow statements grant (`Action` and `NotAction` alike). Only statements on every
+//! resource of a kind (`*`, `arn:aws:iam::123:role/*`, or `NotResource`) count for wildcards and
+//! escalation, as in Cloudsplaining's "without resource constraints" analysis. Resource policies
+//! are public unless a condition's values narrow who may act.
+
+mod condition;
+mod escalation;
+
+pub use condition::narrows;
+pub use escalation::{ESCALATION_PATHS, EscalationPath, escalation_path};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -47,11 +55,6 @@ impl Statement {
             Some(sid) => format!("statement {sid:?}"),
             None => format!("statement #{}", index + 1),
         }
-    }
-
-    /// The statement applies to every resource.
-    pub fn on_any_resource(&self) -> bool {
-        self.not_resource || self.resources.iter().any(|r| r == "*")
     }
 
     /// The statement matches this action (Action or NotAction semantics).
@@ -100,8 +103,11 @@ impl IamFinding {
                 "uses Allow with NotAction, granting everything not listed".to_string()
             }
             IamIssue::PrivilegeEscalation { name, actions } => {
+                let how = escalation_path(name)
+                    .map(|p| format!(": one can {} (path published by {})", p.how, p.source))
+                    .unwrap_or_default();
                 format!(
-                    "allows privilege escalation ({name}: {})",
+                    "allows privilege escalation {name} ({} on every resource){how}",
                     actions.join(" + ")
                 )
             }
@@ -333,108 +339,167 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     pi == p.len()
 }
 
-/// Privilege-escalation action sets (Rhino Security Labs' list, as used by Prowler and Cloudsplaining).
-pub const ESCALATION_SETS: &[(&str, &[&str])] = &[
-    ("CreateNewPolicyVersion", &["iam:CreatePolicyVersion"]),
-    (
-        "SetExistingDefaultPolicyVersion",
-        &["iam:SetDefaultPolicyVersion"],
-    ),
-    (
-        "PassExistingRoleToNewEc2Instance",
-        &["iam:PassRole", "ec2:RunInstances"],
-    ),
-    ("CreateAccessKey", &["iam:CreateAccessKey"]),
-    ("CreateLoginProfile", &["iam:CreateLoginProfile"]),
-    ("UpdateLoginProfile", &["iam:UpdateLoginProfile"]),
-    ("AttachUserPolicy", &["iam:AttachUserPolicy"]),
-    ("AttachGroupPolicy", &["iam:AttachGroupPolicy"]),
-    ("AttachRolePolicy", &["iam:AttachRolePolicy"]),
-    ("PutUserPolicy", &["iam:PutUserPolicy"]),
-    ("PutGroupPolicy", &["iam:PutGroupPolicy"]),
-    ("PutRolePolicy", &["iam:PutRolePolicy"]),
-    ("AddUserToGroup", &["iam:AddUserToGroup"]),
-    (
-        "UpdateRolePolicyToAssumeIt",
-        &["iam:UpdateAssumeRolePolicy", "sts:AssumeRole"],
-    ),
-    (
-        "PassExistingRoleToNewLambdaThenInvoke",
-        &[
-            "iam:PassRole",
-            "lambda:CreateFunction",
-            "lambda:InvokeFunction",
-        ],
-    ),
-    (
-        "PassExistingRoleToNewLambdaThenTriggerWithNewDynamo",
-        &[
-            "iam:PassRole",
-            "lambda:CreateFunction",
-            "lambda:CreateEventSourceMapping",
-        ],
-    ),
-    (
-        "EditExistingLambdaFunctionWithRole",
-        &["lambda:UpdateFunctionCode"],
-    ),
-    (
-        "PassExistingRoleToNewGlueDevEndpoint",
-        &["iam:PassRole", "glue:CreateDevEndpoint"],
-    ),
-    ("UpdateExistingGlueDevEndpoint", &["glue:UpdateDevEndpoint"]),
-    (
-        "PassExistingRoleToCloudFormation",
-        &["iam:PassRole", "cloudformation:CreateStack"],
-    ),
-    (
-        "PassExistingRoleToNewDataPipeline",
-        &[
-            "iam:PassRole",
-            "datapipeline:CreatePipeline",
-            "datapipeline:PutPipelineDefinition",
-        ],
-    ),
-    (
-        "PassExistingRoleToNewSageMakerNotebook",
-        &[
-            "iam:PassRole",
-            "sagemaker:CreateNotebookInstance",
-            "sagemaker:CreatePresignedNotebookInstanceUrl",
-        ],
-    ),
-];
+/// An action pattern, lower-case with runs of `*` folded: `S3:**` is `s3:*`.
+fn normalise(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    for c in pattern.chars().map(|c| c.to_ascii_lowercase()) {
+        if !(c == '*' && out.ends_with('*')) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Does pattern `outer` match every action that pattern `inner` matches? Sound, not complete:
+/// `false` when unsure, so a Deny is subtracted only when it surely covers the Allow.
+fn contains(outer: &str, inner: &str) -> bool {
+    // `inner`'s wildcards become bytes that only `*` in `outer` may match.
+    const ANY_RUN: u8 = 0;
+    const ANY_ONE: u8 = 1;
+    let p: Vec<u8> = normalise(outer).into_bytes();
+    let t: Vec<u8> = normalise(inner)
+        .bytes()
+        .map(|b| match b {
+            b'*' => ANY_RUN,
+            b'?' => ANY_ONE,
+            other => other,
+        })
+        .collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        let one = pi < p.len() && ((p[pi] == b'?' && t[ti] != ANY_RUN) || p[pi] == t[ti]);
+        if one && p[pi] != b'*' {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Can two patterns match a common action? `false` only when surely not: their literal
+/// beginnings or endings differ.
+fn may_overlap(a: &str, b: &str) -> bool {
+    let (a, b) = (normalise(a), normalise(b));
+    let lit = |s: &str, rev: bool| -> String {
+        let it: Box<dyn Iterator<Item = char>> = if rev {
+            Box::new(s.chars().rev())
+        } else {
+            Box::new(s.chars())
+        };
+        it.take_while(|c| *c != '*' && *c != '?').collect()
+    };
+    let agree = |x: &str, y: &str| x.starts_with(y) || y.starts_with(x);
+    agree(&lit(&a, false), &lit(&b, false)) && agree(&lit(&a, true), &lit(&b, true))
+}
+
+/// Does a resource pattern cover every resource an action applies to? `*`, a wildcard service
+/// or resource, or every resource of one type in an account (`arn:aws:iam::123:role/*`). For S3,
+/// `bucket/*` is one bucket's objects, not every bucket.
+pub fn broad_resource(r: &str) -> bool {
+    if r == "*" {
+        return true;
+    }
+    let parts: Vec<&str> = r.splitn(6, ':').collect();
+    let [arn, _partition, service, _region, _account, res] = parts.as_slice() else {
+        return false;
+    };
+    if !arn.eq_ignore_ascii_case("arn") {
+        return false;
+    }
+    if service.contains('*') || res.chars().all(|c| c == '*') {
+        return true;
+    }
+    if service.eq_ignore_ascii_case("s3") {
+        return res.starts_with('*');
+    }
+    // `TYPE/*`, `TYPE:*`, `TYPE/PATH*` with a wildcard-free type.
+    match res.split_once(['/', ':']) {
+        Some((kind, rest)) => {
+            !kind.contains(['*', '?']) && rest.starts_with('*') && rest.chars().all(|c| c == '*')
+        }
+        None => false,
+    }
+}
+
+impl Statement {
+    /// The statement applies to every resource of the kinds its actions touch.
+    fn broad(&self) -> bool {
+        self.not_resource || self.resources.iter().any(|r| broad_resource(r))
+    }
+
+    /// A Deny that surely applies: no condition, on `*`.
+    fn sure_deny(&self) -> bool {
+        self.effect == Effect::Deny
+            && !self.has_condition
+            && self.resources.iter().any(|r| r == "*")
+            && !self.not_resource
+    }
+}
 
 impl PolicyDocument {
     /// Is `action` on any resource denied outright (an unconditioned Deny on `*`)?
     fn denied(&self, action: &str) -> bool {
-        self.statements.iter().any(|s| {
-            s.effect == Effect::Deny
-                && !s.has_condition
-                && s.on_any_resource()
-                && s.matches_action(action)
-        })
+        self.statements
+            .iter()
+            .any(|s| s.sure_deny() && s.matches_action(action))
     }
 
-    /// Is the whole pattern (e.g. `s3:*`, `*`) denied outright?
-    fn pattern_denied(&self, pattern: &str) -> bool {
-        self.statements.iter().any(|s| {
-            s.effect == Effect::Deny
-                && !s.has_condition
-                && s.on_any_resource()
-                && !s.not_action
-                && s.actions.iter().any(|d| covers(d, pattern))
-        })
+    /// What remains of the Allow pattern `allowed` once sure Denies are subtracted: patterns
+    /// that still grant something (empty when all of it is denied).
+    fn remaining(&self, allowed: &str) -> Vec<String> {
+        let mut left = vec![normalise(allowed)];
+        for d in self.statements.iter().filter(|s| s.sure_deny()) {
+            left = if d.not_action {
+                // Denies everything except its list: what is left is the overlap with the list.
+                left.iter()
+                    .flat_map(|q| {
+                        let mut kept = Vec::new();
+                        for l in &d.actions {
+                            if contains(l, q) {
+                                kept = vec![q.clone()];
+                                break;
+                            } else if contains(q, l) {
+                                kept.push(normalise(l));
+                            } else if may_overlap(q, l) {
+                                // Cannot tell what is left: keep it whole (fail closed).
+                                kept.push(q.clone());
+                            }
+                        }
+                        kept.dedup();
+                        kept
+                    })
+                    .collect()
+            } else {
+                left.into_iter()
+                    .filter(|q| !d.actions.iter().any(|a| contains(a, q)))
+                    .collect()
+            };
+        }
+        left
     }
 
-    /// The first Allow statement on any resource that grants `action`, if not denied.
+    /// The first Allow statement on broad resources that grants `action`, if not denied.
     fn granting(&self, action: &str) -> Option<(usize, &Statement)> {
         if self.denied(action) {
             return None;
         }
-        self.statements.iter().enumerate().find(|(_, s)| {
-            s.effect == Effect::Allow && s.on_any_resource() && s.matches_action(action)
-        })
+        self.statements
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.effect == Effect::Allow && s.broad() && s.matches_action(action))
     }
 
     /// Everything `identity.least-privilege` forbids in this document.
@@ -444,34 +509,42 @@ impl PolicyDocument {
             if s.effect != Effect::Allow {
                 continue;
             }
-            if s.not_action {
-                findings.push(IamFinding {
-                    issue: IamIssue::AllowNotAction,
-                    statement: s.label(i),
-                    conditioned: s.has_condition,
-                });
-                continue;
-            }
-            if !s.on_any_resource() {
-                continue;
-            }
-            for a in &s.actions {
-                if a == "*" {
-                    if !self.pattern_denied("*") {
-                        findings.push(IamFinding {
-                            issue: IamIssue::FullAdmin,
-                            statement: s.label(i),
-                            conditioned: s.has_condition,
-                        });
-                    }
-                } else if let Some(service) = a.strip_suffix(":*")
-                    && !service.contains('*')
-                    && !self.pattern_denied(a)
-                {
+            // Allow + NotAction grants everything but its list; Denies may take most of it away.
+            let granted: Vec<String> = if s.not_action {
+                let left: Vec<String> = self
+                    .remaining("*")
+                    .into_iter()
+                    .filter(|q| !s.actions.iter().any(|a| contains(a, q)))
+                    .collect();
+                if left.iter().any(|q| q == "*") {
                     findings.push(IamFinding {
-                        issue: IamIssue::ServiceWildcard {
-                            service: service.to_ascii_lowercase(),
-                        },
+                        issue: IamIssue::AllowNotAction,
+                        statement: s.label(i),
+                        conditioned: s.has_condition,
+                    });
+                    continue;
+                }
+                left
+            } else {
+                s.actions.iter().flat_map(|a| self.remaining(a)).collect()
+            };
+            if !s.broad() {
+                continue;
+            }
+            for left in granted {
+                let issue = match left.strip_suffix(":*") {
+                    _ if left == "*" => IamIssue::FullAdmin,
+                    Some("*") => IamIssue::FullAdmin,
+                    Some(service) if !service.contains(':') && !service.is_empty() => {
+                        IamIssue::ServiceWildcard {
+                            service: service.to_string(),
+                        }
+                    }
+                    _ => continue,
+                };
+                if !findings.iter().any(|f: &IamFinding| f.issue == issue) {
+                    findings.push(IamFinding {
+                        issue,
                         statement: s.label(i),
                         conditioned: s.has_condition,
                     });
@@ -485,63 +558,51 @@ impl PolicyDocument {
         {
             return findings;
         }
-        for (name, actions) in ESCALATION_SETS {
+        for path in ESCALATION_PATHS {
             let grants: Option<Vec<(usize, &Statement)>> =
-                actions.iter().map(|a| self.granting(a)).collect();
-            if let Some(grants) = grants {
-                let (i, s) = grants[0];
-                // A service wildcard finding already covers single-service sets.
-                let services: std::collections::BTreeSet<&str> =
-                    actions.iter().filter_map(|a| a.split(':').next()).collect();
-                let covered = services.len() == 1
-                    && findings.iter().any(|f| matches!(&f.issue, IamIssue::ServiceWildcard { service } if services.contains(service.as_str())));
-                if !covered {
-                    findings.push(IamFinding {
-                        issue: IamIssue::PrivilegeEscalation {
-                            name: name.to_string(),
-                            actions: actions.iter().map(|a| a.to_string()).collect(),
-                        },
-                        statement: s.label(i),
-                        conditioned: grants.iter().any(|(_, s)| s.has_condition),
-                    });
-                }
+                path.actions.iter().map(|a| self.granting(a)).collect();
+            let Some(grants) = grants else {
+                continue;
+            };
+            let (i, s) = grants[0];
+            // A service wildcard finding already covers single-service paths.
+            let services: std::collections::BTreeSet<String> = path
+                .actions
+                .iter()
+                .filter_map(|a| a.split(':').next())
+                .map(str::to_ascii_lowercase)
+                .collect();
+            let covered = services.len() == 1
+                && findings.iter().any(|f| {
+                    matches!(&f.issue, IamIssue::ServiceWildcard { service } if services.iter().any(|x| glob_match(service, x)))
+                });
+            if !covered {
+                findings.push(IamFinding {
+                    issue: IamIssue::PrivilegeEscalation {
+                        name: path.name.to_string(),
+                        actions: path.actions.iter().map(|a| a.to_string()).collect(),
+                    },
+                    statement: s.label(i),
+                    conditioned: grants.iter().any(|(_, s)| s.has_condition),
+                });
             }
         }
         findings
     }
 
-    /// Statements of a resource policy (bucket policy) that let anyone in.
-    /// A `Principal: "*"` Allow counts unless a condition narrows it to known sources.
-    pub fn public_statements(&self) -> Vec<String> {
-        const RESTRICTING: &[&str] = &[
-            "aws:sourceip",
-            "aws:sourcevpc",
-            "aws:sourcevpce",
-            "aws:sourcearn",
-            "aws:sourceaccount",
-            "aws:sourceowner",
-            "aws:principalaccount",
-            "aws:principalarn",
-            "aws:principalorgid",
-            "aws:principalorgpaths",
-            "aws:userid",
-            "aws:username",
-            "s3:dataaccesspointaccount",
-            "s3:dataaccesspointarn",
-        ];
+    /// Statements of a resource policy (bucket policy) that let anyone in: `Principal: "*"`
+    /// allowed without a condition that narrows who (judged on its values, not its presence).
+    pub fn public_statements(&self, internet: &crate::network::Internet) -> Vec<String> {
         self.statements
             .iter()
             .enumerate()
             .filter(|(_, s)| s.effect == Effect::Allow && s.principals.iter().any(|p| p == "*"))
-            .filter(|(_, s)| {
-                !s.condition_keys
-                    .iter()
-                    .any(|k| RESTRICTING.contains(&k.as_str()))
-            })
+            .filter(|(_, s)| !narrows(&s.condition, internet))
             .map(|(i, s)| {
                 format!(
-                    "bucket policy {} allows Principal \"*\" ({})",
+                    "bucket policy {} lets anyone (Principal \"*\") {} ({})",
                     s.label(i),
+                    access(s),
                     s.actions.join(", ")
                 )
             })
@@ -561,9 +622,28 @@ impl PolicyDocument {
     }
 }
 
-/// Does the deny pattern `d` match at least everything the allow pattern `a` matches?
-fn covers(d: &str, a: &str) -> bool {
-    d == "*" || d.eq_ignore_ascii_case(a) || (d.ends_with(":*") && glob_match(d, a))
+/// "read", "write" or "read and write": what a statement's actions let one do to the data.
+fn access(s: &Statement) -> &'static str {
+    if s.not_action {
+        return "read and write";
+    }
+    let read_only = |a: &str| {
+        let a = normalise(a);
+        ["s3:get", "s3:list", "s3:head", "s3:describe"]
+            .iter()
+            .any(|r| a.starts_with(r))
+    };
+    let read = |a: &str| {
+        let a = normalise(a);
+        read_only(&a) || contains(&a, "s3:getobject") || contains(&a, "s3:listbucket")
+    };
+    let any_write = s.actions.iter().any(|a| !read_only(a));
+    let any_read = s.actions.iter().any(|a| read(a));
+    match (any_read, any_write) {
+        (true, true) => "read and write",
+        (false, true) => "write",
+        _ => "read",
+    }
 }
 
 #[cfg(test)]
@@ -678,13 +758,13 @@ mod tests {
     #[test]
     fn public_bucket_policy_statements() {
         let public = parse(r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}"#).unwrap();
-        assert_eq!(public.public_statements().len(), 1);
+        assert_eq!(public.public_statements(&Default::default()).len(), 1);
         let anon = parse(r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":["*"]},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}"#).unwrap();
-        assert_eq!(anon.public_statements().len(), 1);
+        assert_eq!(anon.public_statements(&Default::default()).len(), 1);
         let vpc = parse(r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*","Condition":{"StringEquals":{"aws:SourceVpce":"vpce-1"}}}]}"#).unwrap();
-        assert!(vpc.public_statements().is_empty());
+        assert!(vpc.public_statements(&Default::default()).is_empty());
         let tls = parse(r#"{"Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::b/*","Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}"#).unwrap();
-        assert!(tls.public_statements().is_empty());
+        assert!(tls.public_statements(&Default::default()).is_empty());
         assert!(tls.denies_insecure_transport());
     }
 
@@ -715,6 +795,200 @@ mod tests {
         );
         let findings = parse(&doc).unwrap().analyse();
         assert!(findings.is_empty(), "{findings:?}");
+    }
+
+    fn escalations(doc: &str) -> Vec<String> {
+        issues(doc)
+            .into_iter()
+            .filter_map(|i| match i {
+                IamIssue::PrivilegeEscalation { name, .. } => Some(name),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_spelling_of_everything_is_full_admin() {
+        for a in ["*", "*:*", "**", "*:**", "**:*"] {
+            let doc =
+                format!(r#"{{"Statement":[{{"Effect":"Allow","Action":"{a}","Resource":"*"}}]}}"#);
+            assert_eq!(issues(&doc), vec![IamIssue::FullAdmin], "{a}");
+        }
+        let doc = r#"{"Statement":[{"Effect":"Allow","Action":"s3:**","Resource":"*"}]}"#;
+        assert_eq!(
+            issues(doc),
+            vec![IamIssue::ServiceWildcard {
+                service: "s3".into()
+            }]
+        );
+        // Every resource of a kind is every resource for the actions on that kind.
+        let doc =
+            r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::*"}]}"#;
+        assert_eq!(issues(doc).len(), 1);
+    }
+
+    #[test]
+    fn the_published_catalogue_of_escalation_paths_is_known() {
+        let one = |a: &str| {
+            format!(r#"{{"Statement":[{{"Effect":"Allow","Action":{a},"Resource":"*"}}]}}"#)
+        };
+        assert_eq!(
+            escalations(&one(r#""ssm:SendCommand""#)),
+            ["SsmSendCommand"]
+        );
+        assert_eq!(
+            escalations(&one(r#""iam:UpdateAssumeRolePolicy""#)),
+            ["UpdateAssumeRolePolicy"]
+        );
+        // Lower-case names are the same actions.
+        assert_eq!(
+            escalations(&one(r#"["iam:passrole","ec2:runinstances"]"#)),
+            ["PassExistingRoleToNewEc2Instance"]
+        );
+        assert_eq!(
+            escalations(&one(r#"["iam:PassRole","ecs:RunTask"]"#)),
+            ["PassRoleToEcsRunTask"]
+        );
+        // Harmless alone.
+        assert!(escalations(&one(r#""iam:PassRole""#)).is_empty());
+        assert!(escalations(&one(r#""ec2:DescribeInstances""#)).is_empty());
+        // Every path is well-formed and none is implied by another (minimal sets).
+        for p in ESCALATION_PATHS {
+            assert!(
+                p.actions.iter().all(|a| a
+                    .split_once(':')
+                    .is_some_and(|(s, n)| !s.is_empty() && !n.is_empty() && !a.contains('*'))),
+                "{}",
+                p.name
+            );
+            for q in ESCALATION_PATHS.iter().filter(|q| q.name != p.name) {
+                assert!(
+                    !q.actions.iter().all(|a| p.actions.contains(a)),
+                    "{} is implied by {}",
+                    p.name,
+                    q.name
+                );
+            }
+            assert!(!p.how.is_empty() && !p.source.is_empty());
+        }
+        let f = parse(&one(r#""ssm:SendCommand""#)).unwrap().analyse();
+        let said = f[0].describe();
+        assert!(
+            said.contains("run commands on any managed instance") && said.contains("Prowler"),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn pass_role_scoped_to_a_named_role_is_harmless_and_to_every_role_is_not() {
+        let doc = |res: &str| {
+            format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Action":"iam:PassRole","Resource":"{res}"}},{{"Effect":"Allow","Action":"ec2:RunInstances","Resource":"*"}}]}}"#
+            )
+        };
+        assert!(escalations(&doc("arn:aws:iam::123456789012:role/app-worker")).is_empty());
+        for broad in [
+            "arn:aws:iam::123456789012:role/*",
+            "arn:aws:iam::*:*",
+            "arn:aws:*:*:*:*",
+            "*",
+        ] {
+            assert_eq!(
+                escalations(&doc(broad)),
+                ["PassExistingRoleToNewEc2Instance"],
+                "{broad}"
+            );
+        }
+        assert!(broad_resource("arn:aws:s3:::*/*"));
+        assert!(!broad_resource("arn:aws:s3:::reports/*"));
+        assert!(!broad_resource("arn:aws:iam::123:role/app-*"));
+    }
+
+    #[test]
+    fn deny_with_not_action_leaves_only_its_list() {
+        let doc = r#"{"Statement":[
+            {"Effect":"Allow","Action":"*","Resource":"*"},
+            {"Effect":"Deny","NotAction":["s3:GetObject","s3:ListBucket"],"Resource":"*"}]}"#;
+        assert!(issues(doc).is_empty(), "{:?}", issues(doc));
+        let doc = r#"{"Statement":[
+            {"Effect":"Allow","Action":"*","Resource":"*"},
+            {"Effect":"Deny","NotAction":"s3:*","Resource":"*"}]}"#;
+        assert_eq!(
+            issues(doc),
+            vec![IamIssue::ServiceWildcard {
+                service: "s3".into()
+            }]
+        );
+        // Allow NotAction cut down to one action by a Deny NotAction passes.
+        let doc = r#"{"Statement":[
+            {"Effect":"Allow","NotAction":"iam:*","Resource":"*"},
+            {"Effect":"Deny","NotAction":"s3:GetObject","Resource":"*"}]}"#;
+        assert!(issues(doc).is_empty(), "{:?}", issues(doc));
+        // A conditioned Deny is not sure to apply: nothing is subtracted.
+        let doc = r#"{"Statement":[
+            {"Effect":"Allow","Action":"*","Resource":"*"},
+            {"Effect":"Deny","NotAction":"s3:GetObject","Resource":"*","Condition":{"Bool":{"aws:ViaAWSService":"false"}}}]}"#;
+        assert_eq!(issues(doc), vec![IamIssue::FullAdmin]);
+        // A Deny of everything but iam leaves iam: escalation through it is still reported.
+        let doc = r#"{"Statement":[
+            {"Effect":"Allow","Action":["iam:CreateAccessKey","s3:*"],"Resource":"*"},
+            {"Effect":"Deny","NotAction":"iam:*","Resource":"*"}]}"#;
+        assert_eq!(escalations(doc), ["CreateAccessKey"]);
+    }
+
+    #[test]
+    fn conditions_narrow_only_when_their_values_do() {
+        let public = |cond: &str| {
+            let doc = format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*","Condition":{cond}}}]}}"#
+            );
+            !parse(&doc)
+                .unwrap()
+                .public_statements(&Default::default())
+                .is_empty()
+        };
+        for open in [
+            r#"{"IpAddress":{"aws:SourceIp":"0.0.0.0/0"}}"#,
+            r#"{"IpAddress":{"aws:SourceIp":["10.0.0.0/8","52.0.0.0/8"]}}"#,
+            r#"{"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#,
+            r#"{"StringLike":{"aws:PrincipalOrgID":"o-*"}}"#,
+            r#"{"StringLike":{"aws:SourceVpce":"*"}}"#,
+            r#"{"StringEqualsIfExists":{"aws:SourceVpce":"vpce-1a2b3c"}}"#,
+            r#"{"ForAllValues:StringEquals":{"aws:PrincipalOrgID":"o-abc"}}"#,
+            r#"{"StringNotEquals":{"aws:SourceAccount":"123456789012"}}"#,
+            r#"{"Null":{"aws:SourceVpce":"false"}}"#,
+            r#"{"StringLike":{"aws:Referer":"https://example.com/*"}}"#,
+            r#"{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/reader"}}"#,
+            r#"{"Bool":{"aws:SecureTransport":"true"}}"#,
+        ] {
+            assert!(public(open), "{open} does not narrow who");
+        }
+        for closed in [
+            r#"{"IpAddress":{"aws:SourceIp":["10.0.0.0/8","203.0.113.0/24"]}}"#,
+            r#"{"StringEquals":{"aws:PrincipalOrgID":"o-a1b2c3d4e5"}}"#,
+            r#"{"StringEquals":{"aws:SourceVpce":"vpce-1a2b3c"}}"#,
+            r#"{"StringEquals":{"AWS:SourceAccount":"123456789012"}}"#,
+            r#"{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::123456789012:role/*"}}"#,
+            r#"{"StringEquals":{"aws:SourceArn":"arn:aws:cloudfront::123456789012:distribution/E1"}}"#,
+            r#"{"StringLike":{"aws:PrincipalOrgPaths":"o-a1b2c3d4e5/r-ab12/*"}}"#,
+            r#"{"Bool":{"aws:SecureTransport":"true"},"StringEquals":{"aws:SourceVpce":"vpce-1"}}"#,
+        ] {
+            assert!(!public(closed), "{closed} narrows who");
+        }
+    }
+
+    #[test]
+    fn public_statements_say_read_or_write() {
+        let say = |actions: &str| {
+            let doc = format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":{actions},"Resource":"arn:aws:s3:::b/*"}}]}}"#
+            );
+            parse(&doc).unwrap().public_statements(&Default::default())[0].clone()
+        };
+        assert!(say(r#""s3:GetObject""#).contains("lets anyone (Principal \"*\") read ("));
+        assert!(say(r#""s3:PutObject""#).contains(") write ("));
+        assert!(say(r#""s3:*""#).contains("read and write"));
+        assert!(say(r#"["s3:GetObject","s3:DeleteObject"]"#).contains("read and write"));
     }
 
     #[test]
