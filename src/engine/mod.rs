@@ -10,6 +10,7 @@ mod host;
 mod identity;
 mod logging;
 mod network;
+pub mod pod_security;
 mod verdict;
 
 pub use network::is_default_deny;

@@ -91,6 +91,8 @@ pub struct ControlParameters {
     pub extra_credential_names: Vec<String>,
     /// host-os.isolation: hostPath prefixes that are allowed (read-only mounts only).
     pub allowed_host_paths: Vec<String>,
+    /// host-os.isolation: the Pod Security Standards profile enforced (`baseline` by default).
+    pub pod_security: crate::engine::pod_security::Profile,
 }
 
 /// Default forbidden ports: SSH, RDP, and common databases/caches/admin consoles.
@@ -112,6 +114,7 @@ impl Default for ControlParameters {
             require_access_logging: false,
             extra_credential_names: Vec::new(),
             allowed_host_paths: Vec::new(),
+            pod_security: Default::default(),
         }
     }
 }
@@ -136,7 +139,7 @@ impl ControlParameters {
             ApplicationImageProvenance => &["allowedRegistries", "requireDigest"],
             LoggingAuditTrail => &["requireAccessLogging"],
             IdentityWorkloadIdentity => &["extraCredentialNames"],
-            HostOsIsolation => &["allowedHostPaths"],
+            HostOsIsolation => &["allowedHostPaths", "profile"],
             DataPublicAccess | IdentityLeastPrivilege | NetworkSegmentation => &[],
         }
     }
@@ -212,6 +215,13 @@ impl ControlParameters {
                 "extraCredentialNames" => {
                     self.extra_credential_names =
                         strings_of(value).ok_or_else(|| err("expected a list of strings"))?
+                }
+                "profile" => {
+                    self.pod_security = match value.as_str() {
+                        Some("baseline") => crate::engine::pod_security::Profile::Baseline,
+                        Some("restricted") => crate::engine::pod_security::Profile::Restricted,
+                        _ => return Err(err("expected baseline or restricted")),
+                    }
                 }
                 "allowedHostPaths" => {
                     self.allowed_host_paths =
