@@ -37,7 +37,17 @@ pub(super) fn public_access(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&st
         );
         return;
     }
-    let what = format!("{} is public: {}", subject(p, found_at), reasons.join("; "));
+    // Say what is true: a private bucket that Block Public Access does not protect is a gap
+    // (nothing stops the next ACL or policy from opening it), not a public bucket.
+    let what = if pa.exposures.is_empty() {
+        format!(
+            "{} is not public today, but is not protected from becoming public: {}",
+            subject(p, found_at),
+            reasons.join("; ")
+        )
+    } else {
+        format!("{} is public: {}", subject(p, found_at), reasons.join("; "))
+    };
     let fix = match &p.resource {
         CloudResource::S3Bucket(b) => format!(
             "remove public ACL grants and Principal \"*\" statements, then `aws s3api put-public-access-block --bucket {b} --public-access-block-configuration BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true`"

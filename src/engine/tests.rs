@@ -827,6 +827,35 @@ fn live_postures_win_over_declared_facts() {
 }
 
 #[test]
+fn a_private_bucket_without_block_public_access_is_not_called_public() {
+    let yaml = deploy("uses", "default", PINNED, "[{name: B, value: \"s3://quiet-bucket\"}]");
+    let with = |exposures: Vec<String>| {
+        judge_with(AWS_IAAS, &yaml, move |inv| {
+            let mut live = Posture::new(CloudResource::S3Bucket("quiet-bucket".into()), Source::Live);
+            live.public_access = Some(PublicAccess {
+                exposures: exposures.clone(),
+                guard: Some(Err("Block Public Access is not fully on (BlockPublicAcls off)".into())),
+            });
+            inv.live.replace(live);
+        })
+    };
+    let message = |vs: &[Verdict]| {
+        vs.iter()
+            .find(|v| v.control == DataPublicAccess)
+            .map(|v| (v.result, v.message.clone()))
+            .unwrap()
+    };
+    let (result, said) = message(&with(vec![]));
+    assert_eq!(result, Outcome::Fail, "an unguarded bucket is still a gap");
+    assert!(
+        said.contains("is not public today, but is not protected") && !said.contains("is public:"),
+        "{said}"
+    );
+    let (_, said) = message(&with(vec!["ACL grants READ to AllUsers".into()]));
+    assert!(said.contains("is public: ACL grants READ"), "{said}");
+}
+
+#[test]
 fn account_audit_trail_from_live_posture() {
     let yaml = deploy("uses", "default", PINNED, "[]");
     let mk = |trails: Vec<String>| {
