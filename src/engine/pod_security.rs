@@ -1,6 +1,7 @@
 //! The Pod Security Standards, `baseline` and `restricted` profiles, as the Kubernetes
 //! documentation defines them (concepts/security/pod-security-standards, v1.34): what a pod
-//! template does that its profile forbids, one line per gap.
+//! template does that its profile forbids, one line per gap. `tests/conformance` holds the
+//! fixtures of Kubernetes' own Pod Security Admission, which these rules must agree with.
 
 use serde_json::Value;
 
@@ -44,6 +45,8 @@ const SAFE_SYSCTLS: &[&str] = &[
     "net.ipv4.tcp_fin_timeout",
     "net.ipv4.tcp_keepalive_intvl",
     "net.ipv4.tcp_keepalive_probes",
+    "net.ipv4.tcp_rmem",
+    "net.ipv4.tcp_wmem",
 ];
 
 /// SELinux types the baseline profile allows (empty is allowed too).
@@ -65,10 +68,6 @@ const RESTRICTED_VOLUMES: &[&str] = &[
     "projected",
     "secret",
 ];
-
-fn cap_name(c: &str) -> String {
-    c.trim_start_matches("CAP_").to_ascii_uppercase()
-}
 
 fn str_at<'a>(v: Option<&'a Value>, path: &[&str]) -> Option<&'a str> {
     let mut cur = v?;
@@ -169,21 +168,18 @@ pub fn gaps(pod: &PodTemplate<'_>, profile: Profile, allowed_host_paths: &[Strin
         {
             gaps.push(format!("{who} is a Windows HostProcess container"));
         }
-        let added: Vec<String> = sc
+        let allowed: &[&str] = match profile {
+            Profile::Baseline => BASELINE_CAPABILITIES,
+            Profile::Restricted => &["NET_BIND_SERVICE"],
+        };
+        // Exact names, as Pod Security Admission compares them: runtimes also accept `chown` or
+        // `CAP_CHOWN`, and a spelling nobody reviewed is refused rather than guessed at.
+        let beyond: Vec<&str> = sc
             .and_then(|s| s.get("capabilities"))
             .map(|c| list(c, "add"))
             .unwrap_or(&[])
             .iter()
             .filter_map(Value::as_str)
-            .map(cap_name)
-            .collect();
-        let allowed: &[&str] = match profile {
-            Profile::Baseline => BASELINE_CAPABILITIES,
-            Profile::Restricted => &["NET_BIND_SERVICE"],
-        };
-        let beyond: Vec<&str> = added
-            .iter()
-            .map(String::as_str)
             .filter(|c| !c.is_empty() && !allowed.contains(c))
             .collect();
         if !beyond.is_empty() {
@@ -195,6 +191,24 @@ pub fn gaps(pod: &PodTemplate<'_>, profile: Profile, allowed_host_paths: &[Strin
         for p in list(c, "ports") {
             if let Some(hp) = p.get("hostPort").and_then(Value::as_u64).filter(|p| *p > 0) {
                 gaps.push(format!("{who} binds hostPort {hp}"));
+            }
+        }
+        // Probes and lifecycle hooks aimed at another host (v1.34): the kubelet would connect
+        // there from the node.
+        let handlers = ["livenessProbe", "readinessProbe", "startupProbe"]
+            .into_iter()
+            .map(|p| (p.to_string(), c.get(p)))
+            .chain(["postStart", "preStop"].into_iter().map(|h| {
+                (
+                    format!("lifecycle.{h}"),
+                    c.get("lifecycle").and_then(|l| l.get(h)),
+                )
+            }));
+        for (name, handler) in handlers {
+            for kind in ["httpGet", "tcpSocket"] {
+                if let Some(host) = str_at(handler, &[kind, "host"]).filter(|h| !h.is_empty()) {
+                    gaps.push(format!("{who} {name} {kind} targets host {host}"));
+                }
             }
         }
         judge_context(sc, &who, &mut gaps);
@@ -227,7 +241,7 @@ pub fn gaps(pod: &PodTemplate<'_>, profile: Profile, allowed_host_paths: &[Strin
             .unwrap_or(&[])
             .iter()
             .filter_map(Value::as_str)
-            .any(|c| cap_name(c) == "ALL");
+            .any(|c| c == "ALL");
         if !drops_all {
             gaps.push(format!("{who} does not drop ALL capabilities"));
         }
@@ -290,7 +304,7 @@ mod tests {
     fn baseline_allows_what_it_lists_and_nothing_else() {
         assert!(judge(container(json!({})), Profile::Baseline).is_empty());
         let fine = container(
-            json!({"capabilities": {"add": ["NET_BIND_SERVICE", "CHOWN", "CAP_KILL"]},
+            json!({"capabilities": {"add": ["NET_BIND_SERVICE", "CHOWN", "KILL"]},
             "seccompProfile": {"type": "RuntimeDefault"}, "seLinuxOptions": {"type": "container_t"},
             "appArmorProfile": {"type": "Localhost"}, "procMount": "Default"}),
         );
@@ -300,7 +314,9 @@ mod tests {
                 json!({"capabilities": {"add": ["NET_RAW"]}}),
                 "adds capabilities NET_RAW",
             ),
-            (json!({"capabilities": {"add": ["sys_admin"]}}), "SYS_ADMIN"),
+            (json!({"capabilities": {"add": ["sys_admin"]}}), "sys_admin"),
+            // Allowed names only as written: other spellings are refused.
+            (json!({"capabilities": {"add": ["CAP_CHOWN"]}}), "CAP_CHOWN"),
             (json!({"privileged": true}), "privileged"),
             (json!({"procMount": "Unmasked"}), "procMount: Unmasked"),
             (

@@ -828,13 +828,21 @@ fn live_postures_win_over_declared_facts() {
 
 #[test]
 fn a_private_bucket_without_block_public_access_is_not_called_public() {
-    let yaml = deploy("uses", "default", PINNED, "[{name: B, value: \"s3://quiet-bucket\"}]");
+    let yaml = deploy(
+        "uses",
+        "default",
+        PINNED,
+        "[{name: B, value: \"s3://quiet-bucket\"}]",
+    );
     let with = |exposures: Vec<String>| {
         judge_with(AWS_IAAS, &yaml, move |inv| {
-            let mut live = Posture::new(CloudResource::S3Bucket("quiet-bucket".into()), Source::Live);
+            let mut live =
+                Posture::new(CloudResource::S3Bucket("quiet-bucket".into()), Source::Live);
             live.public_access = Some(PublicAccess {
                 exposures: exposures.clone(),
-                guard: Some(Err("Block Public Access is not fully on (BlockPublicAcls off)".into())),
+                guard: Some(Err(
+                    "Block Public Access is not fully on (BlockPublicAcls off)".into(),
+                )),
             });
             inv.live.replace(live);
         })
