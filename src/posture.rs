@@ -147,8 +147,35 @@ pub struct IngressRule {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct AuditTrail {
-    /// Names of multi-region trails that are logging.
-    pub logging_multi_region_trails: Vec<String>,
+    /// Every trail of the account (shadow trails of other regions included).
+    pub trails: Vec<Trail>,
+}
+
+/// What CIS AWS Foundations asks of a CloudTrail trail, as read from the API.
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct Trail {
+    pub name: String,
+    pub multi_region: bool,
+    pub logging: bool,
+    /// Records management events, reads and writes.
+    pub management_events: bool,
+    pub log_file_validation: bool,
+    /// Logs are encrypted with a KMS key (SSE-KMS).
+    pub kms_encrypted: bool,
+}
+
+impl AuditTrail {
+    /// Trails that record the account's activity everywhere: multi-region, logging, and
+    /// recording management events (CIS AWS Foundations 3.1).
+    pub fn complete(&self) -> Vec<&Trail> {
+        self.trails
+            .iter()
+            .filter(|t| t.multi_region && t.logging && t.management_events)
+            .collect()
+    }
 }
 
 /// Normalised facts about one cloud resource.

@@ -987,14 +987,17 @@ fn account_audit_trail_follows_cloudtrail() {
             evaluate_namespace(NS, &[&b], &inv, now())
         };
 
+        let complete = |p: &Posture| {
+            p.audit_trail.as_ref().map(|t| {
+                t.complete()
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect::<Vec<_>>()
+            })
+        };
         let none = auditor.audit(&account, now()).await;
         assert_eq!(none.error, None, "{none:#?}");
-        assert_eq!(
-            none.audit_trail
-                .as_ref()
-                .map(|t| t.logging_multi_region_trails.clone()),
-            Some(vec![])
-        );
+        assert_eq!(complete(&none), Some(vec![]));
         let vs = judge_account(none);
         assert_eq!(outcome(&vs, LoggingAuditTrail, NS), Outcome::Fail);
         assert!(messages(&vs, LoggingAuditTrail, NS).contains("no multi-region CloudTrail trail"));
@@ -1024,13 +1027,7 @@ fn account_audit_trail_follows_cloudtrail() {
             .expect("create multi-region trail");
         // Not logging yet: still a gap.
         let idle = auditor.audit(&account, now()).await;
-        assert_eq!(
-            idle.audit_trail
-                .as_ref()
-                .map(|t| t.logging_multi_region_trails.clone()),
-            Some(vec![]),
-            "{idle:#?}"
-        );
+        assert_eq!(complete(&idle), Some(vec![]), "{idle:#?}");
         ct.start_logging()
             .name("org-trail")
             .send()
@@ -1038,15 +1035,73 @@ fn account_audit_trail_follows_cloudtrail() {
             .expect("start");
         let logging = auditor.audit(&account, now()).await;
         assert_eq!(
-            logging
-                .audit_trail
-                .as_ref()
-                .map(|t| t.logging_multi_region_trails.clone()),
+            complete(&logging),
             Some(vec!["org-trail".to_string()]),
             "{logging:#?}"
         );
+        // Logging, but without validation or KMS: CIS's other two checks fail, each with its
+        // own message.
         let vs = judge_account(logging);
-        assert_eq!(outcome(&vs, LoggingAuditTrail, NS), Outcome::Pass);
+        let rules = |vs: &[Verdict]| {
+            vs.iter()
+                .filter(|v| v.control == LoggingAuditTrail)
+                .map(|v| (v.rule, v.result))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            rules(&vs),
+            [
+                ("cloud-trail", Outcome::Pass),
+                ("trail-log-validation", Outcome::Fail),
+                ("trail-kms-encryption", Outcome::Fail)
+            ]
+        );
+        // Management events narrowed to reads: the trail no longer counts.
+        ct.put_event_selectors()
+            .trail_name("org-trail")
+            .event_selectors(
+                aws_sdk_cloudtrail::types::EventSelector::builder()
+                    .read_write_type(aws_sdk_cloudtrail::types::ReadWriteType::ReadOnly)
+                    .include_management_events(true)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("put event selectors");
+        let reads = auditor.audit(&account, now()).await;
+        assert_eq!(complete(&reads), Some(vec![]), "{reads:#?}");
+        let vs = judge_account(reads);
+        assert!(
+            messages(&vs, LoggingAuditTrail, NS)
+                .contains("trail org-trail records no management events"),
+            "{vs:#?}"
+        );
+        // Every management event, validation and a KMS key: all three pass.
+        ct.put_event_selectors()
+            .trail_name("org-trail")
+            .event_selectors(
+                aws_sdk_cloudtrail::types::EventSelector::builder()
+                    .read_write_type(aws_sdk_cloudtrail::types::ReadWriteType::All)
+                    .include_management_events(true)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("put event selectors");
+        ct.update_trail()
+            .name("org-trail")
+            .enable_log_file_validation(true)
+            .kms_key_id(
+                "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            )
+            .send()
+            .await
+            .expect("update trail");
+        let vs = judge_account(auditor.audit(&account, now()).await);
+        assert!(
+            rules(&vs).iter().all(|(_, o)| *o == Outcome::Pass),
+            "{vs:#?}"
+        );
 
         // Another account cannot be read with these credentials.
         let other = auditor

@@ -178,9 +178,9 @@ pub struct PostureFacts {
     pub ingress: Option<Vec<IngressFacts>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_logging: Option<bool>,
-    /// Multi-region trails that are logging (account resources).
+    /// The account's CloudTrail trails (account resources).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub logging_multi_region_trails: Option<Vec<String>>,
+    pub trails: Option<Vec<crate::posture::Trail>>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -445,10 +445,7 @@ impl PostureFacts {
                     .collect()
             }),
             access_logging: p.access_logging,
-            logging_multi_region_trails: p
-                .audit_trail
-                .as_ref()
-                .map(|t| t.logging_multi_region_trails.clone()),
+            trails: p.audit_trail.as_ref().map(|t| t.trails.clone()),
         }
     }
 
@@ -493,11 +490,9 @@ impl PostureFacts {
         });
         p.access_logging = self.access_logging;
         p.audit_trail = self
-            .logging_multi_region_trails
+            .trails
             .as_ref()
-            .map(|t| AuditTrail {
-                logging_multi_region_trails: t.clone(),
-            });
+            .map(|t| AuditTrail { trails: t.clone() });
         Ok(())
     }
 }
@@ -750,7 +745,14 @@ mod tests {
             source: "0.0.0.0/0".into(),
         }]);
         p.audit_trail = Some(AuditTrail {
-            logging_multi_region_trails: vec!["main".into()],
+            trails: vec![crate::posture::Trail {
+                name: "main".into(),
+                multi_region: true,
+                logging: true,
+                management_events: true,
+                log_file_validation: true,
+                kms_encrypted: false,
+            }],
         });
         let status = CloudResourceStatus::audited(&p);
         assert_eq!(status.result, Some(AuditResult::Ok));

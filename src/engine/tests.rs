@@ -10,7 +10,7 @@ use crate::check::parse_stream;
 use crate::inventory::Inventory;
 use crate::model::ControlId::{self, *};
 use crate::object::Object;
-use crate::posture::{AuditTrail, CloudResource, Posture, PublicAccess, Source};
+use crate::posture::{AuditTrail, CloudResource, Posture, PublicAccess, Source, Trail};
 
 fn now() -> DateTime<Utc> {
     "2026-11-28T12:00:00Z".parse().unwrap()
@@ -864,38 +864,101 @@ fn a_private_bucket_without_block_public_access_is_not_called_public() {
 }
 
 #[test]
-fn account_audit_trail_from_live_posture() {
+fn account_audit_trail_is_judged_as_cis_asks() {
     let yaml = deploy("uses", "default", PINNED, "[]");
-    let mk = |trails: Vec<String>| {
-        move |inv: &mut Inventory| {
-            let mut p = Posture::new(
-                CloudResource::AwsAccount("123456789012".into()),
-                Source::Live,
-            );
-            p.audit_trail = Some(AuditTrail {
-                logging_multi_region_trails: trails,
-            });
-            inv.live.replace(p);
-        }
-    };
-    let yaml =
-        format!("{yaml}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: x}}\n");
     let refs = crate::refs::Reference {
         resource: CloudResource::AwsAccount("123456789012".into()),
         found_at: "baseline".into(),
     };
-    for (trails, expected) in [
-        (vec![], Outcome::Fail),
-        (vec!["org".to_string()], Outcome::Pass),
-    ] {
+    let trail = |name: &str| Trail {
+        name: name.into(),
+        multi_region: true,
+        logging: true,
+        management_events: true,
+        log_file_validation: true,
+        kms_encrypted: true,
+    };
+    // (rule, outcome) of each verdict for these trails.
+    let judge = |trails: Vec<Trail>| {
         let objs = objects(&yaml);
         let mut inv = Inventory::from_objects(objs.iter());
-        mk(trails)(&mut inv);
+        let mut p = Posture::new(refs.resource.clone(), Source::Live);
+        p.audit_trail = Some(AuditTrail { trails });
+        inv.live.replace(p);
         let b = baseline(AWS_IAAS);
         let mut ctx = super::Ctx::new(&objs[0], &b, &inv, now());
         super::cloud::judge_references(&mut ctx, std::slice::from_ref(&refs));
-        assert_eq!(outcome(&ctx.out, LoggingAuditTrail, "uses"), expected);
-    }
+        ctx.out
+            .iter()
+            .filter(|v| v.control == LoggingAuditTrail)
+            .map(|v| (v.rule.to_string(), v.result, v.message.clone()))
+            .collect::<Vec<_>>()
+    };
+    let results = |vs: &[(String, Outcome, String)]| {
+        vs.iter()
+            .map(|(r, o, _)| (r.as_str().to_string(), *o))
+            .collect::<Vec<_>>()
+    };
+    let none = judge(vec![]);
+    assert_eq!(results(&none), [("cloud-trail".into(), Outcome::Fail)]);
+    assert!(
+        none[0].2.contains("CIS AWS Foundations 3.1"),
+        "{}",
+        none[0].2
+    );
+    // A multi-region trail that records no management events does not count, and says why.
+    let blind = judge(vec![Trail {
+        management_events: false,
+        ..trail("org")
+    }]);
+    assert_eq!(results(&blind), [("cloud-trail".into(), Outcome::Fail)]);
+    assert!(
+        blind[0]
+            .2
+            .contains("trail org records no management events"),
+        "{}",
+        blind[0].2
+    );
+    let regional = judge(vec![Trail {
+        multi_region: false,
+        ..trail("eu")
+    }]);
+    assert_eq!(results(&regional), [("cloud-trail".into(), Outcome::Fail)]);
+    // Complete: validation and encryption are their own checks.
+    assert!(
+        judge(vec![trail("org")])
+            .iter()
+            .all(|(_, o, _)| *o == Outcome::Pass)
+    );
+    let plain = judge(vec![Trail {
+        log_file_validation: false,
+        kms_encrypted: false,
+        ..trail("org")
+    }]);
+    assert_eq!(
+        results(&plain),
+        [
+            ("cloud-trail".into(), Outcome::Pass),
+            ("trail-log-validation".into(), Outcome::Fail),
+            ("trail-kms-encryption".into(), Outcome::Fail)
+        ]
+    );
+    assert!(
+        plain[1].2.contains("3.2") && plain[2].2.contains("3.5"),
+        "{plain:?}"
+    );
+    // One complete trail with each property is enough.
+    let two = judge(vec![
+        Trail {
+            kms_encrypted: false,
+            ..trail("a")
+        },
+        Trail {
+            log_file_validation: false,
+            ..trail("b")
+        },
+    ]);
+    assert!(two.iter().all(|(_, o, _)| *o == Outcome::Pass), "{two:?}");
 }
 
 #[test]
