@@ -261,6 +261,12 @@ fn ack_bucket(obj: &Object) -> Declared {
             .and_then(Value::as_str)
             .is_some(),
     );
+    // Without the field AWS applies its default for new buckets (ACLs disabled).
+    p.object_ownership = list(&spec, "ownershipControls.rules")
+        .first()
+        .and_then(|r| r.get("objectOwnership"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
     Declared {
         posture: p,
         controls: BUCKET,

@@ -202,6 +202,9 @@ pub struct Posture {
     /// Server access logging on a bucket.
     pub access_logging: Option<bool>,
     pub audit_trail: Option<AuditTrail>,
+    /// S3 Object Ownership: `BucketOwnerEnforced` disables ACLs; anything else (or no setting,
+    /// the empty string) leaves them enabled.
+    pub object_ownership: Option<String>,
 }
 
 impl Posture {
@@ -226,6 +229,7 @@ impl Posture {
             ingress: None,
             access_logging: None,
             audit_trail: None,
+            object_ownership: None,
         }
     }
 
@@ -263,7 +267,13 @@ impl Posture {
         macro_rules! take {
             ($($f:ident),*) => { $(if other.$f.is_some() { self.$f.clone_from(&other.$f); })* };
         }
-        take!(encryption_at_rest, observed_at, access_logging, audit_trail);
+        take!(
+            encryption_at_rest,
+            observed_at,
+            access_logging,
+            audit_trail,
+            object_ownership
+        );
         match (&mut self.transit, &other.transit) {
             (Some(mine), Some(theirs)) => {
                 if theirs.https_only.is_some() {

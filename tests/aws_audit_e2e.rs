@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range};
 use aws_sdk_s3::types::{
-    BucketCannedAcl, BucketLoggingStatus, LoggingEnabled, PublicAccessBlockConfiguration,
-    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
-    ServerSideEncryptionRule,
+    BucketCannedAcl, BucketLoggingStatus, LoggingEnabled, ObjectOwnership,
+    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
 };
 use chrono::{DateTime, Utc};
 use onus::api::BaselineSpec;
@@ -133,9 +133,20 @@ fn role_arn(name: &str) -> String {
     format!("arn:aws:iam::{ACCOUNT}:role/{name}")
 }
 
+/// A bucket as AWS creates one today: ACLs disabled (Object Ownership `BucketOwnerEnforced`).
 async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
+    create_bucket_with(s3, bucket, ObjectOwnership::BucketOwnerEnforced).await;
+}
+
+/// A bucket that takes ACLs (Object Ownership `ObjectWriter`), as a public ACL needs.
+async fn create_acl_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
+    create_bucket_with(s3, bucket, ObjectOwnership::ObjectWriter).await;
+}
+
+async fn create_bucket_with(s3: &aws_sdk_s3::Client, bucket: &str, ownership: ObjectOwnership) {
     s3.create_bucket()
         .bucket(bucket)
+        .object_ownership(ownership)
         .send()
         .await
         .unwrap_or_else(|e| panic!("create bucket {bucket}: {e:?}"));
@@ -206,10 +217,31 @@ fn deny_insecure_transport_policy(bucket: &str) -> String {
     .to_string()
 }
 
-/// A bucket with everything on: BPA, SSE-KMS with a customer key, access logging, TLS-only policy.
+/// `aws s3api put-bucket-ownership-controls ... BucketOwnerEnforced`: ACLs off.
+async fn disable_acls(s3: &aws_sdk_s3::Client, bucket: &str) {
+    s3.put_bucket_ownership_controls()
+        .bucket(bucket)
+        .ownership_controls(
+            aws_sdk_s3::types::OwnershipControls::builder()
+                .rules(
+                    aws_sdk_s3::types::OwnershipControlsRule::builder()
+                        .object_ownership(aws_sdk_s3::types::ObjectOwnership::BucketOwnerEnforced)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("ownership controls");
+}
+
+/// A bucket with everything on: BPA, SSE-KMS with a customer key, access logging, TLS-only
+/// policy, ACLs disabled.
 async fn seed_clean_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
     let logs = format!("{bucket}-logs");
-    create_bucket(s3, &logs).await;
+    create_acl_bucket(s3, &logs).await;
     s3.put_bucket_acl()
         .bucket(&logs)
         .acl(BucketCannedAcl::from("log-delivery-write"))
@@ -435,7 +467,7 @@ fn bucket_postures_hold_the_seeded_facts_and_verdicts_follow() {
         let s3 = moto.s3().await;
         let (public_acl, public_policy, unencrypted, clean) =
             (name("acl"), name("policy"), name("plain"), name("clean"));
-        create_bucket(&s3, &public_acl).await;
+        create_acl_bucket(&s3, &public_acl).await;
         s3.put_bucket_acl()
             .bucket(&public_acl)
             .acl(BucketCannedAcl::PublicRead)
@@ -501,6 +533,8 @@ fn bucket_postures_hold_the_seeded_facts_and_verdicts_follow() {
         assert!(enc.enabled && !enc.customer_managed_key);
         assert_eq!(enc.algorithm.as_deref(), Some("AES256"));
         assert_eq!(p_acl.access_logging, Some(false));
+        // ACLs are enabled: a warning of its own.
+        assert_eq!(p_acl.object_ownership.as_deref(), Some("ObjectWriter"));
         assert_eq!(
             p_acl.transit.as_ref().unwrap().secure_transport_policy,
             Some(false)
@@ -523,6 +557,10 @@ fn bucket_postures_hold_the_seeded_facts_and_verdicts_follow() {
         assert!(enc.enabled && enc.customer_managed_key, "{enc:?}");
         assert_eq!(enc.algorithm.as_deref(), Some("aws:kms"));
         assert_eq!(p_clean.access_logging, Some(true));
+        assert_eq!(
+            p_clean.object_ownership.as_deref(),
+            Some("BucketOwnerEnforced")
+        );
         assert_eq!(
             p_clean.transit.as_ref().unwrap().secure_transport_policy,
             Some(true)
@@ -601,7 +639,7 @@ fn closing_bucket_gaps_flips_the_posture() {
         let moto = shared();
         let s3 = moto.s3().await;
         let (public, plain) = (name("open"), name("unenc"));
-        create_bucket(&s3, &public).await;
+        create_acl_bucket(&s3, &public).await;
         s3.put_bucket_acl()
             .bucket(&public)
             .acl(BucketCannedAcl::PublicRead)
@@ -640,6 +678,7 @@ fn closing_bucket_gaps_flips_the_posture() {
 
         // `aws s3api put-public-access-block` and `put-bucket-encryption`, as the remediation says.
         put_bpa(&s3, &public).await;
+        disable_acls(&s3, &public).await;
         put_bpa(&s3, &plain).await;
         put_encryption(&s3, &plain, None).await;
         let after = [
@@ -1128,7 +1167,7 @@ fn account_level_block_public_access_is_read_through_s3_control() {
         let auditor = own_auditor(&moto, &calls, 2).await;
         let s3 = moto.s3().await;
         let bucket = name("acct");
-        create_bucket(&s3, &bucket).await;
+        create_acl_bucket(&s3, &bucket).await;
         s3.put_bucket_acl()
             .bucket(&bucket)
             .acl(BucketCannedAcl::PublicRead)

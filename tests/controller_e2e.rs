@@ -30,8 +30,19 @@ fn install_crds(cp: &ControlPlane) {
 async fn seed(moto: &Moto) -> String {
     let conf = moto.sdk_config().await;
     let s3 = moto.s3().await;
+    // As AWS creates buckets today (ACLs disabled), except the one that takes a public ACL.
     for b in [PUBLIC_ACL, PUBLIC_POLICY, PLAIN, CLEAN] {
-        s3.create_bucket().bucket(b).send().await.unwrap();
+        let ownership = if b == PUBLIC_ACL {
+            aws_sdk_s3::types::ObjectOwnership::ObjectWriter
+        } else {
+            aws_sdk_s3::types::ObjectOwnership::BucketOwnerEnforced
+        };
+        s3.create_bucket()
+            .bucket(b)
+            .object_ownership(ownership)
+            .send()
+            .await
+            .unwrap();
     }
     s3.put_bucket_acl()
         .bucket(PUBLIC_ACL)
@@ -377,6 +388,22 @@ async fn live_audit_reports_gaps_and_follows_the_cloud() {
     // Close two gaps in the cloud: the findings clear within a TTL and events say so.
     let s3 = moto.s3().await;
     block_public_access(&s3, PUBLIC_ACL).await;
+    s3.put_bucket_ownership_controls()
+        .bucket(PUBLIC_ACL)
+        .ownership_controls(
+            aws_sdk_s3::types::OwnershipControls::builder()
+                .rules(
+                    aws_sdk_s3::types::OwnershipControlsRule::builder()
+                        .object_ownership(aws_sdk_s3::types::ObjectOwnership::BucketOwnerEnforced)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
     encrypt(&s3, PLAIN).await;
     let r = eventually(Duration::from_secs(30), "the closed gaps to clear", || {
         report(cp, &ns).filter(|r| {

@@ -178,6 +178,9 @@ pub struct PostureFacts {
     pub ingress: Option<Vec<IngressFacts>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_logging: Option<bool>,
+    /// S3 Object Ownership (`BucketOwnerEnforced`, ...; empty when the bucket has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_ownership: Option<String>,
     /// The account's CloudTrail trails (account resources).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trails: Option<Vec<crate::posture::Trail>>,
@@ -446,6 +449,7 @@ impl PostureFacts {
             }),
             access_logging: p.access_logging,
             trails: p.audit_trail.as_ref().map(|t| t.trails.clone()),
+            object_ownership: p.object_ownership.clone(),
         }
     }
 
@@ -493,6 +497,7 @@ impl PostureFacts {
             .trails
             .as_ref()
             .map(|t| AuditTrail { trails: t.clone() });
+        p.object_ownership.clone_from(&self.object_ownership);
         Ok(())
     }
 }

@@ -179,6 +179,7 @@ pub fn classify_failure(code: Option<&str>, status: Option<u16>) -> &'static str
 const NO_BUCKET_POLICY: &[&str] = &["NoSuchBucketPolicy"];
 const NO_ENCRYPTION: &[&str] = &["ServerSideEncryptionConfigurationNotFoundError"];
 const NO_PUBLIC_ACCESS_BLOCK: &[&str] = &["NoSuchPublicAccessBlockConfiguration"];
+const NO_OWNERSHIP_CONTROLS: &[&str] = &["OwnershipControlsNotFoundError"];
 // Answers that mean the resource is gone.
 const S3_NOT_FOUND: &[&str] = &["NoSuchBucket"];
 const IAM_NOT_FOUND: &[&str] = &["NoSuchEntity"];
@@ -332,19 +333,21 @@ impl AwsAuditor {
 
     /// How many API calls one audit of this resource kind makes (GetCallerIdentity, made once
     /// per auditor, not counted):
-    /// - S3 bucket: 6 (GetBucketLocation, then GetBucketAcl, GetBucketPolicy,
-    ///   GetPublicAccessBlock, GetBucketEncryption, GetBucketLogging), plus GetBucketPolicyStatus
+    /// - S3 bucket: 7 (GetBucketLocation, then GetBucketAcl, GetBucketPolicy,
+    ///   GetPublicAccessBlock, GetBucketEncryption, GetBucketLogging,
+    ///   GetBucketOwnershipControls), plus GetBucketPolicyStatus
     ///   when the bucket has a policy; the account's S3 Control GetPublicAccessBlock is one more
     ///   call per pass (audits with the same `now`), shared by all its buckets;
     /// - IAM role: 2 (ListRolePolicies, ListAttachedRolePolicies, one page each), plus one
     ///   GetRolePolicy per inline policy and GetPolicy + GetPolicyVersion per attached policy;
     /// - IAM managed policy: 2 (GetPolicy, GetPolicyVersion);
     /// - security group: 1 (DescribeSecurityGroups);
-    /// - account: 1 (DescribeTrails), plus one GetTrailStatus per multi-region trail;
+    /// - account: 1 (DescribeTrails), plus GetTrailStatus and GetEventSelectors per
+    ///   multi-region trail;
     /// - anything not on AWS: 0.
     pub fn calls_per_audit(resource: &CloudResource) -> usize {
         match resource {
-            CloudResource::S3Bucket(_) => 6,
+            CloudResource::S3Bucket(_) => 7,
             CloudResource::IamRole(_) | CloudResource::IamPolicy(_) => 2,
             CloudResource::SecurityGroup(_) | CloudResource::AwsAccount(_) => 1,
             _ => 0,
@@ -581,7 +584,7 @@ impl AwsAuditor {
                 })
             }))
         });
-        let (acl, policy, bpa, encryption, logging, account_bpa) = tokio::join!(
+        let (acl, policy, bpa, encryption, logging, ownership, account_bpa) = tokio::join!(
             self.call(
                 "s3",
                 "GetBucketAcl",
@@ -610,16 +613,29 @@ impl AwsAuditor {
                 "GetBucketLogging",
                 s3.get_bucket_logging().bucket(name).send()
             ),
+            self.call_opt(
+                "s3",
+                "GetBucketOwnershipControls",
+                NO_OWNERSHIP_CONTROLS,
+                s3.get_bucket_ownership_controls().bucket(name).send()
+            ),
             account_bpa,
         );
         let not_found = |e| not_found(e, S3_NOT_FOUND, "the bucket");
-        let (acl, policy, bpa, encryption, logging) = (
+        let (acl, policy, bpa, encryption, logging, ownership) = (
             acl.map_err(not_found)?,
             policy.map_err(not_found)?,
             bpa.map_err(not_found)?,
             encryption.map_err(not_found)?,
             logging.map_err(not_found)?,
+            ownership.map_err(not_found)?,
         );
+        // No ownership controls: ACLs are enabled (buckets made before April 2023).
+        let object_ownership = ownership
+            .as_ref()
+            .and_then(|o| o.ownership_controls())
+            .and_then(|c| c.rules().first())
+            .map_or_else(String::new, |r| r.object_ownership().as_str().to_string());
         let account_bpa = account_bpa.copied();
         // AWS's own verdict on a policy, asked only when there is one.
         let status = match policy.as_ref().and_then(|p| p.policy()) {
@@ -700,6 +716,7 @@ impl AwsAuditor {
             ..Transit::default()
         });
         p.access_logging = Some(logging.logging_enabled().is_some());
+        p.object_ownership = Some(object_ownership);
         Ok(p)
     }
 

@@ -18,6 +18,7 @@ fn subject(p: &Posture, found_at: Option<&str>) -> String {
 }
 
 pub(super) fn public_access(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&str>) {
+    acls_enabled(ctx, p, found_at);
     let Some(pa) = &p.public_access else {
         return;
     };
@@ -67,6 +68,40 @@ pub(super) fn public_access(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&st
         DataPublicAccess,
         "public-access",
         Outcome::Fail,
+        Some(&p.resource),
+        what,
+        Some(fix),
+    );
+}
+
+/// An S3 bucket with ACLs enabled (Object Ownership not `BucketOwnerEnforced`): not public, but
+/// an ACL on any object or on the bucket can make it so, which AWS advises against. A warning.
+fn acls_enabled(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&str>) {
+    let Some(ownership) = p.object_ownership.as_deref() else {
+        return;
+    };
+    if ownership == "BucketOwnerEnforced" {
+        return;
+    }
+    let setting = if ownership.is_empty() {
+        "has no Object Ownership setting".to_string()
+    } else {
+        format!("has Object Ownership {ownership}")
+    };
+    let what = format!(
+        "{} {setting}: ACLs are enabled, so an object or bucket ACL can grant access outside the bucket policy",
+        subject(p, found_at)
+    );
+    let fix = match &p.resource {
+        CloudResource::S3Bucket(b) => format!(
+            "`aws s3api put-bucket-ownership-controls --bucket {b} --ownership-controls 'Rules=[{{ObjectOwnership=BucketOwnerEnforced}}]'` (first move any access granted by ACLs to the bucket policy)"
+        ),
+        other => format!("disable ACLs on {other}"),
+    };
+    ctx.verdict(
+        DataPublicAccess,
+        "acls-enabled",
+        Outcome::Warn,
         Some(&p.resource),
         what,
         Some(fix),

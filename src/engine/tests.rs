@@ -324,6 +324,41 @@ fn declared_buckets_public_access_and_encryption() {
 }
 
 #[test]
+fn buckets_with_acls_enabled_are_warned_about() {
+    let bucket = |ownership: &str| {
+        format!(
+            "apiVersion: s3.services.k8s.aws/v1alpha1\nkind: Bucket\nmetadata: {{name: b}}\nspec:\n  name: b-bucket\n  publicAccessBlock: {{blockPublicACLs: true, ignorePublicACLs: true, blockPublicPolicy: true, restrictPublicBuckets: true}}\n{ownership}"
+        )
+    };
+    let acl = |vs: &[Verdict]| {
+        vs.iter()
+            .find(|v| v.control == DataPublicAccess && v.rule == "acls-enabled")
+            .map(|v| (v.result, v.message.clone()))
+    };
+    let vs = judge(
+        AWS_IAAS,
+        &bucket("  ownershipControls: {rules: [{objectOwnership: ObjectWriter}]}\n"),
+    );
+    let (result, said) = acl(&vs).expect("a warning");
+    assert_eq!(result, Outcome::Warn);
+    assert!(
+        said.contains("Object Ownership ObjectWriter: ACLs are enabled"),
+        "{said}"
+    );
+    assert_eq!(
+        outcome(&vs, DataPublicAccess, "b"),
+        Outcome::Warn,
+        "warned, not failed"
+    );
+    for quiet in [
+        "  ownershipControls: {rules: [{objectOwnership: BucketOwnerEnforced}]}\n",
+        "",
+    ] {
+        assert!(acl(&judge(AWS_IAAS, &bucket(quiet))).is_none(), "{quiet}");
+    }
+}
+
+#[test]
 fn transit_and_access_logging_when_asked() {
     let spec = format!(
         "{AWS_IAAS}controls:\n- {{id: data.encryption-in-transit, parameters: {{requireSecureTransportPolicy: true}}}}\n- {{id: logging.audit-trail, parameters: {{requireAccessLogging: true}}}}\n"
