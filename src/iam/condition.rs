@@ -11,9 +11,9 @@ const IDENTITY_KEYS: &[&str] = &[
     "aws:principalaccount",
     "aws:principalorgid",
     "aws:resourceorgid",
-    "aws:userid",
     "aws:username",
     "s3:dataaccesspointaccount",
+    "kms:calleraccount",
 ];
 const ARN_KEYS: &[&str] = &["aws:sourcearn", "aws:principalarn", "s3:dataaccesspointarn"];
 
@@ -56,6 +56,14 @@ pub fn narrows(condition: &Value, internet: &crate::network::Internet) -> bool {
             }
             if IDENTITY_KEYS.contains(&key.as_str()) {
                 return values.iter().all(|v| !v.is_empty() && !wild(v));
+            }
+            if key == "aws:userid" {
+                // `ROLE-ID:*` is one role, any session.
+                return values.iter().all(|v| {
+                    v.split(':')
+                        .next()
+                        .is_some_and(|id| !id.is_empty() && !wild(id))
+                });
             }
             if key == "aws:principalorgpaths" {
                 return values.iter().all(|v| {

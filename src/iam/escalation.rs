@@ -4,6 +4,9 @@
 /// public catalogues list.
 const PROWLER: &str = "Prowler, iam/lib/privilege_escalation.py (Apache-2.0; itself from Rhino, Bishop Fox, pathfinding.cloud)";
 const BOTH: &str = "Rhino Security Labs; Prowler";
+const PATHFINDING: &str = "pathfinding.cloud (DataDog), as listed in Prowler's tests";
+const PARLIAMENT: &str =
+    "Parliament (Duo Labs), resource-policy privilege escalation (BSD-3-Clause)";
 
 /// One privilege-escalation path: every action must be granted on any resource of its kind.
 pub struct EscalationPath {
@@ -329,27 +332,6 @@ pub const ESCALATION_PATHS: &[EscalationPath] = &[
         PROWLER,
     ),
     path(
-        "PassRoleToEcsStartTask",
-        &[
-            "iam:PassRole",
-            "ecs:RegisterTaskDefinition",
-            "ecs:StartTask",
-        ],
-        "start an ECS task with a privileged role",
-        PROWLER,
-    ),
-    path(
-        "PassRoleToEcsStartTaskOnOwnInstance",
-        &[
-            "iam:PassRole",
-            "ecs:StartTask",
-            "ecs:RegisterContainerInstance",
-            "ecs:DeregisterContainerInstance",
-        ],
-        "start a privileged task on a container instance one controls",
-        PROWLER,
-    ),
-    path(
         "EcsExecuteCommand",
         &["ecs:ExecuteCommand", "ecs:DescribeTasks"],
         "open a shell in a running task with a privileged role",
@@ -432,6 +414,189 @@ pub const ESCALATION_PATHS: &[EscalationPath] = &[
         ],
         "run code in an existing code interpreter with a privileged role",
         PROWLER,
+    ),
+    path(
+        "PassRoleToEcsStartTask",
+        &["iam:PassRole", "ecs:StartTask"],
+        "start an ECS task with a privileged role",
+        PATHFINDING,
+    ),
+    path(
+        "SubmitBatchJob",
+        &["batch:SubmitJob"],
+        "submit a job to a job definition that runs as a privileged role",
+        PATHFINDING,
+    ),
+    path(
+        "PassRoleToNewBraketJob",
+        &["iam:PassRole", "braket:CreateJob"],
+        "run a Braket job as a privileged role",
+        PATHFINDING,
+    ),
+    path(
+        "CodeDeployWithPrivilegedAgent",
+        &[
+            "codedeploy:CreateDeployment",
+            "codedeploy:RegisterApplicationRevision",
+            "codedeploy:GetDeploymentConfig",
+        ],
+        "deploy one's code to instances with a privileged role",
+        PATHFINDING,
+    ),
+    path(
+        "PassRoleToCognitoIdentityPool",
+        &["iam:PassRole", "cognito-identity:SetIdentityPoolRoles"],
+        "make an identity pool hand out a privileged role",
+        PATHFINDING,
+    ),
+    path(
+        "PassRoleToNewEmrCluster",
+        &["iam:PassRole", "elasticmapreduce:RunJobFlow"],
+        "start an EMR cluster with a privileged role",
+        PATHFINDING,
+    ),
+    path(
+        "PassRoleToNewEmrServerlessJob",
+        &[
+            "iam:PassRole",
+            "emr-serverless:CreateApplication",
+            "emr-serverless:StartJobRun",
+        ],
+        "run an EMR Serverless job as a privileged role",
+        PATHFINDING,
+    ),
+    path(
+        "PassRoleToNewGameLiftFleet",
+        &[
+            "iam:PassRole",
+            "gamelift:CreateBuild",
+            "gamelift:CreateFleet",
+            "gamelift:RequestUploadCredentials",
+        ],
+        "run a GameLift fleet with a privileged role",
+        PATHFINDING,
+    ),
+    path(
+        "PassRoleToNewGlueSession",
+        &["iam:PassRole", "glue:CreateSession", "glue:RunStatement"],
+        "run statements in a Glue session as a privileged role",
+        PATHFINDING,
+    ),
+    path(
+        "PassRoleToNewImageBuilderImage",
+        &[
+            "iam:PassRole",
+            "imagebuilder:CreateComponent",
+            "imagebuilder:CreateImageRecipe",
+            "imagebuilder:CreateInfrastructureConfiguration",
+            "imagebuilder:CreateImage",
+        ],
+        "build an image on an instance with a privileged role",
+        PATHFINDING,
+    ),
+    path(
+        "PassRoleToNewKinesisAnalyticsApp",
+        &[
+            "iam:PassRole",
+            "kinesisanalytics:CreateApplication",
+            "kinesisanalytics:StartApplication",
+        ],
+        "run a Kinesis Data Analytics application as a privileged role",
+        PATHFINDING,
+    ),
+    path(
+        "PassRoleToNewOmicsRun",
+        &[
+            "iam:PassRole",
+            "omics:CreateWorkflow",
+            "omics:StartRun",
+            "s3:GetObject",
+        ],
+        "run a HealthOmics workflow as a privileged role",
+        PATHFINDING,
+    ),
+    path(
+        "PassRoleToNewSchedule",
+        &["iam:PassRole", "scheduler:CreateSchedule"],
+        "schedule a target that runs as a privileged role",
+        PATHFINDING,
+    ),
+    path(
+        "PassRoleToNewSsmAutomation",
+        &[
+            "iam:PassRole",
+            "ssm:CreateDocument",
+            "ssm:StartAutomationExecution",
+        ],
+        "run an automation document as a privileged role",
+        PATHFINDING,
+    ),
+    path(
+        "PassRoleToNewStateMachine",
+        &[
+            "iam:PassRole",
+            "states:CreateStateMachine",
+            "states:StartExecution",
+        ],
+        "run a state machine as a privileged role",
+        PATHFINDING,
+    ),
+    path(
+        "UpdateExistingStateMachine",
+        &["states:UpdateStateMachine", "states:StartExecution"],
+        "change and run a state machine that has a privileged role",
+        PATHFINDING,
+    ),
+    path(
+        "DeleteUserPermissionsBoundary",
+        &["iam:DeleteUserPermissionsBoundary"],
+        "remove the boundary that limits a user",
+        PATHFINDING,
+    ),
+    path(
+        "DeleteRolePermissionsBoundary",
+        &["iam:DeleteRolePermissionsBoundary", "sts:AssumeRole"],
+        "remove the boundary that limits a role, then assume it",
+        PATHFINDING,
+    ),
+    path(
+        "AttachPolicyToSsoPermissionSet",
+        &["sso:AttachManagedPolicyToPermissionSet"],
+        "attach AdministratorAccess to a permission set one is assigned",
+        PATHFINDING,
+    ),
+    path(
+        "PutInlinePolicyToSsoPermissionSet",
+        &["sso:PutInlinePolicyToPermissionSet"],
+        "write an admin inline policy on a permission set one is assigned",
+        PATHFINDING,
+    ),
+    path(
+        "AgentCoreRuntimeCommand",
+        &["bedrock-agentcore:InvokeAgentRuntimeCommand"],
+        "run commands in an agent runtime that has a privileged role",
+        PROWLER,
+    ),
+    path(
+        "AgentCoreBrowserSession",
+        &[
+            "bedrock-agentcore:StartBrowserSession",
+            "bedrock-agentcore:ConnectBrowserAutomationStream",
+        ],
+        "drive a browser session that has a privileged role",
+        PROWLER,
+    ),
+    path(
+        "RewriteBucketPolicyToRead",
+        &["s3:PutBucketPolicy", "s3:GetObject"],
+        "rewrite any bucket's policy to let oneself read it",
+        PARLIAMENT,
+    ),
+    path(
+        "RewriteBucketAclToRead",
+        &["s3:PutBucketAcl", "s3:GetObject"],
+        "rewrite any bucket's ACL to let oneself read it",
+        PARLIAMENT,
     ),
 ];
 

@@ -437,7 +437,11 @@ pub fn broad_resource(r: &str) -> bool {
 impl Statement {
     /// The statement applies to every resource of the kinds its actions touch.
     fn broad(&self) -> bool {
-        self.not_resource || self.resources.iter().any(|r| broad_resource(r))
+        if self.not_resource {
+            // Everything except the list: broad, unless the list is everything.
+            return !self.resources.iter().any(|r| r == "*");
+        }
+        self.resources.iter().any(|r| broad_resource(r))
     }
 
     /// A Deny that surely applies: no condition, on `*`.
@@ -605,6 +609,41 @@ impl PolicyDocument {
                     access(s),
                     s.actions.join(", ")
                 )
+            })
+            .collect()
+    }
+
+    /// Statements of a resource policy that grant access to AWS accounts other than `own` and
+    /// `trusted` (by account id or by a principal ARN in that account): who, and what.
+    pub fn cross_account_statements(&self, own: &str, trusted: &[&str]) -> Vec<String> {
+        let account_of = |p: &str| -> Option<String> {
+            let id = if p.len() == 12 && p.bytes().all(|b| b.is_ascii_digit()) {
+                p
+            } else {
+                p.strip_prefix("arn:")?.split(':').nth(3)?
+            };
+            (id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())).then(|| id.to_string())
+        };
+        self.statements
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.effect == Effect::Allow)
+            .filter_map(|(i, s)| {
+                let others: Vec<String> = s
+                    .principals
+                    .iter()
+                    .filter_map(|p| account_of(p))
+                    .filter(|a| a != own && !trusted.contains(&a.as_str()))
+                    .collect();
+                (!others.is_empty()).then(|| {
+                    format!(
+                        "policy {} lets account {} {} ({})",
+                        s.label(i),
+                        others.join(", "),
+                        access(s),
+                        s.actions.join(", ")
+                    )
+                })
             })
             .collect()
     }
@@ -989,6 +1028,20 @@ mod tests {
         assert!(say(r#""s3:PutObject""#).contains(") write ("));
         assert!(say(r#""s3:*""#).contains("read and write"));
         assert!(say(r#"["s3:GetObject","s3:DeleteObject"]"#).contains("read and write"));
+    }
+
+    #[test]
+    fn cross_account_grants_name_the_account() {
+        let doc = parse(r#"{"Statement":[
+            {"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::210987654321:root","123456789012"]},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"},
+            {"Effect":"Allow","Principal":{"Service":"logging.s3.amazonaws.com"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::b/*"}]}"#).unwrap();
+        let found = doc.cross_account_statements("123456789012", &[]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("account 210987654321 read"), "{found:?}");
+        assert!(
+            doc.cross_account_statements("123456789012", &["210987654321"])
+                .is_empty()
+        );
     }
 
     #[test]
