@@ -205,6 +205,9 @@ pub struct Posture {
     /// S3 Object Ownership: `BucketOwnerEnforced` disables ACLs; anything else (or no setting,
     /// the empty string) leaves them enabled.
     pub object_ownership: Option<String>,
+    /// Bucket-policy statements that grant other AWS accounts access (live audits, which know
+    /// the bucket's account).
+    pub cross_account: Option<Vec<crate::iam::CrossAccountGrant>>,
 }
 
 impl Posture {
@@ -230,6 +233,7 @@ impl Posture {
             access_logging: None,
             audit_trail: None,
             object_ownership: None,
+            cross_account: None,
         }
     }
 
@@ -272,7 +276,8 @@ impl Posture {
             observed_at,
             access_logging,
             audit_trail,
-            object_ownership
+            object_ownership,
+            cross_account
         );
         match (&mut self.transit, &other.transit) {
             (Some(mine), Some(theirs)) => {

@@ -205,6 +205,22 @@ fn public_read_policy(bucket: &str) -> String {
     .to_string()
 }
 
+/// Public read, and write for a partner account.
+fn public_read_and_partner_policy(bucket: &str) -> String {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
+            "Action": "s3:GetObject", "Resource": format!("arn:aws:s3:::{bucket}/*")
+        }, {
+            "Sid": "PartnerDrop", "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::210987654321:root"},
+            "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{bucket}/*")
+        }]
+    })
+    .to_string()
+}
+
 fn deny_insecure_transport_policy(bucket: &str) -> String {
     json!({
         "Version": "2012-10-17",
@@ -478,7 +494,7 @@ fn bucket_postures_hold_the_seeded_facts_and_verdicts_follow() {
         create_bucket(&s3, &public_policy).await;
         s3.put_bucket_policy()
             .bucket(&public_policy)
-            .policy(public_read_policy(&public_policy))
+            .policy(public_read_and_partner_policy(&public_policy))
             .send()
             .await
             .expect("public policy");
@@ -546,6 +562,17 @@ fn bucket_postures_hold_the_seeded_facts_and_verdicts_follow() {
             e[0].contains("Principal \"*\"") && e[0].contains("PublicRead"),
             "{e:?}"
         );
+        // The partner's statement: named, not public.
+        let shared = p_policy.cross_account.clone().unwrap();
+        assert_eq!(shared.len(), 1, "{shared:?}");
+        assert_eq!(shared[0].accounts, ["210987654321"]);
+        assert!(
+            shared[0]
+                .description
+                .contains("\"PartnerDrop\" lets account 210987654321 write"),
+            "{shared:?}"
+        );
+        assert_eq!(p_clean.cross_account, Some(vec![]));
         // Unencrypted bucket (BPA on, nothing else).
         assert!(exposures(&p_plain).is_empty());
         assert_eq!(guard(&p_plain), Ok(()));

@@ -181,6 +181,9 @@ pub struct PostureFacts {
     /// S3 Object Ownership (`BucketOwnerEnforced`, ...; empty when the bucket has none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_ownership: Option<String>,
+    /// Bucket-policy statements that grant other accounts access.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_account: Option<Vec<crate::iam::CrossAccountGrant>>,
     /// The account's CloudTrail trails (account resources).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trails: Option<Vec<crate::posture::Trail>>,
@@ -450,6 +453,7 @@ impl PostureFacts {
             access_logging: p.access_logging,
             trails: p.audit_trail.as_ref().map(|t| t.trails.clone()),
             object_ownership: p.object_ownership.clone(),
+            cross_account: p.cross_account.clone(),
         }
     }
 
@@ -498,6 +502,7 @@ impl PostureFacts {
             .as_ref()
             .map(|t| AuditTrail { trails: t.clone() });
         p.object_ownership.clone_from(&self.object_ownership);
+        p.cross_account.clone_from(&self.cross_account);
         Ok(())
     }
 }

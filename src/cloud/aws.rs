@@ -657,10 +657,12 @@ impl AwsAuditor {
         }));
         let mut policy_public = Vec::new();
         let mut secure_transport = false;
+        let mut cross_account = Vec::new();
         if let Some(text) = policy.as_ref().and_then(|p| p.policy()) {
             let doc = iam::parse(text)
                 .map_err(|e| AwsError::Unreadable(format!("bucket policy: {e}")))?;
             policy_public = doc.public_statements(&Default::default());
+            cross_account = doc.cross_account_grants(&self.account_id().await?);
             let aws_says_public = status
                 .as_ref()
                 .and_then(|s| s.policy_status())
@@ -717,6 +719,7 @@ impl AwsAuditor {
         });
         p.access_logging = Some(logging.logging_enabled().is_some());
         p.object_ownership = Some(object_ownership);
+        p.cross_account = Some(cross_account);
         Ok(p)
     }
 

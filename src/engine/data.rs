@@ -19,6 +19,7 @@ fn subject(p: &Posture, found_at: Option<&str>) -> String {
 
 pub(super) fn public_access(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&str>) {
     acls_enabled(ctx, p, found_at);
+    shared_with_other_accounts(ctx, p, found_at);
     let Some(pa) = &p.public_access else {
         return;
     };
@@ -68,6 +69,36 @@ pub(super) fn public_access(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&st
         DataPublicAccess,
         "public-access",
         Outcome::Fail,
+        Some(&p.resource),
+        what,
+        Some(fix),
+    );
+}
+
+/// A bucket policy that lets other AWS accounts in, other than the baseline's
+/// `trustedAccounts`: not public, but outside the account's own control. A warning.
+fn shared_with_other_accounts(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&str>) {
+    let trusted = &ctx.b.params.trusted_accounts;
+    let grants: Vec<&str> = p
+        .cross_account
+        .iter()
+        .flatten()
+        .filter(|g| g.accounts.iter().any(|a| !trusted.contains(a)))
+        .map(|g| g.description.as_str())
+        .collect();
+    if grants.is_empty() {
+        return;
+    }
+    let what = format!(
+        "{} is shared with other AWS accounts: {}",
+        subject(p, found_at),
+        grants.join("; ")
+    );
+    let fix = "if the account is yours or a partner's, list it in data.public-access's trustedAccounts; otherwise remove the statement from the bucket policy (`aws s3api put-bucket-policy`)".to_string();
+    ctx.verdict(
+        DataPublicAccess,
+        "cross-account",
+        Outcome::Warn,
         Some(&p.resource),
         what,
         Some(fix),

@@ -359,6 +359,48 @@ fn buckets_with_acls_enabled_are_warned_about() {
 }
 
 #[test]
+fn buckets_shared_with_other_accounts_are_warned_about_unless_trusted() {
+    let yaml = deploy(
+        "uses",
+        "default",
+        PINNED,
+        "[{name: B, value: \"s3://partner-drop\"}]",
+    );
+    let judge_with_trust = |spec: &str| {
+        judge_with(spec, &yaml, |inv| {
+            let mut live =
+                Posture::new(CloudResource::S3Bucket("partner-drop".into()), Source::Live);
+            live.public_access = Some(PublicAccess {
+                exposures: vec![],
+                guard: Some(Ok(())),
+            });
+            let doc = crate::iam::parse(r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::210987654321:root"},"Action":["s3:PutObject"],"Resource":"arn:aws:s3:::partner-drop/*"}]}"#).unwrap();
+            live.cross_account = Some(doc.cross_account_grants("123456789012"));
+            inv.live.replace(live);
+        })
+    };
+    let vs = judge_with_trust(AWS_IAAS);
+    let shared = vs
+        .iter()
+        .find(|v| v.rule == "cross-account")
+        .expect("a cross-account warning");
+    assert_eq!(shared.result, Outcome::Warn);
+    assert!(
+        shared
+            .message
+            .contains("account 210987654321 write (s3:PutObject)"),
+        "{}",
+        shared.message
+    );
+    let trusting = format!(
+        "{AWS_IAAS}controls: [{{id: data.public-access, parameters: {{trustedAccounts: [\"210987654321\"]}}}}]\n"
+    );
+    let vs = judge_with_trust(&trusting);
+    assert!(!vs.iter().any(|v| v.rule == "cross-account"), "{vs:#?}");
+    assert_eq!(outcome(&vs, DataPublicAccess, "uses"), Outcome::Pass);
+}
+
+#[test]
 fn transit_and_access_logging_when_asked() {
     let spec = format!(
         "{AWS_IAAS}controls:\n- {{id: data.encryption-in-transit, parameters: {{requireSecureTransportPolicy: true}}}}\n- {{id: logging.audit-trail, parameters: {{requireAccessLogging: true}}}}\n"

@@ -69,6 +69,15 @@ pub struct PolicyDocument {
     pub statements: Vec<Statement>,
 }
 
+/// A resource policy statement that grants other AWS accounts access.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct CrossAccountGrant {
+    /// The other accounts it names.
+    pub accounts: Vec<String>,
+    /// Which statement, who, and read or write.
+    pub description: String,
+}
+
 /// What is wrong with a policy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -613,9 +622,9 @@ impl PolicyDocument {
             .collect()
     }
 
-    /// Statements of a resource policy that grant access to AWS accounts other than `own` and
-    /// `trusted` (by account id or by a principal ARN in that account): who, and what.
-    pub fn cross_account_statements(&self, own: &str, trusted: &[&str]) -> Vec<String> {
+    /// Statements of a resource policy that grant access to AWS accounts other than `own`, with
+    /// the accounts they name.
+    pub fn cross_account_grants(&self, own: &str) -> Vec<CrossAccountGrant> {
         let account_of = |p: &str| -> Option<String> {
             let id = if p.len() == 12 && p.bytes().all(|b| b.is_ascii_digit()) {
                 p
@@ -629,22 +638,35 @@ impl PolicyDocument {
             .enumerate()
             .filter(|(_, s)| s.effect == Effect::Allow)
             .filter_map(|(i, s)| {
-                let others: Vec<String> = s
+                let mut accounts: Vec<String> = s
                     .principals
                     .iter()
                     .filter_map(|p| account_of(p))
-                    .filter(|a| a != own && !trusted.contains(&a.as_str()))
+                    .filter(|a| a != own)
                     .collect();
-                (!others.is_empty()).then(|| {
-                    format!(
+                accounts.sort();
+                accounts.dedup();
+                (!accounts.is_empty()).then(|| CrossAccountGrant {
+                    description: format!(
                         "policy {} lets account {} {} ({})",
                         s.label(i),
-                        others.join(", "),
+                        accounts.join(", "),
                         access(s),
                         s.actions.join(", ")
-                    )
+                    ),
+                    accounts,
                 })
             })
+            .collect()
+    }
+
+    /// Statements of a resource policy that grant access to AWS accounts other than `own` and
+    /// `trusted` (by account id or by a principal ARN in that account): who, and what.
+    pub fn cross_account_statements(&self, own: &str, trusted: &[&str]) -> Vec<String> {
+        self.cross_account_grants(own)
+            .into_iter()
+            .filter(|g| g.accounts.iter().any(|a| !trusted.contains(&a.as_str())))
+            .map(|g| g.description)
             .collect()
     }
 

@@ -91,6 +91,8 @@ pub struct ControlParameters {
     pub extra_credential_names: Vec<String>,
     /// host-os.isolation: hostPath prefixes that are allowed (read-only mounts only).
     pub allowed_host_paths: Vec<String>,
+    /// data.public-access: AWS accounts a bucket may be shared with without a warning.
+    pub trusted_accounts: Vec<String>,
     /// host-os.isolation: the Pod Security Standards profile enforced (`baseline` by default).
     pub pod_security: crate::engine::pod_security::Profile,
 }
@@ -115,6 +117,7 @@ impl Default for ControlParameters {
             extra_credential_names: Vec::new(),
             allowed_host_paths: Vec::new(),
             pod_security: Default::default(),
+            trusted_accounts: Vec::new(),
         }
     }
 }
@@ -140,7 +143,8 @@ impl ControlParameters {
             LoggingAuditTrail => &["requireAccessLogging"],
             IdentityWorkloadIdentity => &["extraCredentialNames"],
             HostOsIsolation => &["allowedHostPaths", "profile"],
-            DataPublicAccess | IdentityLeastPrivilege | NetworkSegmentation => &[],
+            DataPublicAccess => &["trustedAccounts"],
+            IdentityLeastPrivilege | NetworkSegmentation => &[],
         }
     }
 
@@ -222,6 +226,15 @@ impl ControlParameters {
                         Some("restricted") => crate::engine::pod_security::Profile::Restricted,
                         _ => return Err(err("expected baseline or restricted")),
                     }
+                }
+                "trustedAccounts" => {
+                    let accounts = strings_of(value)
+                        .filter(|a| {
+                            a.iter()
+                                .all(|x| x.len() == 12 && x.bytes().all(|b| b.is_ascii_digit()))
+                        })
+                        .ok_or_else(|| err("expected a list of 12-digit AWS account ids"))?;
+                    self.trusted_accounts = accounts;
                 }
                 "allowedHostPaths" => {
                     self.allowed_host_paths =
