@@ -699,6 +699,12 @@ mod tests {
         idx.upsert(policy("s3:GetObject"));
         idx.snapshot(MAX_AGE);
         assert_eq!(idx.declared_analysed(), 2);
+        // A new version that differs only in labels or annotations is not news either.
+        let mut touched = policy("s3:GetObject");
+        touched.body["metadata"]["annotations"] = json!({"controller.example.com/seen": "1"});
+        idx.upsert(touched);
+        idx.snapshot(MAX_AGE);
+        assert_eq!(idx.declared_analysed(), 2);
         // A changed one is analysed again, and what it says now is what counts.
         idx.upsert(policy("*"));
         let snap = idx.snapshot(MAX_AGE);

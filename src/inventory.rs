@@ -17,11 +17,25 @@ use crate::refs::ConfigMaps;
 /// `Arc` for an object until it changes, so an unchanged object is analysed once.
 #[derive(Debug, Default)]
 pub struct DeclaredMemo {
-    entries: HashMap<ObjectRef, (Arc<Object>, Option<Declared>)>,
+    entries: HashMap<ObjectRef, (Arc<Object>, u64, Option<Declared>)>,
     /// The names they were resolved through: when these change, everything is analysed again.
     names: HashMap<(String, String, String), String>,
     /// Objects analysed, all builds together (for tests and logs).
     pub analysed: u64,
+}
+
+/// What a declared object's facts depend on: its spec and status, and the external-name
+/// annotation that names the cloud resource (everything `declared()` reads).
+fn fingerprint(o: &Object) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    o.id.hash(&mut h);
+    o.annotation("crossplane.io/external-name").hash(&mut h);
+    for part in ["spec", "status"] {
+        // serde_json's Display of a Value is deterministic for the same value.
+        o.body.get(part).map(|v| v.to_string()).hash(&mut h);
+    }
+    h.finish()
 }
 
 #[derive(Clone, Debug, Default)]
@@ -79,17 +93,20 @@ impl Inventory {
                 inv.add(o);
                 continue;
             }
-            let d = match memo.entries.remove(&o.id) {
-                Some((same, d)) if Arc::ptr_eq(&same, o) => d,
+            let (print, d) = match memo.entries.remove(&o.id) {
+                Some((same, print, d)) if Arc::ptr_eq(&same, o) => (print, d),
+                // A new version whose facts are the same (labels, annotations, a controller's
+                // touch): what it said still holds.
+                Some((_, print, d)) if print == fingerprint(o) => (print, d),
                 _ => {
                     memo.analysed += 1;
-                    declared(o, &inv)
+                    (fingerprint(o), declared(o, &inv))
                 }
             };
             if let Some(d) = &d {
                 inv.add_declared(o, d.posture.clone());
             }
-            seen.insert(o.id.clone(), (o.clone(), d));
+            seen.insert(o.id.clone(), (o.clone(), print, d));
         }
         // What is not seen again is gone from the index.
         memo.entries = seen;

@@ -104,6 +104,7 @@ pub struct Metrics {
     pub ready: Gauge,
     pub watches_failing: Gauge,
     pub namespace_reads: Family<OutcomeLabels, Counter>,
+    pub index_lag: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -207,6 +208,12 @@ impl Metrics {
             "Watches failing right now (retrying with backoff)",
             watches_failing.clone(),
         );
+        let index_lag = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        r.register(
+            "onus_index_lag_seconds",
+            "How long the oldest change the watches received has waited to reach a snapshot (0 when none waits)",
+            index_lag.clone(),
+        );
         let namespace_reads = Family::<OutcomeLabels, Counter>::default();
         r.register(
             "onus_namespace_reads",
@@ -231,6 +238,7 @@ impl Metrics {
             ready,
             watches_failing,
             namespace_reads,
+            index_lag,
         }
     }
 

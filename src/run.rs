@@ -112,6 +112,7 @@ struct Health {
     metrics: Metrics,
     snapshots: channel::Receiver<Arc<crate::index::Snapshot>>,
     watches: Arc<watch::WatchHealth>,
+    lag: Arc<watch::IndexLag>,
     /// When the API server last answered a probe.
     api_answered: Arc<std::sync::Mutex<std::time::Instant>>,
 }
@@ -136,6 +137,13 @@ impl Health {
             return Some(format!(
                 "the API server has not answered for {} s: decisions would come from a stale snapshot",
                 silent.as_secs()
+            ));
+        }
+        let lag = self.lag.current();
+        if lag > UNHEALTHY_AFTER {
+            return Some(format!(
+                "the index is {} s behind the watches (more changes than it can keep up with): decisions would come from a stale snapshot",
+                lag.as_secs()
             ));
         }
         let failing = self.watches.failing_longer_than(UNHEALTHY_AFTER);
@@ -252,6 +260,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         metrics: metrics.clone(),
         snapshots: watches.snapshots.clone(),
         watches: watches.health.clone(),
+        lag: watches.lag.clone(),
         api_answered: api_answered.clone(),
     };
     let probe = probe_api_server(client.clone(), api_answered);
@@ -346,7 +355,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     // controller and give the Lease up; then stop accepting, let the reviews in flight finish,
     // and exit.
     stopping.store(true, Ordering::Release);
-    tracing::info!(grace = ?opts.shutdown_grace, "SIGTERM: not ready; serving until the grace period ends");
+    tracing::info!(grace = ?opts.shutdown_grace, "asked to stop (SIGTERM or SIGINT): not ready; serving until the grace period ends");
     controller_task.abort();
     let controller_id = controller_task.id();
     // Wait for the controller to be gone before releasing: no renewal may follow the release.
@@ -408,6 +417,7 @@ async fn metrics_handler(State(h): State<Health>) -> impl IntoResponse {
     let age = oldest.map_or(0, |at| (chrono::Utc::now() - at).num_seconds().max(0));
     h.metrics.posture_oldest_age.set(age);
     h.metrics.ready.set(i64::from(h.not_ready().is_none()));
+    h.metrics.index_lag.set(h.lag.current().as_secs_f64());
     h.metrics
         .watches_failing
         .set(h.watches.failing_longer_than(Duration::ZERO).len() as i64);

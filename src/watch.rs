@@ -141,7 +141,7 @@ impl WatchHealth {
 async fn watch_kind(
     client: Client,
     ar: ApiResource,
-    tx: mpsc::Sender<Change>,
+    tx: mpsc::Sender<(std::time::Instant, Change)>,
     synced: Arc<AtomicBool>,
     health: Arc<WatchHealth>,
 ) {
@@ -185,7 +185,7 @@ async fn watch_kind(
                 continue;
             }
         };
-        if tx.send(change).await.is_err() {
+        if tx.send((std::time::Instant::now(), change)).await.is_err() {
             return;
         }
     }
@@ -197,6 +197,36 @@ pub struct Watches {
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     pub ready: Arc<AtomicBool>,
     pub health: Arc<WatchHealth>,
+    pub lag: Arc<IndexLag>,
+}
+
+/// How far the published snapshot is behind what the watches received: since when the oldest
+/// change not yet in a snapshot has waited. A busy index answers fast from an old snapshot, and
+/// no other probe would notice.
+#[derive(Debug, Default)]
+pub struct IndexLag {
+    pending_since: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl IndexLag {
+    fn received(&self, at: std::time::Instant) {
+        let mut p = self.pending_since.lock().unwrap_or_else(|e| e.into_inner());
+        if p.is_none_or(|since| at < since) {
+            *p = Some(at);
+        }
+    }
+
+    fn published(&self) {
+        *self.pending_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// How long the oldest unpublished change has waited (zero when none waits).
+    pub fn current(&self) -> Duration {
+        self.pending_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map_or(Duration::ZERO, |since| since.elapsed())
+    }
 }
 
 /// Start the watches. The returned future runs them (and rediscovery) until it is dropped.
@@ -208,13 +238,15 @@ pub fn start(
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
     let ready = Arc::new(AtomicBool::new(false));
     let health = Arc::new(WatchHealth::default());
+    let lag = Arc::new(IndexLag::default());
     let watches = Watches {
         snapshots: snap_rx,
         ready: ready.clone(),
         health: health.clone(),
+        lag: lag.clone(),
     };
     let run = async move {
-        let (tx, rx) = mpsc::channel::<Change>(1024);
+        let (tx, rx) = mpsc::channel::<(std::time::Instant, Change)>(1024);
         let mut tasks = tokio::task::JoinSet::new();
         let mut started: BTreeSet<(String, String)> = BTreeSet::new();
         let mut core_synced = Vec::new();
@@ -238,7 +270,7 @@ pub fn start(
         let spawned = std::thread::Builder::new()
             .name("onus-index".into())
             .spawn(move || {
-                handle.block_on(keep_index(rx, snap_tx, ready, core_synced, max_age));
+                handle.block_on(keep_index(rx, snap_tx, ready, core_synced, max_age, lag));
                 let _ = stopped_tx.send(());
             });
         if let Err(e) = spawned {
@@ -268,11 +300,12 @@ const MIN_REBUILD_GAP: Duration = Duration::from_millis(50);
 
 /// Apply changes to the index and publish snapshots, until every sender is gone.
 async fn keep_index(
-    mut rx: mpsc::Receiver<Change>,
+    mut rx: mpsc::Receiver<(std::time::Instant, Change)>,
     snap_tx: watch::Sender<Arc<Snapshot>>,
     ready: Arc<AtomicBool>,
     core_synced: Vec<Arc<AtomicBool>>,
     max_age: chrono::Duration,
+    lag: Arc<IndexLag>,
 ) {
     let mut index = Index::default();
     let mut dirty = true;
@@ -281,11 +314,14 @@ async fn keep_index(
     loop {
         tokio::select! {
             change = rx.recv() => {
+                let Some((received, change)) = change else {
+                    return;
+                };
+                lag.received(received);
                 match change {
-                    None => return,
-                    Some(Change::Upsert(o)) => index.upsert(o),
-                    Some(Change::Delete(id)) => index.delete(&id),
-                    Some(Change::Replace { api_version, kind, objects, synced }) => {
+                    Change::Upsert(o) => index.upsert(o),
+                    Change::Delete(id) => index.delete(&id),
+                    Change::Replace { api_version, kind, objects, synced } => {
                         index.replace_kind(&api_version, &kind, objects);
                         synced.store(true, Ordering::Release);
                     }
@@ -301,6 +337,11 @@ async fn keep_index(
                 }
                 problems.clone_from(&snap.problems);
                 let _ = snap_tx.send(Arc::new(snap));
+                let waited = lag.current();
+                if waited > Duration::from_secs(5) {
+                    tracing::warn!(seconds = waited.as_secs_f64(), "the index is behind: a snapshot came out this long after the oldest change in it");
+                }
+                lag.published();
                 dirty = false;
                 next = tokio::time::Instant::now() + MIN_REBUILD_GAP.max(began.elapsed());
                 if core_synced.iter().all(|f| f.load(Ordering::Acquire)) && !ready.swap(true, Ordering::AcqRel) {
