@@ -383,6 +383,21 @@ pub struct BrokenBaseline {
     pub under_last_valid: bool,
 }
 
+/// Of `broken`, those that may cover `ns`, given the baselines that apply there.
+pub fn covering<'a>(
+    broken: &'a [BrokenBaseline],
+    ns: &str,
+    applying: &[Arc<EffectiveBaseline>],
+) -> Vec<&'a BrokenBaseline> {
+    broken
+        .iter()
+        .filter(|b| match b.namespace.as_deref() {
+            Some(n) => n == ns,
+            None => !b.under_last_valid || applying.iter().any(|e| e.name == b.name),
+        })
+        .collect()
+}
+
 /// A namespace younger than this may have baselines the watches have not delivered yet.
 const NEW_NAMESPACE_SECONDS: i64 = 30;
 
@@ -441,13 +456,14 @@ impl Snapshot {
         }
     }
 
-    /// Broken baselines that may cover `ns`: its own, and every broken cluster baseline (its
-    /// selector cannot be trusted either).
+    /// Broken baselines that may cover `ns`: its own, and broken cluster baselines, which cover
+    /// every namespace (their selector cannot be trusted either) unless they are judged under a
+    /// last valid version, whose selector then says where they apply.
     pub fn broken_for(&self, ns: &str) -> Vec<&BrokenBaseline> {
-        self.broken
-            .iter()
-            .filter(|b| b.namespace.as_deref().is_none_or(|n| n == ns))
-            .collect()
+        let applying = self
+            .baselines
+            .for_namespace(ns, &self.inventory.namespace_labels(ns));
+        covering(&self.broken, ns, &applying)
     }
 
     /// Namespaces that have at least one baseline.
@@ -480,12 +496,15 @@ pub fn slim(mut body: serde_json::Value) -> serde_json::Value {
         for field in [
             "managedFields",
             "uid",
-            "resourceVersion",
             "selfLink",
             "ownerReferences",
             "finalizers",
         ] {
             meta.remove(field);
+        }
+        // Status writes to onus's own objects carry it as a precondition.
+        if !ours {
+            meta.remove("resourceVersion");
         }
         if !ours {
             meta.remove("generation");

@@ -235,7 +235,11 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         while !synced.load(Ordering::Acquire) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::join!(election, controller::run(ctx, lead_rx, c.interval));
+        tokio::join!(
+            election,
+            controller::run(ctx.clone(), lead_rx, c.interval),
+            controller::record(ctx)
+        );
     };
 
     let expiry_gauge = metrics.certificate_expiry.clone();

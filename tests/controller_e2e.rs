@@ -1256,3 +1256,73 @@ fn users_in(o: &Value, ns: &str) -> Vec<String> {
         .map(|u| u["name"].as_str().unwrap_or("").to_string())
         .collect()
 }
+
+/// Between passes (here: one pass at start, the next in ten minutes), the leader records each
+/// spec that compiles as `lastValidSpec` and marks a broken one Invalid within seconds: a broken
+/// version stored right after a change falls back to the change, not to an older spec.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_valid_spec_is_recorded_between_passes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cp = control_plane();
+    install_crds(cp);
+    let moto = Moto::start();
+    let ns = cp.create_namespace("recorded");
+    let onus_ns = cp.create_namespace("onus-recorded");
+    let _onus = start_onus(
+        cp,
+        &moto,
+        &onus_ns,
+        &["--audit-interval=600s", "--posture-max-age=1h"],
+    );
+    let spec = |ports: &str| {
+        format!(
+            "apiVersion: onus.dev/v1alpha1\nkind: ResponsibilityBaseline\nmetadata: {{name: b, namespace: {ns}}}\nspec:\n  provider: aws\n  serviceModel: iaas\n  controls:\n  - {{id: network.exposure, parameters: {ports}}}\n"
+        )
+    };
+    let last_valid = || {
+        cp.kubectl(&["get", "rb", "b", "-n", &ns, "-o", "json"])
+            .json()["status"]["lastValidSpec"]["controls"][0]["parameters"]
+            .clone()
+    };
+    cp.kubectl_stdin(&["apply", "-f", "-"], &spec("{forbiddenPorts: [22]}"))
+        .expect_success();
+    eventually(Duration::from_secs(15), "the first spec recorded", || {
+        (last_valid()["forbiddenPorts"] == serde_json::json!([22])).then_some(())
+    });
+    cp.kubectl_stdin(&["apply", "-f", "-"], &spec("{forbiddenPorts: [22, 9000]}"))
+        .expect_success();
+    eventually(Duration::from_secs(15), "the changed spec recorded", || {
+        (last_valid()["forbiddenPorts"] == serde_json::json!([22, 9000])).then_some(())
+    });
+    // Broken (no webhook refuses it here): Invalid, judged under the changed spec, at once.
+    cp.kubectl_stdin(&["apply", "-f", "-"], &spec("{forbiddenPort: 9000}"))
+        .expect_success();
+    let condition = eventually(
+        Duration::from_secs(15),
+        "Ready=False without a pass",
+        || {
+            let rb = cp
+                .kubectl(&["get", "rb", "b", "-n", &ns, "-o", "json"])
+                .json();
+            rb["status"]["conditions"].as_array().and_then(|cs| {
+                cs.iter()
+                    .find(|c| c["type"] == "Ready" && c["status"] == "False")
+                    .cloned()
+            })
+        },
+    );
+    assert!(
+        condition["message"]
+            .as_str()
+            .unwrap()
+            .contains("last valid spec"),
+        "{condition}"
+    );
+    assert_eq!(
+        last_valid()["forbiddenPorts"],
+        serde_json::json!([22, 9000])
+    );
+    eventually(Duration::from_secs(15), "an InvalidBaseline event", || {
+        (!events(cp, Some(&ns), "InvalidBaseline", "b").is_empty()).then_some(())
+    });
+}

@@ -41,6 +41,26 @@ pub async fn run(ctx: Arc<Context>, mut leading: watch::Receiver<bool>, interval
     }
 }
 
+/// While leading, between passes: as soon as the snapshot shows it (at most once a second),
+/// record each compiled spec as its baseline's `lastValidSpec` and mark broken baselines
+/// Invalid with their Event. Neither needs the cloud, so neither waits for a pass, which can
+/// take minutes when the cloud is slow.
+pub async fn record(ctx: Arc<Context>) {
+    let mut snaps = ctx.snapshots.clone();
+    loop {
+        if snaps.changed().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let snap = snaps.borrow_and_update().clone();
+        if !ctx.leading() {
+            continue;
+        }
+        reconcile::write_invalid(&ctx, &snap).await;
+        reconcile::record_valid_specs(&ctx, &snap).await;
+    }
+}
+
 /// Errors of one namespace's reconcile.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {

@@ -623,26 +623,81 @@ pub(super) async fn publish_event(
     }
 }
 
-/// A baseline object as the watch shows it: the object, its generation, its status.
-fn recorded<'a>(
-    snap: &'a Snapshot,
-    name: &str,
-) -> (Option<&'a Arc<Object>>, Option<i64>, Option<BaselineStatus>) {
-    let obj = snap.baseline_objects.get(name);
-    let generation = obj
-        .and_then(|o| o.at("metadata.generation"))
-        .and_then(serde_json::Value::as_i64);
-    let current = obj
-        .and_then(|o| o.at("status"))
-        .and_then(|s| serde_json::from_value(s.clone()).ok());
-    (obj, generation, current)
+/// A baseline object as the watch shows it.
+pub(super) struct Recorded<'a> {
+    pub object: Option<&'a Arc<Object>>,
+    pub generation: Option<i64>,
+    pub status: Option<BaselineStatus>,
+    pub resource_version: Option<&'a str>,
+}
+
+pub(super) fn recorded<'a>(snap: &'a Snapshot, name: &str) -> Recorded<'a> {
+    let object = snap.baseline_objects.get(name);
+    Recorded {
+        object,
+        generation: object
+            .and_then(|o| o.at("metadata.generation"))
+            .and_then(serde_json::Value::as_i64),
+        status: object
+            .and_then(|o| o.at("status"))
+            .and_then(|s| serde_json::from_value(s.clone()).ok()),
+        resource_version: object.and_then(|o| o.str_at("metadata.resourceVersion")),
+    }
+}
+
+/// Record, for each baseline that compiles, its spec as `lastValidSpec`, as soon as the
+/// snapshot shows it: a broken version stored later falls back to exactly this spec.
+pub(super) async fn record_valid_specs(ctx: &Context, snap: &Snapshot) {
+    for b in snap.baselines.all() {
+        if snap.broken.iter().any(|x| x.name == b.name) {
+            continue;
+        }
+        let r = recorded(snap, &b.name);
+        let Some(obj) = r.object else {
+            continue;
+        };
+        let spec = status::keepable(obj.at("spec"));
+        let mut next = r.status.clone().unwrap_or_default();
+        if next.last_valid_spec == spec {
+            continue;
+        }
+        next.last_valid_spec = spec;
+        if !ctx.leading() {
+            return;
+        }
+        match status::write(&ctx.client, &b.name, &next, r.resource_version).await {
+            Ok(()) => tracing::debug!(baseline = %b.name, "recorded the last valid spec"),
+            Err(e) => status_write_failed(ctx, &b.name, &e),
+        }
+    }
+}
+
+/// A status write that lost a race with an edit (409) is not a failure: the next round writes
+/// from the new version.
+fn status_write_failed(ctx: &Context, name: &str, e: &kube::Error) {
+    if matches!(e, kube::Error::Api(s) if s.code == 409) {
+        tracing::debug!(baseline = %name, "baseline changed since this status was made; written next time");
+        return;
+    }
+    tracing::warn!(baseline = %name, error = %e, "cannot write status");
+    ctx.metrics
+        .reconciles
+        .get_or_create(&ResultLabels {
+            result: "error".into(),
+        })
+        .inc();
 }
 
 /// Broken baselines say so in their status (Ready=False, reason Invalid) and with one Event per
 /// change: nobody reads logs when a namespace silently loses its guard.
-async fn write_invalid(ctx: &Context, snap: &Snapshot) {
+pub(super) async fn write_invalid(ctx: &Context, snap: &Snapshot) {
     for b in &snap.broken {
-        let (obj, generation, current) = recorded(snap, &b.name);
+        let Recorded {
+            object: obj,
+            generation,
+            status: current,
+            resource_version,
+        } = recorded(snap, &b.name);
         let next =
             status::invalid_status(&b.error, b.under_last_valid, generation, current.as_ref());
         let said = |s: &BaselineStatus| {
@@ -655,8 +710,8 @@ async fn write_invalid(ctx: &Context, snap: &Snapshot) {
             continue;
         }
         tracing::error!(baseline = %b.name, error = %b.error, "baseline cannot be compiled");
-        if let Err(e) = status::write(&ctx.client, &b.name, &next).await {
-            tracing::warn!(baseline = %b.name, error = %e, "cannot write status");
+        if let Err(e) = status::write(&ctx.client, &b.name, &next, resource_version).await {
+            status_write_failed(ctx, &b.name, &e);
             continue;
         }
         if let Some(o) = obj {
@@ -673,7 +728,12 @@ async fn write_statuses(ctx: &Context, snap: &Snapshot, tallies: &Tallies, now: 
         if snap.broken.iter().any(|x| x.name == b.name) {
             continue;
         }
-        let (obj, generation, current) = recorded(snap, &b.name);
+        let Recorded {
+            object: obj,
+            generation,
+            status: current,
+            resource_version,
+        } = recorded(snap, &b.name);
         let empty = status::Tally::default();
         let next = status::status_for(
             &b,
@@ -700,7 +760,7 @@ async fn write_statuses(ctx: &Context, snap: &Snapshot, tallies: &Tallies, now: 
         if !ctx.leading() {
             return;
         }
-        match status::write(&ctx.client, &b.name, &next).await {
+        match status::write(&ctx.client, &b.name, &next, resource_version).await {
             Ok(()) => {
                 ctx.state
                     .lock()
@@ -708,7 +768,7 @@ async fn write_statuses(ctx: &Context, snap: &Snapshot, tallies: &Tallies, now: 
                     .statuses
                     .insert(b.name.clone(), (next, Instant::now()));
             }
-            Err(e) => tracing::warn!(baseline = %b.name, error = %e, "cannot write status"),
+            Err(e) => status_write_failed(ctx, &b.name, &e),
         }
     }
 }

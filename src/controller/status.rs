@@ -62,6 +62,18 @@ fn condition(
     }
 }
 
+/// Largest spec kept as `lastValidSpec`. The copy doubles the object, and etcd refuses objects
+/// over 1.5 MiB: a spec larger than this has no last valid copy (and a broken version of it
+/// refuses, as one that never compiled does).
+pub const MAX_KEPT_SPEC_BYTES: usize = 256 * 1024;
+
+/// The spec to keep as `lastValidSpec`, if it is small enough to keep.
+pub fn keepable(spec: Option<&serde_json::Value>) -> Option<serde_json::Value> {
+    let spec = spec?;
+    let size = serde_json::to_vec(spec).map_or(usize::MAX, |v| v.len());
+    (size <= MAX_KEPT_SPEC_BYTES).then(|| spec.clone())
+}
+
 /// The status a baseline should have after a pass.
 pub fn status_for(
     b: &EffectiveBaseline,
@@ -126,7 +138,7 @@ pub fn status_for(
         matrix,
         summary: Some(s.clone()),
         last_audit_time: Some(audit_time),
-        last_valid_spec: spec.cloned(),
+        last_valid_spec: keepable(spec),
     }
 }
 
@@ -167,13 +179,27 @@ pub fn same_content(a: &BaselineStatus, b: &BaselineStatus) -> bool {
     strip(a) == strip(b)
 }
 
-/// Write the status subresource of the baseline named `name` (as `EffectiveBaseline::name`).
+/// Write the status subresource of the baseline named `name` (as `EffectiveBaseline::name`),
+/// only if the object is still at `resource_version` (the version this status was made from):
+/// a baseline edited, or deleted and created again, since then gets a 409 and is written on the
+/// next round, so a status never describes a spec it was not made from.
 pub async fn write(
     client: &kube::Client,
     name: &str,
     status: &BaselineStatus,
+    resource_version: Option<&str>,
 ) -> Result<(), kube::Error> {
-    let patch = Patch::Merge(json!({"status": status}));
+    let mut body = serde_json::to_value(status).unwrap_or_else(|_| json!({}));
+    // A merge patch keeps fields it does not name: an absent copy must be removed explicitly.
+    if status.last_valid_spec.is_none()
+        && let Some(m) = body.as_object_mut()
+    {
+        m.insert("lastValidSpec".into(), serde_json::Value::Null);
+    }
+    let patch = match resource_version {
+        Some(rv) => Patch::Merge(json!({"metadata": {"resourceVersion": rv}, "status": body})),
+        None => Patch::Merge(json!({"status": body})),
+    };
     let pp = PatchParams::default();
     let parts: Vec<&str> = name.split('/').collect();
     match parts.as_slice() {

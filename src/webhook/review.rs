@@ -197,7 +197,7 @@ pub fn review_with(
     let broken_warnings: Vec<String>;
     {
         let broken = match confirmed {
-            Some(c) => c.broken.iter().collect(),
+            Some(c) => crate::index::covering(&c.broken, namespace.unwrap_or(""), &c.baselines),
             None => snapshot.broken_for(namespace.unwrap_or("")),
         };
         // One judged under its last valid spec guards as that spec does; the others refuse.
