@@ -248,12 +248,13 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     })
     .await?;
 
-    let state = WebhookState::new(
+    let mut state = WebhookState::new(
         watches.snapshots.clone(),
         metrics.clone(),
         watches.ready.clone(),
         client.clone(),
     );
+    state.onus_user = own_user(&client).await.map(Arc::from);
     let server = axum_server::Handle::new();
     let webhook = webhook_server(opts.webhook_addr, tls, state, server.clone());
     let api_answered = Arc::new(std::sync::Mutex::new(std::time::Instant::now()));
@@ -412,6 +413,31 @@ fn ended_early(
         Ok((what, Ok(()))) => RunError::Stopped(what),
         Err(e) if e.is_panic() => RunError::Panicked(e.to_string()),
         Err(_) => RunError::Stopped("a subsystem"),
+    }
+}
+
+/// The user this process writes as, from a SelfSubjectReview: the webhook lets only it change
+/// what broken baselines fall back to. Unknown (an API server without the API, or one that
+/// refuses): then nobody may change it, onus included, and the log says why.
+async fn own_user(client: &kube::Client) -> Option<String> {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let api: kube::Api<SelfSubjectReview> = kube::Api::all(client.clone());
+    match api
+        .create(
+            &kube::api::PostParams::default(),
+            &SelfSubjectReview::default(),
+        )
+        .await
+    {
+        Ok(r) => {
+            let user = r.status.and_then(|s| s.user_info).and_then(|u| u.username);
+            tracing::info!(user = ?user, "onus writes as this user");
+            user
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot find out which user onus writes as (SelfSubjectReview); status.lastValidSpec writes will be refused for every user");
+            None
+        }
     }
 }
 

@@ -1139,6 +1139,26 @@ async fn a_baseline_stored_broken_is_loud_and_keeps_its_namespace_guarded() {
         "{condition}"
     );
     let hook = register_webhook(cp, &onus, &onus_ns);
+    // Nobody but onus may write what it falls back to.
+    let forged =
+        r#"{"status":{"lastValidSpec":{"provider":"aws","serviceModel":"saas","action":"Audit"}}}"#;
+    let out = eventually(Duration::from_secs(20), "the forged status refused", || {
+        let out = cp.kubectl(&[
+            "patch",
+            "rb",
+            "aws-iaas",
+            "-n",
+            &ns,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            forged,
+            "--as=mallory",
+            "--as-group=system:masters",
+        ]);
+        (!out.success()).then_some(out)
+    });
+    assert!(out.stderr.contains("only onus"), "{out}");
     let host = deploy.replace(
         "    spec:\n      containers",
         "    spec:\n      hostNetwork: true\n      containers",

@@ -32,6 +32,8 @@ pub fn rules() -> Vec<Value> {
         json!({"apiGroups": ["storage.k8s.io"], "apiVersions": ["v1"], "resources": ["storageclasses"], "operations": ops, "scope": "Cluster"}),
         // onus's own kinds: a baseline onus cannot compile is refused, with the reason.
         json!({"apiGroups": ["onus.dev"], "apiVersions": ["v1alpha1"], "resources": ["responsibilitybaselines", "clusterresponsibilitybaselines"], "operations": ops}),
+        // Only onus may change what a broken baseline falls back to.
+        json!({"apiGroups": ["onus.dev"], "apiVersions": ["v1alpha1"], "resources": ["responsibilitybaselines/status", "clusterresponsibilitybaselines/status"], "operations": ["UPDATE"]}),
     ];
     let mut groups: Vec<&str> = DECLARED_KINDS.iter().map(|(g, _, _)| *g).collect();
     groups.dedup();

@@ -41,6 +41,8 @@ pub struct WebhookState {
     pub buffered: Arc<tokio::sync::Semaphore>,
     /// For the baselines of namespaces the snapshot cannot vouch for yet.
     pub client: kube::Client,
+    /// The user onus writes as (from a SelfSubjectReview at start), when known.
+    pub onus_user: Option<Arc<str>>,
 }
 
 impl WebhookState {
@@ -57,6 +59,7 @@ impl WebhookState {
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             buffered: Arc::new(tokio::sync::Semaphore::new(MAX_BUFFERED_KIB)),
             client,
+            onus_user: None,
         }
     }
 }
@@ -232,9 +235,16 @@ async fn validate(State(state): State<WebhookState>, headers: HeaderMap, body: B
     // Judging is CPU work: off the async workers, so one heavy review cannot stall the others
     // (or /healthz), and with a deadline. The permit goes with the work, so work that outlives
     // its deadline still counts against the cap.
+    let onus_user = state.onus_user.clone();
     let judging = tokio::task::spawn_blocking(move || {
         let _permits = (permit, bytes_held);
-        review::review_with(&body, &snapshot, confirmed.as_ref(), chrono::Utc::now())
+        review::review_with(
+            &body,
+            &snapshot,
+            confirmed.as_ref(),
+            onus_user.as_deref(),
+            chrono::Utc::now(),
+        )
     });
     let result = match tokio::time::timeout(JUDGE_DEADLINE, judging).await {
         Ok(Ok(r)) => r,

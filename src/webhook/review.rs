@@ -91,15 +91,18 @@ pub fn review(
     snapshot: &Snapshot,
     now: DateTime<Utc>,
 ) -> Result<Decision, ReviewError> {
-    review_with(body, snapshot, None, now)
+    review_with(body, snapshot, None, None, now)
 }
 
 /// `review`, with the baselines of the review's namespace as just read from the API server
-/// (`confirmed`) instead of the snapshot's, for a namespace the snapshot cannot vouch for.
+/// (`confirmed`) instead of the snapshot's, for a namespace the snapshot cannot vouch for, and
+/// the user onus itself writes as (`onus_user`), the only one allowed to change a baseline's
+/// `status.lastValidSpec`.
 pub fn review_with(
     body: &[u8],
     snapshot: &Snapshot,
     confirmed: Option<&Confirmed>,
+    onus_user: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Decision, ReviewError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
@@ -143,7 +146,27 @@ pub fn review_with(
         }
         json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp})
     };
-    // Removing an object never opens a gap; status writes come from controllers.
+    // A broken baseline falls back to its status.lastValidSpec: only onus may write it, or
+    // whoever may write status could make a namespace's guard whatever they like.
+    if sub == "status" && field("group") == "onus.dev" && operation == "UPDATE" {
+        let copy = |o: &str| req.get(o).and_then(|o| o.pointer("/status/lastValidSpec"));
+        let by = req
+            .pointer("/userInfo/username")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if copy("object") != copy("oldObject") && onus_user != Some(by) {
+            decision.decision = "deny";
+            decision.review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {
+                "uid": uid, "allowed": false,
+                "status": {"code": 403, "reason": "Forbidden", "message": cut(&format!(
+                    "onus denied the status update by {by}: only onus ({}) records status.lastValidSpec, the spec a broken baseline falls back to",
+                    onus_user.unwrap_or("its own service account")
+                ), MAX_DENY_MESSAGE)},
+            }});
+            return Ok(decision);
+        }
+    }
+    // Removing an object never opens a gap; other status writes come from controllers.
     let judged_op = matches!(operation, "CREATE" | "UPDATE");
     let judged_sub = sub.is_empty() || sub == "ephemeralcontainers";
     if !judged_op || !judged_sub {
@@ -706,6 +729,110 @@ mod tests {
         let d = review(
             &body("CREATE", "shop", deployment(json!([]))),
             &snap,
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(d.decision, "deny");
+    }
+
+    #[test]
+    fn a_broken_cluster_baseline_warns_only_where_its_last_valid_selector_applies() {
+        let crb = json!({"apiVersion":"onus.dev/v1alpha1","kind":"ClusterResponsibilityBaseline","metadata":{"name":"sel"},
+            "spec":{"provider":"aws","serviceModel":"iaas","namespaceSelector":{"matchExpressions":[{"key":"tier","operator":"Bogus","values":["yy"]}]}},
+            "status":{"lastValidSpec":{"provider":"aws","serviceModel":"iaas","namespaceSelector":{"matchLabels":{"tier":"yy"}}}}});
+        let mut idx = Index::default();
+        idx.upsert(Object::from_value(crb.clone(), None).unwrap());
+        for (name, tier) in [("selected", "yy"), ("other", "zz")] {
+            idx.upsert(Object::from_value(json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":name,"labels":{"tier":tier},
+                "creationTimestamp":"2020-01-01T00:00:00Z"}}), None).unwrap());
+        }
+        let snap = idx.snapshot(chrono::Duration::minutes(5));
+        let warned = |ns: &str| {
+            let d = review(
+                &body("CREATE", ns, deployment(json!([]))),
+                &snap,
+                Utc::now(),
+            )
+            .unwrap();
+            d.review["response"]["warnings"]
+                .as_array()
+                .is_some_and(|w| {
+                    w.iter()
+                        .any(|x| x.as_str().unwrap_or("").contains("sel cannot be compiled"))
+                })
+        };
+        assert!(warned("selected"));
+        assert!(
+            !warned("other"),
+            "not its namespace under the last valid selector"
+        );
+        // Without a last valid version, its selector cannot be trusted: everywhere.
+        let mut never = crb;
+        never.as_object_mut().unwrap().remove("status");
+        let mut idx = Index::default();
+        idx.upsert(Object::from_value(never, None).unwrap());
+        let snap = idx.snapshot(chrono::Duration::minutes(5));
+        let d = review(
+            &body("CREATE", "other", deployment(json!([]))),
+            &snap,
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(d.decision, "deny", "{}", d.review);
+    }
+
+    #[test]
+    fn only_onus_may_change_what_a_broken_baseline_falls_back_to() {
+        let status_update = |user: &str, old: Value, new: Value| {
+            serde_json::to_vec(&json!({
+                "apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",
+                "request":{"uid":"u","kind":{"group":"onus.dev","version":"v1alpha1","kind":"ResponsibilityBaseline"},
+                    "operation":"UPDATE","subResource":"status","namespace":"shop","userInfo":{"username":user},
+                    "object":{"apiVersion":"onus.dev/v1alpha1","kind":"ResponsibilityBaseline","metadata":{"name":"b","namespace":"shop"},"status":new},
+                    "oldObject":{"apiVersion":"onus.dev/v1alpha1","kind":"ResponsibilityBaseline","metadata":{"name":"b","namespace":"shop"},"status":old}}
+            }))
+            .unwrap()
+        };
+        let snap = snapshot("Deny");
+        let onus = Some("system:serviceaccount:onus-system:onus");
+        let weak =
+            json!({"lastValidSpec":{"provider":"aws","serviceModel":"saas","action":"Audit"}});
+        let strict = json!({"lastValidSpec":{"provider":"aws","serviceModel":"iaas"}});
+        let judge = |user: &str, old: &Value, new: &Value| {
+            review_with(
+                &status_update(user, old.clone(), new.clone()),
+                &snap,
+                None,
+                onus,
+                Utc::now(),
+            )
+            .unwrap()
+        };
+        let d = judge("mallory", &strict, &weak);
+        assert_eq!(d.decision, "deny", "{}", d.review);
+        assert!(
+            d.review["response"]["status"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("only onus")
+        );
+        // onus itself may, and anyone may write other status fields.
+        assert_eq!(
+            judge("system:serviceaccount:onus-system:onus", &strict, &weak).review["response"]["allowed"],
+            true
+        );
+        let mut conditions = strict.clone();
+        conditions["conditions"] = json!([]);
+        assert_eq!(
+            judge("mallory", &strict, &conditions).review["response"]["allowed"],
+            true
+        );
+        // Not knowing its own name, onus lets nobody change it.
+        let d = review_with(
+            &status_update("mallory", strict.clone(), weak.clone()),
+            &snap,
+            None,
+            None,
             Utc::now(),
         )
         .unwrap();
