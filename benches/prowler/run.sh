@@ -180,7 +180,7 @@ unimplemented=$(tail -n +"$((moto_lines + 1))" "$WORK/moto.log" \
   | sed -n 's/.*NotImplementedError: The \([a-z_]*\) action has not been implemented.*/\1/p' \
   | sort -u | paste -sd ' ' - || true)
 prowler_errors=$(grep -o '"module": "[a-z0-9_]*", "message": "[^"]*' "$WORK/prowler.log" 2>/dev/null \
-  | sed -E 's/"module": "([a-z0-9_]*)", "message": "[^ ]* -- ([A-Za-z]*).*\(([A-Za-z]*)\) when calling the ([A-Za-z]*) operation.*/\1: \4 \3/; s/"module": "([a-z0-9_]*)", "message": "[^ ]* -- ([A-Za-z]*).*/\1: \2/' \
+  | sed -E 's/"module": "([a-z0-9_]*)", "message": "[^ ]* -- ([A-Za-z]*).*\(([A-Za-z]*)\) when calling the ([A-Za-z]*) operation.*/\1: \4 \3/; s/"module": "([a-z0-9_]*)", "message": "[^ ]* -- ([A-Za-z]*).*/\1: \2/; s/"module": "([a-z0-9_]*)", "message": "([^:]{0,60}[^:]*: [A-Za-z]*).*/\1: \2/' \
   | sort | uniq -c | awk '{n=$1; $1=""; sub(/^ /, ""); printf "%s%s (%d)", (NR>1 ? "; " : ""), $0, n}' || true)
 
 # ------------------------------------------------------------------------------ compare
