@@ -482,10 +482,16 @@ pub fn slim(mut body: serde_json::Value) -> serde_json::Value {
         .get("apiVersion")
         .and_then(serde_json::Value::as_str)
         .is_some_and(|v| v.starts_with("onus.dev/"));
+    // Declared cloud kinds keep the cloud id their controller reports (ACK's `status.id`, a
+    // security group's `sg-...`): references use it.
+    let cloud_id = body.pointer("/status/id").cloned();
     if let Some(map) = body.as_object_mut()
         && !ours
     {
         map.remove("status");
+        if let Some(id) = cloud_id {
+            map.insert("status".into(), serde_json::json!({ "id": id }));
+        }
     }
     // A Namespace keeps its creation time: a young one is confirmed on the request path.
     let namespace = body.get("kind").and_then(serde_json::Value::as_str) == Some("Namespace");
@@ -750,6 +756,12 @@ mod tests {
         );
         assert!(v["metadata"].get("managedFields").is_none() && v["metadata"].get("uid").is_none());
         assert!(v.get("status").is_none());
+        // A controller's cloud id stays (an ACK SecurityGroup's sg-...).
+        let sg = slim(
+            json!({"apiVersion":"ec2.services.k8s.aws/v1alpha1","kind":"SecurityGroup","metadata":{"name":"web"},
+                "status":{"id":"sg-0123","conditions":[{"type":"ACK.ResourceSynced"}]}}),
+        );
+        assert_eq!(sg["status"], json!({"id": "sg-0123"}));
         assert_eq!(v["metadata"]["annotations"], json!({"keep":"1"}));
         let rb = slim(
             json!({"apiVersion":"onus.dev/v1alpha1","metadata":{"name":"b","generation":2},"status":{"summary":{}}}),
