@@ -571,9 +571,15 @@ impl PolicyDocument {
         {
             return findings;
         }
+        // Paths share actions (`iam:PassRole` is in dozens): look each up once.
+        let mut granted: std::collections::HashMap<&str, Option<(usize, &Statement)>> =
+            std::collections::HashMap::new();
         for path in ESCALATION_PATHS {
-            let grants: Option<Vec<(usize, &Statement)>> =
-                path.actions.iter().map(|a| self.granting(a)).collect();
+            let grants: Option<Vec<(usize, &Statement)>> = path
+                .actions
+                .iter()
+                .map(|a| *granted.entry(a).or_insert_with(|| self.granting(a)))
+                .collect();
             let Some(grants) = grants else {
                 continue;
             };
