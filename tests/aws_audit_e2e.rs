@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range};
 use aws_sdk_s3::types::{
-    BucketCannedAcl, BucketLoggingStatus, LoggingEnabled, ObjectOwnership,
-    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
-    ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    BucketCannedAcl, BucketLoggingStatus, LoggingEnabled, PublicAccessBlockConfiguration,
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule,
 };
 use chrono::{DateTime, Utc};
 use onus::api::BaselineSpec;
@@ -33,7 +33,7 @@ use onus::posture::{CloudResource, IngressRule, Posture};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use support::moto::{ACCOUNT, Moto};
+use support::moto::{ACCOUNT, Moto, create_acl_bucket, create_bucket, disable_acls};
 use support::random_suffix;
 
 const NS: &str = "app";
@@ -133,25 +133,6 @@ fn role_arn(name: &str) -> String {
     format!("arn:aws:iam::{ACCOUNT}:role/{name}")
 }
 
-/// A bucket as AWS creates one today: ACLs disabled (Object Ownership `BucketOwnerEnforced`).
-async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
-    create_bucket_with(s3, bucket, ObjectOwnership::BucketOwnerEnforced).await;
-}
-
-/// A bucket that takes ACLs (Object Ownership `ObjectWriter`), as a public ACL needs.
-async fn create_acl_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
-    create_bucket_with(s3, bucket, ObjectOwnership::ObjectWriter).await;
-}
-
-async fn create_bucket_with(s3: &aws_sdk_s3::Client, bucket: &str, ownership: ObjectOwnership) {
-    s3.create_bucket()
-        .bucket(bucket)
-        .object_ownership(ownership)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("create bucket {bucket}: {e:?}"));
-}
-
 fn bpa(all: bool) -> PublicAccessBlockConfiguration {
     PublicAccessBlockConfiguration::builder()
         .block_public_acls(all)
@@ -231,26 +212,6 @@ fn deny_insecure_transport_policy(bucket: &str) -> String {
         }]
     })
     .to_string()
-}
-
-/// `aws s3api put-bucket-ownership-controls ... BucketOwnerEnforced`: ACLs off.
-async fn disable_acls(s3: &aws_sdk_s3::Client, bucket: &str) {
-    s3.put_bucket_ownership_controls()
-        .bucket(bucket)
-        .ownership_controls(
-            aws_sdk_s3::types::OwnershipControls::builder()
-                .rules(
-                    aws_sdk_s3::types::OwnershipControlsRule::builder()
-                        .object_ownership(aws_sdk_s3::types::ObjectOwnership::BucketOwnerEnforced)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("ownership controls");
 }
 
 /// A bucket with everything on: BPA, SSE-KMS with a customer key, access logging, TLS-only

@@ -5,7 +5,7 @@ mod support;
 use std::process::Command;
 
 use serde_json::Value;
-use support::moto::Moto;
+use support::moto::{Moto, create_acl_bucket, create_bucket};
 
 const MANIFESTS: &str = r#"
 apiVersion: onus.dev/v1alpha1
@@ -59,23 +59,8 @@ fn live_check_audits_referenced_buckets() {
         .unwrap();
     rt.block_on(async {
         let s3 = moto.s3().await;
-        for (b, ownership) in [
-            (
-                "live-public",
-                aws_sdk_s3::types::ObjectOwnership::ObjectWriter,
-            ),
-            (
-                "live-private",
-                aws_sdk_s3::types::ObjectOwnership::BucketOwnerEnforced,
-            ),
-        ] {
-            s3.create_bucket()
-                .bucket(b)
-                .object_ownership(ownership)
-                .send()
-                .await
-                .unwrap();
-        }
+        create_acl_bucket(&s3, "live-public").await;
+        create_bucket(&s3, "live-private").await;
         s3.put_bucket_acl()
             .bucket("live-public")
             .acl(aws_sdk_s3::types::BucketCannedAcl::PublicRead)

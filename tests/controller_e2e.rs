@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::moto::Moto;
+use support::moto::{Moto, create_acl_bucket, create_bucket, disable_acls};
 use support::onus::{Onus, eventually};
 use support::{ControlPlane, control_plane};
 
@@ -31,18 +31,9 @@ async fn seed(moto: &Moto) -> String {
     let conf = moto.sdk_config().await;
     let s3 = moto.s3().await;
     // As AWS creates buckets today (ACLs disabled), except the one that takes a public ACL.
-    for b in [PUBLIC_ACL, PUBLIC_POLICY, PLAIN, CLEAN] {
-        let ownership = if b == PUBLIC_ACL {
-            aws_sdk_s3::types::ObjectOwnership::ObjectWriter
-        } else {
-            aws_sdk_s3::types::ObjectOwnership::BucketOwnerEnforced
-        };
-        s3.create_bucket()
-            .bucket(b)
-            .object_ownership(ownership)
-            .send()
-            .await
-            .unwrap();
+    create_acl_bucket(&s3, PUBLIC_ACL).await;
+    for b in [PUBLIC_POLICY, PLAIN, CLEAN] {
+        create_bucket(&s3, b).await;
     }
     s3.put_bucket_acl()
         .bucket(PUBLIC_ACL)
@@ -239,6 +230,22 @@ fn events(cp: &ControlPlane, ns: Option<&str>, reason: &str, name: &str) -> Vec<
         .collect()
 }
 
+/// The status of ResponsibilityBaseline `name` in `ns`, as `kubectl get -o json` shows it.
+fn baseline_status(cp: &ControlPlane, ns: &str, name: &str) -> Value {
+    cp.kubectl(&["get", "rb", name, "-n", ns, "-o", "json"])
+        .json()["status"]
+        .clone()
+}
+
+/// Its Ready condition, when its status is `want` ("True"/"False").
+fn ready(status: &Value, want: &str) -> Option<Value> {
+    status["conditions"].as_array().and_then(|cs| {
+        cs.iter()
+            .find(|c| c["type"] == "Ready" && c["status"] == want)
+            .cloned()
+    })
+}
+
 fn start_onus(cp: &ControlPlane, moto: &Moto, onus_ns: &str, extra: &[&str]) -> Onus {
     let env: Vec<(&str, String)> = moto.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -388,22 +395,7 @@ async fn live_audit_reports_gaps_and_follows_the_cloud() {
     // Close two gaps in the cloud: the findings clear within a TTL and events say so.
     let s3 = moto.s3().await;
     block_public_access(&s3, PUBLIC_ACL).await;
-    s3.put_bucket_ownership_controls()
-        .bucket(PUBLIC_ACL)
-        .ownership_controls(
-            aws_sdk_s3::types::OwnershipControls::builder()
-                .rules(
-                    aws_sdk_s3::types::OwnershipControlsRule::builder()
-                        .object_ownership(aws_sdk_s3::types::ObjectOwnership::BucketOwnerEnforced)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    disable_acls(&s3, PUBLIC_ACL).await;
     encrypt(&s3, PLAIN).await;
     let r = eventually(Duration::from_secs(30), "the closed gaps to clear", || {
         report(cp, &ns).filter(|r| {
@@ -1039,16 +1031,7 @@ async fn a_baseline_stored_broken_is_loud_and_keeps_its_namespace_guarded() {
     let rb = eventually(
         Duration::from_secs(30),
         "Ready=False on the baseline",
-        || {
-            let rb = cp
-                .kubectl(&["get", "rb", "aws-iaas", "-n", &ns, "-o", "json"])
-                .json();
-            rb["status"]["conditions"].as_array().and_then(|cs| {
-                cs.iter()
-                    .find(|c| c["type"] == "Ready" && c["status"] == "False")
-                    .cloned()
-            })
-        },
+        || ready(&baseline_status(cp, &ns, "aws-iaas"), "False"),
     );
     assert_eq!(rb["reason"], "Invalid");
     assert!(
@@ -1090,16 +1073,9 @@ async fn a_baseline_stored_broken_is_loud_and_keeps_its_namespace_guarded() {
     )
     .expect_success();
     eventually(Duration::from_secs(30), "Ready=True after the fix", || {
-        let rb = cp
-            .kubectl(&["get", "rb", "aws-iaas", "-n", &ns, "-o", "json"])
-            .json();
-        let ready = rb["status"]["conditions"].as_array().and_then(|cs| {
-            cs.iter()
-                .find(|c| c["type"] == "Ready" && c["status"] == "True")
-                .cloned()
-        });
+        let status = baseline_status(cp, &ns, "aws-iaas");
         // The spec that compiled is recorded, for the day a broken one is stored.
-        ready.filter(|_| rb["status"]["lastValidSpec"]["serviceModel"] == "iaas")
+        ready(&status, "True").filter(|_| status["lastValidSpec"]["serviceModel"] == "iaas")
     });
 
     // Broken again while the webhook is not registered: judged under the last valid spec,
@@ -1114,20 +1090,11 @@ async fn a_baseline_stored_broken_is_loud_and_keeps_its_namespace_guarded() {
         Duration::from_secs(30),
         "Ready=False, judged under the last valid spec",
         || {
-            let rb = cp
-                .kubectl(&["get", "rb", "aws-iaas", "-n", &ns, "-o", "json"])
-                .json();
-            rb["status"]["conditions"].as_array().and_then(|cs| {
-                cs.iter()
-                    .find(|c| {
-                        c["type"] == "Ready"
-                            && c["status"] == "False"
-                            && c["message"]
-                                .as_str()
-                                .unwrap_or("")
-                                .contains("last valid spec")
-                    })
-                    .cloned()
+            ready(&baseline_status(cp, &ns, "aws-iaas"), "False").filter(|c| {
+                c["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("last valid spec")
             })
         },
     );
@@ -1299,11 +1266,8 @@ async fn the_last_valid_spec_is_recorded_between_passes() {
             "apiVersion: onus.dev/v1alpha1\nkind: ResponsibilityBaseline\nmetadata: {{name: b, namespace: {ns}}}\nspec:\n  provider: aws\n  serviceModel: iaas\n  controls:\n  - {{id: network.exposure, parameters: {ports}}}\n"
         )
     };
-    let last_valid = || {
-        cp.kubectl(&["get", "rb", "b", "-n", &ns, "-o", "json"])
-            .json()["status"]["lastValidSpec"]["controls"][0]["parameters"]
-            .clone()
-    };
+    let last_valid =
+        || baseline_status(cp, &ns, "b")["lastValidSpec"]["controls"][0]["parameters"].clone();
     cp.kubectl_stdin(&["apply", "-f", "-"], &spec("{forbiddenPorts: [22]}"))
         .expect_success();
     eventually(Duration::from_secs(15), "the first spec recorded", || {
@@ -1320,16 +1284,7 @@ async fn the_last_valid_spec_is_recorded_between_passes() {
     let condition = eventually(
         Duration::from_secs(15),
         "Ready=False without a pass",
-        || {
-            let rb = cp
-                .kubectl(&["get", "rb", "b", "-n", &ns, "-o", "json"])
-                .json();
-            rb["status"]["conditions"].as_array().and_then(|cs| {
-                cs.iter()
-                    .find(|c| c["type"] == "Ready" && c["status"] == "False")
-                    .cloned()
-            })
-        },
+        || ready(&baseline_status(cp, &ns, "b"), "False"),
     );
     assert!(
         condition["message"]

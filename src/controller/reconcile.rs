@@ -692,29 +692,28 @@ fn status_write_failed(ctx: &Context, name: &str, e: &kube::Error) {
 /// change: nobody reads logs when a namespace silently loses its guard.
 pub(super) async fn write_invalid(ctx: &Context, snap: &Snapshot) {
     for b in &snap.broken {
-        let Recorded {
-            object: obj,
-            generation,
-            status: current,
-            resource_version,
-        } = recorded(snap, &b.name);
-        let next =
-            status::invalid_status(&b.error, b.under_last_valid, generation, current.as_ref());
+        let r = recorded(snap, &b.name);
+        let next = status::invalid_status(
+            &b.error,
+            b.under_last_valid,
+            r.generation,
+            r.status.as_ref(),
+        );
         let said = |s: &BaselineStatus| {
             s.conditions
                 .iter()
                 .find(|c| c.type_ == "Ready")
                 .map(|c| (c.status.clone(), c.message.clone(), c.observed_generation))
         };
-        if current.as_ref().and_then(said) == said(&next) || !ctx.leading() {
+        if r.status.as_ref().and_then(said) == said(&next) || !ctx.leading() {
             continue;
         }
         tracing::error!(baseline = %b.name, error = %b.error, "baseline cannot be compiled");
-        if let Err(e) = status::write(&ctx.client, &b.name, &next, resource_version).await {
+        if let Err(e) = status::write(&ctx.client, &b.name, &next, r.resource_version).await {
             status_write_failed(ctx, &b.name, &e);
             continue;
         }
-        if let Some(o) = obj {
+        if let Some(o) = r.object {
             let note = b.describe();
             publish_event(ctx, &o.id, EventType::Warning, "InvalidBaseline", note).await;
         }
@@ -728,24 +727,19 @@ async fn write_statuses(ctx: &Context, snap: &Snapshot, tallies: &Tallies, now: 
         if snap.broken.iter().any(|x| x.name == b.name) {
             continue;
         }
-        let Recorded {
-            object: obj,
-            generation,
-            status: current,
-            resource_version,
-        } = recorded(snap, &b.name);
+        let r = recorded(snap, &b.name);
         let empty = status::Tally::default();
         let next = status::status_for(
             &b,
-            obj.and_then(|o| o.at("spec")),
+            r.object.and_then(|o| o.at("spec")),
             tallies.get(&b.name).unwrap_or(&empty),
-            generation,
-            current.as_ref(),
+            r.generation,
+            r.status.as_ref(),
             now,
         );
         let due = {
             let st = ctx.state.lock().unwrap_or_else(|e| e.into_inner());
-            match (st.statuses.get(&b.name), &current) {
+            match (st.statuses.get(&b.name), &r.status) {
                 (Some((written, at)), Some(cur)) => {
                     !status::same_content(written, &next)
                         || !status::same_content(cur, &next)
@@ -760,7 +754,7 @@ async fn write_statuses(ctx: &Context, snap: &Snapshot, tallies: &Tallies, now: 
         if !ctx.leading() {
             return;
         }
-        match status::write(&ctx.client, &b.name, &next, resource_version).await {
+        match status::write(&ctx.client, &b.name, &next, r.resource_version).await {
             Ok(()) => {
                 ctx.state
                     .lock()

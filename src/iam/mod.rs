@@ -325,15 +325,21 @@ fn percent_decode(s: &str) -> String {
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     let p: Vec<u8> = pattern.bytes().map(|b| b.to_ascii_lowercase()).collect();
     let t: Vec<u8> = text.bytes().map(|b| b.to_ascii_lowercase()).collect();
+    star_match(&p, &t, |p, t| p == b'?' || p == t)
+}
+
+/// Greedy `*` matching with one backtrack point: linear in practice, `O(p * t)` at worst.
+/// `single(p, t)` says whether pattern byte `p` (never `*`) matches text byte `t`.
+fn star_match(p: &[u8], t: &[u8], single: impl Fn(u8, u8) -> bool) -> bool {
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == b'?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
+        if pi < p.len() && p[pi] == b'*' {
             star = Some(pi);
             mark = ti;
             pi += 1;
+        } else if pi < p.len() && single(p[pi], t[ti]) {
+            pi += 1;
+            ti += 1;
         } else if let Some(s) = star {
             pi = s + 1;
             mark += 1;
@@ -374,28 +380,7 @@ fn contains(outer: &str, inner: &str) -> bool {
             other => other,
         })
         .collect();
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        let one = pi < p.len() && ((p[pi] == b'?' && t[ti] != ANY_RUN) || p[pi] == t[ti]);
-        if one && p[pi] != b'*' {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == b'*' {
-        pi += 1;
-    }
-    pi == p.len()
+    star_match(&p, &t, |p, t| (p == b'?' && t != ANY_RUN) || p == t)
 }
 
 /// Can two patterns match a common action? `false` only when surely not: their literal

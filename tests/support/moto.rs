@@ -425,3 +425,53 @@ fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+// Buckets as tests seed them.
+
+/// A bucket as AWS creates one today: ACLs disabled (Object Ownership `BucketOwnerEnforced`).
+pub async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
+    create_bucket_with(
+        s3,
+        bucket,
+        aws_sdk_s3::types::ObjectOwnership::BucketOwnerEnforced,
+    )
+    .await;
+}
+
+/// A bucket that takes ACLs (Object Ownership `ObjectWriter`), as a public ACL needs.
+pub async fn create_acl_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
+    create_bucket_with(s3, bucket, aws_sdk_s3::types::ObjectOwnership::ObjectWriter).await;
+}
+
+pub async fn create_bucket_with(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    ownership: aws_sdk_s3::types::ObjectOwnership,
+) {
+    s3.create_bucket()
+        .bucket(bucket)
+        .object_ownership(ownership)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create bucket {bucket}: {e:?}"));
+}
+
+/// `aws s3api put-bucket-ownership-controls ... BucketOwnerEnforced`: ACLs off.
+pub async fn disable_acls(s3: &aws_sdk_s3::Client, bucket: &str) {
+    s3.put_bucket_ownership_controls()
+        .bucket(bucket)
+        .ownership_controls(
+            aws_sdk_s3::types::OwnershipControls::builder()
+                .rules(
+                    aws_sdk_s3::types::OwnershipControlsRule::builder()
+                        .object_ownership(aws_sdk_s3::types::ObjectOwnership::BucketOwnerEnforced)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("ownership controls");
+}
