@@ -139,5 +139,35 @@ fn bench_check(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_evaluate, bench_check);
+/// IAM analysis of one document: a large realistic one (990 `service:Verb*` entries and a
+/// Deny, the size of AWS's biggest managed policies) and a hostile one (tangled wildcards under
+/// every size limit), which stops at the analysis bound.
+fn bench_iam(c: &mut Criterion) {
+    let verbs = ["Get*", "List*", "Describe*", "BatchGet*", "Search*"];
+    let allow: Vec<String> = (0..988)
+        .map(|i| format!("svc{}:{}", i / 5, verbs[i % 5]))
+        .chain(["iam:PassRole".into(), "ec2:Run*".into()])
+        .collect();
+    let deny: Vec<String> = (0..10).map(|i| format!("svc{i}:Get*")).collect();
+    let large = serde_json::json!({"Statement": [
+        {"Effect": "Allow", "Action": allow, "Resource": "*"},
+        {"Effect": "Deny", "Action": deny, "Resource": "*"}
+    ]})
+    .to_string();
+    let tangled: Vec<String> = (0..240)
+        .map(|i| format!("{}{i}", "*a".repeat(28)))
+        .collect();
+    let hostile = serde_json::json!({"Statement": [
+        {"Effect": "Allow", "Action": tangled, "Resource": "*"},
+        {"Effect": "Deny", "Action": tangled, "Resource": "*"}
+    ]})
+    .to_string();
+    for (name, doc) in [("large-realistic", &large), ("tangled-bounded", &hostile)] {
+        c.bench_function(&format!("iam/analyse-{name}"), |b| {
+            b.iter(|| onus::iam::parse(black_box(doc)).and_then(|d| d.analyse()))
+        });
+    }
+}
+
+criterion_group!(benches, bench_evaluate, bench_check, bench_iam);
 criterion_main!(benches);

@@ -331,8 +331,8 @@ fn iam_posture(resource: CloudResource, docs: &[(String, &str)], attached: Vec<S
     let mut p = posture(resource);
     let mut findings = Vec::new();
     for (label, text) in docs {
-        match iam::parse(text) {
-            Ok(doc) => findings.extend(doc.analyse().into_iter().map(|mut f| {
+        match iam::parse(text).and_then(|doc| doc.analyse()) {
+            Ok(found) => findings.extend(found.into_iter().map(|mut f| {
                 f.statement = format!("{label}: {}", f.statement);
                 f
             })),

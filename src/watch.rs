@@ -191,8 +191,9 @@ async fn watch_kind(
     }
 }
 
-/// Runs every watch and publishes snapshots. `ready` turns true once every initial watch has
-/// listed its objects and a snapshot with them is published.
+/// Runs every watch and publishes snapshots. `ready` turns true once every initial watch (the
+/// core kinds and the declared kinds served at start) has listed its objects and a snapshot
+/// with them is published.
 pub struct Watches {
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     pub ready: Arc<AtomicBool>,
@@ -262,6 +263,33 @@ pub fn start(
                 health.clone(),
             ));
         }
+        // The declared kinds served at start gate readiness as the core kinds do: a replica
+        // that has not listed the ACK Policies in a namespace would judge without them. Kinds
+        // that appear later are watched when discovered.
+        let mut backoff = Duration::from_secs(1);
+        let first = loop {
+            match discover_declared(&client, &started).await {
+                Ok(found) => break found,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "discovery of declared cloud kinds failed; not ready until it succeeds");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        };
+        for ar in first {
+            tracing::info!(group = %ar.group, kind = %ar.kind, "watching declared cloud kind");
+            let flag = Arc::new(AtomicBool::new(false));
+            core_synced.push(flag.clone());
+            started.insert((ar.group.clone(), ar.kind.clone()));
+            tasks.spawn(watch_kind(
+                client.clone(),
+                ar,
+                tx.clone(),
+                flag,
+                health.clone(),
+            ));
+        }
         let max_age = chrono::Duration::from_std(posture_max_age).unwrap_or(chrono::Duration::MAX);
         // The index and its rebuilds are CPU work: they get a thread of their own, so a busy
         // cluster slows the snapshots down, never the webhook's async workers.
@@ -277,12 +305,19 @@ pub fn start(
             tracing::error!(error = %e, "cannot start the index thread");
             return;
         }
-        let mut discover = tokio::time::interval(rediscover_every);
+        let mut discover = tokio::time::interval_at(
+            tokio::time::Instant::now() + rediscover_every,
+            rediscover_every,
+        );
         loop {
             tokio::select! {
                 _ = &mut stopped => return,
                 _ = discover.tick() => {
-                    for ar in discover_declared(&client, &started).await {
+                    let found = discover_declared(&client, &started).await.unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "discovery of declared cloud kinds failed; retrying later");
+                        Vec::new()
+                    });
+                    for ar in found {
                         tracing::info!(group = %ar.group, kind = %ar.kind, "watching declared cloud kind");
                         started.insert((ar.group.clone(), ar.kind.clone()));
                         tasks.spawn(watch_kind(client.clone(), ar, tx.clone(), Arc::new(AtomicBool::new(false)), health.clone()));
@@ -356,7 +391,7 @@ async fn keep_index(
 async fn discover_declared(
     client: &Client,
     started: &BTreeSet<(String, String)>,
-) -> Vec<ApiResource> {
+) -> Result<Vec<ApiResource>, kube::Error> {
     let mut wanted: HashMap<&str, Vec<&str>> = HashMap::new();
     for (g, k, _) in DECLARED_KINDS {
         wanted.entry(g).or_default().push(k);
@@ -365,13 +400,7 @@ async fn discover_declared(
         wanted.entry(g).or_default().push(k);
     }
     let groups: Vec<&str> = wanted.keys().copied().collect();
-    let discovery = match Discovery::new(client.clone()).filter(&groups).run().await {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::warn!(error = %e, "discovery of declared cloud kinds failed; retrying later");
-            return Vec::new();
-        }
-    };
+    let discovery = Discovery::new(client.clone()).filter(&groups).run().await?;
     let mut out = Vec::new();
     for (group, kinds) in wanted {
         let Some(api_group) = discovery.get(group) else {
@@ -386,5 +415,5 @@ async fn discover_declared(
             }
         }
     }
-    out
+    Ok(out)
 }

@@ -138,7 +138,10 @@ fn iam_verdict(
         Ok(d) => d,
         Err(e) => return (false, format!("not analysed: {e}")),
     };
-    let findings = doc.analyse();
+    let findings = match doc.analyse() {
+        Ok(f) => f,
+        Err(e) => return (false, format!("not analysed: {e}")),
+    };
     let said = findings
         .iter()
         .map(|f| f.describe())

@@ -742,7 +742,7 @@ mod tests {
         let mut p = Posture::new(r.clone(), Source::Live);
         p.observed_at = Some(Utc::now());
         let doc = r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},{"Effect":"Allow","Action":["iam:PassRole","ec2:RunInstances"],"Resource":"*"}]}"#;
-        p.iam = Some(crate::iam::parse(doc).unwrap().analyse());
+        p.iam = Some(crate::iam::parse(doc).unwrap().analyse().unwrap());
         p.attached_policies = vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()];
         p.public_access = Some(PublicAccess {
             exposures: vec!["ACL grant to AllUsers".into()],

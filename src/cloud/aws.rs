@@ -1223,9 +1223,11 @@ pub fn encryption_facts(algorithm: Option<&str>, kms_key: Option<&str>) -> Encry
 
 /// IAM findings of one policy document, each statement label prefixed with `label: `.
 fn analyse(label: &str, document: &str) -> Result<Vec<IamFinding>, AwsError> {
-    let doc = iam::parse(document).map_err(|e| AwsError::Unreadable(format!("{label}: {e}")))?;
+    let unreadable = |e: iam::IamError| AwsError::Unreadable(format!("{label}: {e}"));
+    let doc = iam::parse(document).map_err(unreadable)?;
     Ok(doc
         .analyse()
+        .map_err(unreadable)?
         .into_iter()
         .map(|mut f| {
             f.statement = format!("{label}: {}", f.statement);

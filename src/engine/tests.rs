@@ -598,6 +598,28 @@ fn least_privilege_follows_irsa_to_declared_roles() {
 }
 
 #[test]
+fn a_policy_too_tangled_to_analyse_is_an_error_never_a_pass() {
+    let tangled: Vec<String> = (0..240)
+        .map(|i| format!("{}{i}", "*a".repeat(28)))
+        .collect();
+    let doc = serde_json::json!({"Statement": [
+        {"Effect": "Allow", "Action": tangled, "Resource": "*"},
+        {"Effect": "Deny", "Action": tangled, "Resource": "*"}
+    ]});
+    let yaml = format!(
+        "apiVersion: iam.services.k8s.aws/v1alpha1\nkind: Policy\nmetadata: {{name: tangled}}\nspec:\n  name: tangled\n  policyDocument: {}\n",
+        serde_json::to_string(&doc.to_string()).unwrap()
+    );
+    let vs = judge(AWS_IAAS, &yaml);
+    assert_eq!(
+        outcome(&vs, IdentityLeastPrivilege, "tangled"),
+        Outcome::Error
+    );
+    let m = message(&vs, IdentityLeastPrivilege, "tangled");
+    assert!(m.contains("cannot say what the document grants"), "{m}");
+}
+
+#[test]
 fn security_groups_and_load_balancers() {
     let yaml = r#"
 apiVersion: ec2.services.k8s.aws/v1alpha1

@@ -24,6 +24,10 @@ pub enum IamError {
     Json(String),
     #[error("policy document: {0}")]
     Shape(String),
+    #[error(
+        "policy document: onus stopped analysing it after {MAX_ANALYSIS_STEPS} wildcard-matching steps (its Action patterns are too many or too tangled for a bounded analysis; policies AWS accepts need far fewer), so it cannot say what the document grants"
+    )]
+    TooComplex,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -38,6 +42,9 @@ pub struct Statement {
     pub effect: Effect,
     /// `Action` patterns, or `NotAction` patterns when `not_action` is set.
     pub actions: Vec<String>,
+    /// The same patterns normalised once (lower case, runs of `*` folded), for matching.
+    #[serde(skip)]
+    patterns: Vec<String>,
     pub not_action: bool,
     pub resources: Vec<String>,
     pub not_resource: bool,
@@ -59,7 +66,19 @@ impl Statement {
 
     /// The statement matches this action (Action or NotAction semantics).
     pub fn matches_action(&self, action: &str) -> bool {
-        let hit = self.actions.iter().any(|p| glob_match(p, action));
+        self.matches(&action.to_ascii_lowercase(), &Meter::unbounded())
+    }
+
+    /// `matches_action` for a lower-case action, paid from `meter`.
+    fn matches(&self, action: &str, meter: &Meter) -> bool {
+        let hit = self.patterns.iter().any(|p| {
+            star_match(
+                p.as_bytes(),
+                action.as_bytes(),
+                |p, t| p == b'?' || p == t,
+                meter,
+            )
+        });
         hit != self.not_action
     }
 }
@@ -138,6 +157,28 @@ pub const MAX_POLICY_BYTES: usize = 32 * 1024;
 pub const MAX_ACTION_CHARS: usize = 128;
 /// Most `Action`/`NotAction` entries in one document.
 pub const MAX_ACTIONS: usize = 1000;
+/// Wildcard-matching steps one document's analysis may take. Realistic documents, AWS's largest
+/// managed policies included, need a small fraction of this; hostile wildcards could otherwise
+/// cost `actions² × length²`. Counted in steps, not time, so every replica decides alike.
+pub const MAX_ANALYSIS_STEPS: u64 = 2_000_000;
+
+/// Matching work left for one analysis. Once it is spent, every match answers `false` and the
+/// analysis reports [`IamError::TooComplex`] instead of trusting those answers.
+struct Meter(std::cell::Cell<u64>);
+
+impl Meter {
+    fn new(steps: u64) -> Meter {
+        Meter(std::cell::Cell::new(steps))
+    }
+
+    fn unbounded() -> Meter {
+        Meter::new(u64::MAX)
+    }
+
+    fn spent(&self) -> bool {
+        self.0.get() == 0
+    }
+}
 
 /// Parse a policy document given as JSON text. IAM APIs return documents URL-encoded; both work.
 pub fn parse(text: &str) -> Result<PolicyDocument, IamError> {
@@ -263,6 +304,7 @@ pub fn from_value(value: &Value) -> Result<PolicyDocument, IamError> {
         statements.push(Statement {
             sid: get_ci(s, "Sid").and_then(Value::as_str).map(str::to_string),
             effect,
+            patterns: actions.iter().map(|a| normalise(a)).collect(),
             actions,
             not_action,
             resources,
@@ -325,14 +367,22 @@ fn percent_decode(s: &str) -> String {
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     let p: Vec<u8> = pattern.bytes().map(|b| b.to_ascii_lowercase()).collect();
     let t: Vec<u8> = text.bytes().map(|b| b.to_ascii_lowercase()).collect();
-    star_match(&p, &t, |p, t| p == b'?' || p == t)
+    star_match(&p, &t, |p, t| p == b'?' || p == t, &Meter::unbounded())
 }
 
 /// Greedy `*` matching with one backtrack point: linear in practice, `O(p * t)` at worst.
-/// `single(p, t)` says whether pattern byte `p` (never `*`) matches text byte `t`.
-fn star_match(p: &[u8], t: &[u8], single: impl Fn(u8, u8) -> bool) -> bool {
+/// `single(p, t)` says whether pattern byte `p` (never `*`) matches text byte `t`. Each step is
+/// paid from `meter`; with nothing left the answer is `false` (and the meter says why).
+fn star_match(p: &[u8], t: &[u8], single: impl Fn(u8, u8) -> bool, meter: &Meter) -> bool {
+    let budget = meter.0.get();
+    let mut steps = 0u64;
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {
+        steps += 1;
+        if steps >= budget {
+            meter.0.set(0);
+            return false;
+        }
         if pi < p.len() && p[pi] == b'*' {
             star = Some(pi);
             mark = ti;
@@ -351,6 +401,7 @@ fn star_match(p: &[u8], t: &[u8], single: impl Fn(u8, u8) -> bool) -> bool {
     while pi < p.len() && p[pi] == b'*' {
         pi += 1;
     }
+    meter.0.set(budget - steps);
     pi == p.len()
 }
 
@@ -368,25 +419,23 @@ fn normalise(pattern: &str) -> String {
 /// Does pattern `outer` match every action that pattern `inner` matches? Sound, not complete:
 /// `false` when unsure, so a Deny is subtracted only when it surely covers the Allow.
 fn contains(outer: &str, inner: &str) -> bool {
-    // `inner`'s wildcards become bytes that only `*` in `outer` may match.
-    const ANY_RUN: u8 = 0;
-    const ANY_ONE: u8 = 1;
-    let p: Vec<u8> = normalise(outer).into_bytes();
-    let t: Vec<u8> = normalise(inner)
-        .bytes()
-        .map(|b| match b {
-            b'*' => ANY_RUN,
-            b'?' => ANY_ONE,
-            other => other,
-        })
-        .collect();
-    star_match(&p, &t, |p, t| (p == b'?' && t != ANY_RUN) || p == t)
+    contains_normalised(&normalise(outer), &normalise(inner), &Meter::unbounded())
+}
+
+/// `contains` for normalised patterns, paid from `meter`. `inner`'s wildcards are bytes that
+/// only `*` in `outer` may match, and `?` in `outer` matches anything but a run.
+fn contains_normalised(outer: &str, inner: &str, meter: &Meter) -> bool {
+    star_match(
+        outer.as_bytes(),
+        inner.as_bytes(),
+        |p, t| (p == b'?' && t != b'*') || p == t,
+        meter,
+    )
 }
 
 /// Can two patterns match a common action? `false` only when surely not: their literal
 /// beginnings or endings differ.
 fn may_overlap(a: &str, b: &str) -> bool {
-    let (a, b) = (normalise(a), normalise(b));
     let lit = |s: &str, rev: bool| -> String {
         let it: Box<dyn Iterator<Item = char>> = if rev {
             Box::new(s.chars().rev())
@@ -396,7 +445,7 @@ fn may_overlap(a: &str, b: &str) -> bool {
         it.take_while(|c| *c != '*' && *c != '?').collect()
     };
     let agree = |x: &str, y: &str| x.starts_with(y) || y.starts_with(x);
-    agree(&lit(&a, false), &lit(&b, false)) && agree(&lit(&a, true), &lit(&b, true))
+    agree(&lit(a, false), &lit(b, false)) && agree(&lit(a, true), &lit(b, true))
 }
 
 /// Does a resource pattern cover every resource an action applies to? `*`, a wildcard service
@@ -448,29 +497,29 @@ impl Statement {
 }
 
 impl PolicyDocument {
-    /// Is `action` on any resource denied outright (an unconditioned Deny on `*`)?
-    fn denied(&self, action: &str) -> bool {
+    /// Is the lower-case `action` on any resource denied outright (an unconditioned Deny on `*`)?
+    fn denied(&self, action: &str, meter: &Meter) -> bool {
         self.statements
             .iter()
-            .any(|s| s.sure_deny() && s.matches_action(action))
+            .any(|s| s.sure_deny() && s.matches(action, meter))
     }
 
-    /// What remains of the Allow pattern `allowed` once sure Denies are subtracted: patterns
-    /// that still grant something (empty when all of it is denied).
-    fn remaining(&self, allowed: &str) -> Vec<String> {
-        let mut left = vec![normalise(allowed)];
+    /// What remains of the normalised Allow pattern `allowed` once sure Denies are subtracted:
+    /// patterns that still grant something (empty when all of it is denied).
+    fn remaining(&self, allowed: &str, meter: &Meter) -> Vec<String> {
+        let mut left = vec![allowed.to_string()];
         for d in self.statements.iter().filter(|s| s.sure_deny()) {
             left = if d.not_action {
                 // Denies everything except its list: what is left is the overlap with the list.
                 left.iter()
                     .flat_map(|q| {
                         let mut kept = Vec::new();
-                        for l in &d.actions {
-                            if contains(l, q) {
+                        for l in &d.patterns {
+                            if contains_normalised(l, q, meter) {
                                 kept = vec![q.clone()];
                                 break;
-                            } else if contains(q, l) {
-                                kept.push(normalise(l));
+                            } else if contains_normalised(q, l, meter) {
+                                kept.push(l.clone());
                             } else if may_overlap(q, l) {
                                 // Cannot tell what is left: keep it whole (fail closed).
                                 kept.push(q.clone());
@@ -482,26 +531,38 @@ impl PolicyDocument {
                     .collect()
             } else {
                 left.into_iter()
-                    .filter(|q| !d.actions.iter().any(|a| contains(a, q)))
+                    .filter(|q| !d.patterns.iter().any(|a| contains_normalised(a, q, meter)))
                     .collect()
             };
         }
         left
     }
 
-    /// The first Allow statement on broad resources that grants `action`, if not denied.
-    fn granting(&self, action: &str) -> Option<(usize, &Statement)> {
-        if self.denied(action) {
+    /// The first Allow statement on broad resources that grants the lower-case `action`, if not
+    /// denied.
+    fn granting(&self, action: &str, meter: &Meter) -> Option<(usize, &Statement)> {
+        if self.denied(action, meter) {
             return None;
         }
         self.statements
             .iter()
             .enumerate()
-            .find(|(_, s)| s.effect == Effect::Allow && s.broad() && s.matches_action(action))
+            .find(|(_, s)| s.effect == Effect::Allow && s.broad() && s.matches(action, meter))
     }
 
-    /// Everything `identity.least-privilege` forbids in this document.
-    pub fn analyse(&self) -> Vec<IamFinding> {
+    /// Everything `identity.least-privilege` forbids in this document. The work is bounded
+    /// ([`MAX_ANALYSIS_STEPS`]); a document that needs more is [`IamError::TooComplex`], never a
+    /// pass.
+    pub fn analyse(&self) -> Result<Vec<IamFinding>, IamError> {
+        let meter = Meter::new(MAX_ANALYSIS_STEPS);
+        let findings = self.findings(&meter);
+        if meter.spent() {
+            return Err(IamError::TooComplex);
+        }
+        Ok(findings)
+    }
+
+    fn findings(&self, meter: &Meter) -> Vec<IamFinding> {
         let mut findings = Vec::new();
         for (i, s) in self.statements.iter().enumerate() {
             if s.effect != Effect::Allow {
@@ -510,9 +571,9 @@ impl PolicyDocument {
             // Allow + NotAction grants everything but its list; Denies may take most of it away.
             let granted: Vec<String> = if s.not_action {
                 let left: Vec<String> = self
-                    .remaining("*")
+                    .remaining("*", meter)
                     .into_iter()
-                    .filter(|q| !s.actions.iter().any(|a| contains(a, q)))
+                    .filter(|q| !s.patterns.iter().any(|a| contains_normalised(a, q, meter)))
                     .collect();
                 if left.iter().any(|q| q == "*") {
                     findings.push(IamFinding {
@@ -524,7 +585,10 @@ impl PolicyDocument {
                 }
                 left
             } else {
-                s.actions.iter().flat_map(|a| self.remaining(a)).collect()
+                s.patterns
+                    .iter()
+                    .flat_map(|a| self.remaining(a, meter))
+                    .collect()
             };
             if !s.broad() {
                 continue;
@@ -548,6 +612,9 @@ impl PolicyDocument {
                     });
                 }
             }
+            if meter.spent() {
+                return findings;
+            }
         }
         // Full admin already implies every escalation; do not bury it in noise.
         if findings
@@ -563,7 +630,11 @@ impl PolicyDocument {
             let grants: Option<Vec<(usize, &Statement)>> = path
                 .actions
                 .iter()
-                .map(|a| *granted.entry(a).or_insert_with(|| self.granting(a)))
+                .map(|a| {
+                    *granted
+                        .entry(a)
+                        .or_insert_with(|| self.granting(&a.to_ascii_lowercase(), meter))
+                })
                 .collect();
             let Some(grants) = grants else {
                 continue;
@@ -706,6 +777,7 @@ mod tests {
         parse(doc)
             .unwrap()
             .analyse()
+            .unwrap()
             .into_iter()
             .map(|f| f.issue)
             .collect()
@@ -786,7 +858,7 @@ mod tests {
         let doc = r#"{"Statement":[
             {"Effect":"Allow","Action":"*","Resource":"*","Condition":{"Bool":{"aws:MultiFactorAuthPresent":"true"}}},
             {"Effect":"Deny","Action":"*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]}"#;
-        let f = parse(doc).unwrap().analyse();
+        let f = parse(doc).unwrap().analyse().unwrap();
         assert_eq!(f.len(), 1);
         assert!(f[0].conditioned);
         assert!(f[0].describe().contains("under a Condition"));
@@ -837,16 +909,48 @@ mod tests {
         assert!(parse(&doc).unwrap_err().to_string().contains("bytes"));
         let e = from_value(&serde_json::from_str(&doc).unwrap()).unwrap_err();
         assert!(e.to_string().contains("more than 1000"), "{e}");
-        // The worst document that is still analysed stays cheap.
-        let worst: Vec<String> = (0..100)
-            .map(|_| format!("\"{}\"", "*a".repeat(64)))
+        // Tangled wildcards within every size limit: the analysis stops at its bound and says
+        // so, an error rather than a pass.
+        let tangled: Vec<String> = (0..240)
+            .map(|i| format!("\"{}{i}\"", "*a".repeat(28)))
             .collect();
         let doc = format!(
             r#"{{"Statement":[{{"Effect":"Allow","Action":[{0}],"Resource":"*"}},{{"Effect":"Deny","Action":[{0}],"Resource":"*"}}]}}"#,
-            worst.join(",")
+            tangled.join(",")
         );
-        let findings = parse(&doc).unwrap().analyse();
-        assert!(findings.is_empty(), "{findings:?}");
+        assert!(doc.len() < MAX_POLICY_BYTES);
+        let e = parse(&doc).unwrap().analyse().unwrap_err();
+        assert_eq!(e, IamError::TooComplex);
+        assert!(
+            e.to_string()
+                .contains("cannot say what the document grants"),
+            "{e}"
+        );
+    }
+
+    /// A document as large as AWS's biggest managed policies (1,000 `service:Verb*` entries
+    /// over 200 services, with Denies) needs under a tenth of the analysis bound.
+    #[test]
+    fn large_realistic_documents_stay_far_inside_the_bound() {
+        let verbs = ["Get*", "List*", "Describe*", "BatchGet*", "Search*"];
+        let allow: Vec<String> = (0..988)
+            .map(|i| format!("\"svc{}:{}\"", i / 5, verbs[i % 5]))
+            .chain(["\"iam:PassRole\"".into(), "\"ec2:Run*\"".into()])
+            .collect();
+        let deny: Vec<String> = (0..10).map(|i| format!("\"svc{i}:Get*\"")).collect();
+        let doc = from_value(&serde_json::json!({"Statement": [
+            {"Effect": "Allow", "Action": serde_json::from_str::<Value>(&format!("[{}]", allow.join(","))).unwrap(), "Resource": "*"},
+            {"Effect": "Deny", "Action": serde_json::from_str::<Value>(&format!("[{}]", deny.join(","))).unwrap(), "Resource": "*"}
+        ]}))
+        .unwrap();
+        let meter = Meter::new(MAX_ANALYSIS_STEPS / 10);
+        let findings = doc.findings(&meter);
+        assert!(!meter.spent(), "needed more than a tenth of the bound");
+        assert!(
+            findings.iter().any(|f| matches!(&f.issue, IamIssue::PrivilegeEscalation { actions, .. } if actions.iter().any(|a| a == "ec2:RunInstances"))),
+            "{findings:?}"
+        );
+        assert_eq!(doc.analyse(), Ok(findings));
     }
 
     fn escalations(doc: &str) -> Vec<String> {
@@ -923,7 +1027,10 @@ mod tests {
             }
             assert!(!p.how.is_empty() && !p.source.is_empty());
         }
-        let f = parse(&one(r#""ssm:SendCommand""#)).unwrap().analyse();
+        let f = parse(&one(r#""ssm:SendCommand""#))
+            .unwrap()
+            .analyse()
+            .unwrap();
         let said = f[0].describe();
         assert!(
             said.contains("run commands on any managed instance") && said.contains("Prowler"),
