@@ -7,6 +7,7 @@ pub mod api;
 pub mod baseline;
 pub mod check;
 pub mod cloud;
+pub mod compliance;
 pub mod controller;
 pub mod declared;
 pub mod engine;

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use onus::check::{self, CheckOptions, Format};
+use onus::check::{self, CheckOptions, Format, TextOptions};
+use onus::compliance::{self, ComplianceFormat, Framework};
 use onus::model::{Matrix, Provider, ServiceModel};
 use onus::webhook::certs::{CertSource, SelfManagedConfig};
 
@@ -37,8 +38,38 @@ enum Command {
         /// Also audit referenced AWS resources live (standard credential chain, AWS_ENDPOINT_URL).
         #[arg(long)]
         live: bool,
+        /// Text output: list the compliance requirement ids under each finding (JSON and SARIF
+        /// always carry them).
+        #[arg(long)]
+        show_frameworks: bool,
         /// Files or directories of YAML/JSON manifests.
         #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Which requirements of a compliance framework are the customer's under a provider and
+    /// service model, and which onus checks give evidence. With PATHs (judged as `onus check`
+    /// judges them), also whether each is met. Exit 0: nothing failing; 1: a requirement
+    /// fails; 2: input error.
+    Compliance {
+        #[arg(long, value_parser = parse_enum::<Framework>)]
+        framework: Framework,
+        #[arg(long, value_parser = parse_enum::<Provider>)]
+        provider: Provider,
+        #[arg(long, value_parser = parse_enum::<ServiceModel>)]
+        model: ServiceModel,
+        #[arg(long, value_enum, default_value_t = ComplianceFormat::Text)]
+        output: ComplianceFormat,
+        /// A file holding baselines (repeatable), as for `onus check`.
+        #[arg(long = "baseline", value_name = "FILE")]
+        baselines: Vec<PathBuf>,
+        /// Namespace of objects that do not name one.
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        /// Also audit referenced AWS resources live, as `onus check --live`.
+        #[arg(long)]
+        live: bool,
+        /// Files or directories of manifests to take the evidence from.
+        #[arg(value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
     /// Print the responsibility matrix for a provider and service model.
@@ -190,6 +221,18 @@ enum MatrixFormat {
     Markdown,
 }
 
+/// Write a command's output. A reader that went away (`onus check ... | head`) ends the
+/// output quietly instead of a panic, as other command-line tools do.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("onus: error: writing the output: {e}");
+    }
+}
+
 fn parse_enum<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, String> {
     s.parse()
 }
@@ -219,6 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output,
             namespace,
             live,
+            show_frameworks,
             paths,
         } => {
             let opts = CheckOptions {
@@ -230,25 +274,79 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let report = check::run(&opts);
             let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            print!("{}", check::render(&report, output, colour));
+            let text = TextOptions {
+                colour,
+                frameworks: show_frameworks,
+            };
+            emit(&check::render(&report, output, text));
             for e in &report.errors {
                 eprintln!("onus: error: {e}");
             }
             Ok(ExitCode::from(report.exit_code() as u8))
+        }
+        Command::Compliance {
+            framework,
+            provider,
+            model,
+            output,
+            baselines,
+            namespace,
+            live,
+            paths,
+        } => {
+            let report = (!paths.is_empty()).then(|| {
+                check::run(&CheckOptions {
+                    baselines,
+                    paths,
+                    namespace,
+                    now: chrono::Utc::now(),
+                    live,
+                })
+            });
+            if let Some(r) = &report {
+                for e in &r.errors {
+                    eprintln!("onus: error: {e}");
+                }
+                if !r.errors.is_empty() {
+                    return Ok(ExitCode::from(2));
+                }
+            }
+            let rows = match compliance::requirements(
+                framework,
+                provider,
+                model,
+                report.as_ref().map(|r| r.verdicts.as_slice()),
+            ) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    eprintln!("onus: error: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let heading = compliance::Heading {
+                framework,
+                provider,
+                model,
+            };
+            emit(&compliance::render(&rows, &heading, output));
+            let failing = rows
+                .iter()
+                .any(|r| r.status == Some(compliance::RequirementStatus::Failing));
+            Ok(ExitCode::from(u8::from(failing)))
         }
         Command::Matrix {
             provider,
             model,
             output,
         } => {
-            print!(
-                "{}",
-                render_matrix(&Matrix::resolve(provider, model, &[]), output)?
-            );
+            emit(&render_matrix(
+                &Matrix::resolve(provider, model, &[]),
+                output,
+            )?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Crd => {
-            print!("{}", onus::api::crds_yaml().context("rendering CRDs")?);
+            emit(&onus::api::crds_yaml().context("rendering CRDs")?);
             Ok(ExitCode::SUCCESS)
         }
         Command::WhoUses { id, output } => {
@@ -262,8 +360,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             match output {
-                WhoUsesFormat::Text => print!("{}", onus::who_uses::render_text(&found)),
-                WhoUsesFormat::Json => println!("{}", serde_json::to_string_pretty(&found)?),
+                WhoUsesFormat::Text => emit(&onus::who_uses::render_text(&found)),
+                WhoUsesFormat::Json => emit(&(serde_json::to_string_pretty(&found)? + "\n")),
             }
             // Like `onus check`: exit 1 when the resource has failing checks.
             Ok(ExitCode::from(u8::from(found.failing())))
@@ -374,7 +472,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     excluded_namespaces: excluded,
                 },
             );
-            print!("{}", serde_yaml_ng::to_string(&vwc)?);
+            emit(&serde_yaml_ng::to_string(&vwc)?);
             Ok(ExitCode::SUCCESS)
         }
     }

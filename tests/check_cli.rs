@@ -227,6 +227,16 @@ fn verdict_json_has_the_contract_fields() {
     assert_eq!(v["cloudResource"], "s3://shop-exports");
     assert_eq!(v["domain"], "data");
     assert_eq!(v["owner"], "customer");
+    assert_eq!(v["provider"], "aws");
+    // CIS AWS Foundations 7.0 2.21 and 3.1.4 (Prowler's cis_7.0_aws.json) are about this.
+    let cis: Vec<&str> = v["frameworks"]["cis-aws"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert!(cis.contains(&"2.21") && cis.contains(&"3.1.4"), "{cis:?}");
+    assert!(v["frameworks"]["nist-800-53-r5"].as_array().unwrap().len() > 5);
     assert!(
         v["remediation"]
             .as_str()
@@ -277,12 +287,177 @@ fn sarif_is_2_1_0_with_rules_and_locations() {
         .unwrap();
     assert_eq!(r["ruleId"], "network.exposure");
     assert_eq!(r["level"], "error");
+    // Tags that code scanning shows and a severity it ranks by.
+    let public = results
+        .iter()
+        .find(|r| {
+            r["message"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("s3://shop-public-assets is public")
+        })
+        .unwrap();
+    let tags: Vec<&str> = public["properties"]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(tags.contains(&"security"), "{tags:?}");
+    assert!(tags.contains(&"cis-aws/2.21"), "{tags:?}");
+    assert!(
+        tags.iter().any(|t| t.starts_with("nist-800-53-r5/")),
+        "{tags:?}"
+    );
+    let rule = &run["tool"]["driver"]["rules"][r["ruleIndex"].as_u64().unwrap() as usize];
+    assert_eq!(rule["id"], "network.exposure");
+    let severity: f64 = rule["properties"]["security-severity"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((7.0..9.0).contains(&severity), "{severity}");
+    assert!(rule["properties"]["frameworks"]["nist-800-53-r5"].is_array());
     let loc = &r["locations"][0]["physicalLocation"];
     assert_eq!(
         loc["artifactLocation"]["uri"],
         "manifests/examples/aws-shop/network-fail.yaml"
     );
     assert_eq!(loc["region"]["startLine"], 2);
+}
+
+#[test]
+fn text_shows_framework_ids_on_request() {
+    let plain = String::from_utf8(onus(&["check", "manifests/examples"]).stdout).unwrap();
+    assert!(!plain.contains("frameworks:"));
+    let out = onus(&["check", "--show-frameworks", "manifests/examples"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let block = text
+        .split("\n\n")
+        .find(|b| b.starts_with("Bucket/shop-public-assets in shop"))
+        .expect("object heading");
+    assert!(
+        block.contains("frameworks: ") && block.contains("cis-aws 2.21"),
+        "{block}"
+    );
+}
+
+#[test]
+fn compliance_says_who_owns_each_requirement_and_what_the_evidence_shows() {
+    // Without evidence: ownership and the checks, no status.
+    let out = onus(&[
+        "compliance",
+        "--framework",
+        "cis-aws",
+        "--provider",
+        "aws",
+        "--model",
+        "paas",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let trail = rows.iter().find(|r| r["id"] == "4.2").expect("CIS AWS 4.2");
+    assert_eq!(trail["owner"], "shared", "logging is shared under AWS PaaS");
+    assert_eq!(
+        trail["controls"][0],
+        "logging.audit-trail/trail-log-validation"
+    );
+    assert!(
+        trail["source"][0]
+            .as_str()
+            .unwrap()
+            .contains("cis_7.0_aws.json@")
+    );
+    assert!(trail.get("status").is_none());
+    let mfa = rows
+        .iter()
+        .find(|r| r["status"] == "outside-reach")
+        .expect("a customer duty no cluster shows");
+    assert_eq!(mfa["owner"], "customer");
+    // With the examples as evidence: met, failing (with the objects) or no evidence; exit 1.
+    let out = onus(&[
+        "compliance",
+        "--framework",
+        "cis-aws",
+        "--provider",
+        "aws",
+        "--model",
+        "paas",
+        "--output",
+        "json",
+        "manifests/examples",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let public = rows.iter().find(|r| r["id"] == "2.21").unwrap();
+    assert_eq!(public["status"], "failing");
+    assert!(
+        public["failing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o == "Bucket/shop-public-assets in shop"),
+        "{public}"
+    );
+    let https = rows.iter().find(|r| r["id"] == "3.1.1").unwrap();
+    assert_eq!(https["status"], "met");
+    // Markdown and CSV carry the same rows; a benchmark for another cloud is refused.
+    let md = String::from_utf8(
+        onus(&[
+            "compliance",
+            "--framework",
+            "nist-800-53-r5",
+            "--provider",
+            "aws",
+            "--model",
+            "iaas",
+            "--output",
+            "markdown",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert!(
+        md.starts_with("# NIST SP 800-53 Revision 5")
+            && md.contains("| AC-3 | Access Enforcement | customer |"),
+        "{md}"
+    );
+    let csv = String::from_utf8(
+        onus(&[
+            "compliance",
+            "--framework",
+            "soc2",
+            "--provider",
+            "gcp",
+            "--model",
+            "saas",
+            "--output",
+            "csv",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert!(csv.starts_with("id,title,owner,controls,status,failing,source\n"));
+    assert!(csv.lines().count() > 1);
+    let wrong = onus(&[
+        "compliance",
+        "--framework",
+        "cis-azure",
+        "--provider",
+        "aws",
+        "--model",
+        "iaas",
+    ]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("applies to azure, not aws"));
 }
 
 fn temp_with(files: &[(&str, &str)]) -> tempfile::TempDir {

@@ -324,6 +324,17 @@ async fn live_audit_reports_gaps_and_follows_the_cloud() {
         format!("s3://{PUBLIC_ACL}")
     );
     assert_eq!(acl["properties"]["owner"], "customer");
+    // The requirement ids the finding is evidence for (CIS AWS Foundations 7.0 2.21: no
+    // unrestricted Principal "*"), as OpenReports string properties.
+    let frameworks = acl["properties"]["frameworks"].as_str().unwrap_or_default();
+    let cis = frameworks
+        .split(';')
+        .find_map(|f| f.strip_prefix("cis-aws="))
+        .unwrap_or_default();
+    assert!(
+        cis.split(' ').any(|id| id == "2.21") && frameworks.contains("nist-800-53-r5="),
+        "{frameworks}"
+    );
     assert_eq!(r["source"], "onus");
     assert!(r["summary"]["fail"].as_u64().unwrap() >= 6);
 

@@ -5,7 +5,7 @@ mod load;
 mod output;
 
 pub use load::{Document, InputError, load, parse_stream};
-pub use output::{Format, render};
+pub use output::{Format, TextOptions, render};
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -1,13 +1,14 @@
 //! `onus check` output: text for people, JSON for tools, SARIF 2.1.0 for code scanning.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use serde_json::json;
 
 use crate::api::Action;
+use crate::compliance::{self, FrameworkIds};
 use crate::engine::{Outcome, Verdict};
-use crate::model::ControlId;
+use crate::model::{ControlId, Provider};
 use crate::object::ObjectRef;
 
 use super::CheckReport;
@@ -19,10 +20,18 @@ pub enum Format {
     Sarif,
 }
 
-/// Render the report. `colour` only applies to text.
-pub fn render(report: &CheckReport, format: Format, colour: bool) -> String {
+/// How text output looks; JSON and SARIF always carry everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TextOptions {
+    pub colour: bool,
+    /// Print the framework requirement ids under each finding.
+    pub frameworks: bool,
+}
+
+/// Render the report.
+pub fn render(report: &CheckReport, format: Format, options: TextOptions) -> String {
     match format {
-        Format::Text => text(report, colour),
+        Format::Text => text(report, options),
         Format::Json => {
             serde_json::to_string_pretty(&report.verdicts)
                 .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
@@ -56,8 +65,8 @@ fn label(v: &Verdict) -> &'static str {
     }
 }
 
-fn text(report: &CheckReport, colour: bool) -> String {
-    let paint = Paint(colour);
+fn text(report: &CheckReport, options: TextOptions) -> String {
+    let paint = Paint(options.colour);
     let mut out = String::new();
     // Group findings by object, in the order objects were read; failing controls first.
     let mut order: Vec<&ObjectRef> = Vec::new();
@@ -96,6 +105,20 @@ fn text(report: &CheckReport, colour: bool) -> String {
             );
             if let Some(fix) = &v.remediation {
                 let _ = writeln!(out, "        {} {fix}", paint.code("32", "fix:"));
+            }
+            if options.frameworks && !v.frameworks.is_empty() {
+                let ids: Vec<String> = v
+                    .frameworks
+                    .0
+                    .iter()
+                    .map(|(f, ids)| format!("{f} {}", ids.join(", ")))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "        {} {}",
+                    paint.code("34", "frameworks:"),
+                    ids.join("; ")
+                );
             }
         }
         out.push('\n');
@@ -143,16 +166,30 @@ fn text(report: &CheckReport, colour: bool) -> String {
 }
 
 fn sarif(report: &CheckReport) -> serde_json::Value {
+    // A rule's ids: every check of the control, under the providers judged in this run.
+    let mut providers: BTreeSet<Provider> = report.verdicts.iter().map(|v| v.provider).collect();
+    if providers.is_empty() {
+        providers.extend(Provider::ALL);
+    }
     let rules: Vec<serde_json::Value> = ControlId::ALL
         .iter()
         .map(|c| {
+            let mut ids = FrameworkIds::default();
+            for p in &providers {
+                ids.merge(compliance::for_control(*c, *p));
+            }
             json!({
                 "id": c.as_str(),
                 "name": c.as_str(),
                 "shortDescription": {"text": c.title()},
                 "fullDescription": {"text": format!("{} (domain: {})", c.title(), c.domain())},
                 "helpUri": format!("https://onus.dev/controls#{}", c.as_str().replace('.', "-")),
-                "properties": {"domain": c.domain().as_str(), "tags": ["security", "shared-responsibility", c.domain().as_str()]},
+                "properties": {
+                    "domain": c.domain().as_str(),
+                    "tags": ["security", "shared-responsibility", c.domain().as_str()],
+                    "security-severity": c.security_severity(),
+                    "frameworks": ids,
+                },
             })
         })
         .collect();
@@ -166,12 +203,17 @@ fn sarif(report: &CheckReport) -> serde_json::Value {
                 (_, Action::Deny) => "error",
                 (_, Action::Audit) => "note",
             };
+            let tags: Vec<String> = std::iter::once("security".to_string())
+                .chain(v.frameworks.tags())
+                .collect();
             let mut r = json!({
                 "ruleId": v.control.as_str(),
                 "ruleIndex": ControlId::ALL.iter().position(|c| *c == v.control).unwrap_or(0),
                 "level": level,
                 "message": {"text": match &v.remediation { Some(f) => format!("{} Fix: {f}", v.message), None => v.message.clone() }},
                 "properties": {
+                    "tags": tags,
+                    "frameworks": v.frameworks,
                     "result": v.result.as_str(),
                     "action": v.action.as_str(),
                     "owner": v.owner.as_str(),

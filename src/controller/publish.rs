@@ -502,6 +502,12 @@ mod tests {
             message: "public".into(),
             remediation: None,
             baseline: "b".into(),
+            provider: crate::model::Provider::Aws,
+            frameworks: crate::compliance::for_check(
+                crate::model::ControlId::DataPublicAccess,
+                rule,
+                crate::model::Provider::Aws,
+            ),
         };
         us.add_findings(&[
             v(Outcome::Fail, "acl"),

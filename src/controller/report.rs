@@ -12,9 +12,11 @@ use crate::text::cut;
 
 pub const REPORT_NAME: &str = "onus";
 const HASH_ANNOTATION: &str = "onus.dev/content-hash";
-/// Results kept one by one; the rest are folded into one result per control and outcome.
-pub const MAX_RESULTS: usize = 500;
+/// Results kept one by one; the rest are folded into one result per control and outcome. With
+/// every field at its bound a report stays under 1.25 MiB, below etcd's 1.5 MiB.
+pub const MAX_RESULTS: usize = 400;
 const MAX_MESSAGE: usize = 1024;
+const MAX_REMEDIATION: usize = 512;
 
 pub fn report_resource() -> ApiResource {
     ApiResource {
@@ -45,7 +47,11 @@ fn result(v: &Verdict, ts: i64) -> Value {
         props.insert("cloudResource", c.clone());
     }
     if let Some(f) = &v.remediation {
-        props.insert("remediation", cut(f, MAX_MESSAGE));
+        props.insert("remediation", cut(f, MAX_REMEDIATION));
+    }
+    // Properties are strings: `framework=id id;framework=id`, which every check's ids fit.
+    if !v.frameworks.is_empty() {
+        props.insert("frameworks", cut(&v.frameworks.compact(), MAX_MESSAGE));
     }
     let mut resource = json!({"apiVersion": v.resource.api_version, "kind": v.resource.kind, "name": v.resource.name});
     if let Some(ns) = &v.resource.namespace {
@@ -210,8 +216,15 @@ mod tests {
             },
             cloud_resource: Some(format!("s3://bucket-{i}")),
             message: "x".repeat(5000),
-            remediation: Some("fix".into()),
+            remediation: Some("f".repeat(5000)),
             baseline: "ResponsibilityBaseline/shop/b".into(),
+            provider: crate::model::Provider::Aws,
+            // The longest ids any check carries (a failed trail audit stands for them all).
+            frameworks: crate::compliance::for_check(
+                ControlId::LoggingAuditTrail,
+                "posture",
+                crate::model::Provider::Aws,
+            ),
         }
     }
 
@@ -230,7 +243,7 @@ mod tests {
         );
         assert!(results.iter().any(|r| r["rule"] == "aggregated"
             && r["message"].as_str().unwrap().starts_with("3000 more pass")));
-        assert!(serde_json::to_vec(&r).unwrap().len() < 1024 * 1024);
+        assert!(serde_json::to_vec(&r).unwrap().len() < 1280 * 1024);
         assert_eq!(results[0]["properties"]["cloudResource"], "s3://bucket-0");
         assert!(results[0]["message"].as_str().unwrap().len() <= MAX_MESSAGE + 3);
     }

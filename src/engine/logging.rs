@@ -87,12 +87,12 @@ fn account_trail(ctx: &mut Ctx<'_>, p: &Posture, trail: &AuditTrail) {
             .collect();
         let what = if near.is_empty() {
             format!(
-                "{} has no multi-region CloudTrail trail that is logging (CIS AWS Foundations 3.1)",
+                "{} has no multi-region CloudTrail trail that is logging (CIS AWS Foundations v7.0 4.1)",
                 p.resource
             )
         } else {
             format!(
-                "{} has no multi-region CloudTrail trail that is logging its management events (CIS AWS Foundations 3.1): {}",
+                "{} has no multi-region CloudTrail trail that is logging its management events (CIS AWS Foundations v7.0 4.1): {}",
                 p.resource,
                 near.join("; ")
             )
@@ -131,13 +131,13 @@ fn account_trail(ctx: &mut Ctx<'_>, p: &Posture, trail: &AuditTrail) {
         (
             "trail-log-validation",
             |t| t.log_file_validation,
-            "log file validation (CIS AWS Foundations 3.2): a changed or deleted log file would go unnoticed",
+            "log file validation (CIS AWS Foundations v7.0 4.2): a changed or deleted log file would go unnoticed",
             "`aws cloudtrail update-trail --name TRAIL --enable-log-file-validation`",
         ),
         (
             "trail-kms-encryption",
             |t| t.kms_encrypted,
-            "logs encrypted with a KMS key (CIS AWS Foundations 3.5)",
+            "logs encrypted with a KMS key (CIS AWS Foundations v7.0 4.5)",
             "`aws cloudtrail update-trail --name TRAIL --kms-key-id KEY` (the key policy must let CloudTrail encrypt)",
         ),
     ];

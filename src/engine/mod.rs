@@ -307,6 +307,8 @@ impl<'a> Ctx<'a> {
             message,
             remediation,
             baseline: self.b.name.clone(),
+            provider: self.b.provider,
+            frameworks: crate::compliance::for_check(control, rule, self.b.provider),
         });
     }
 

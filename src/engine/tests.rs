@@ -1001,7 +1001,7 @@ fn account_audit_trail_is_judged_as_cis_asks() {
     let none = judge(vec![]);
     assert_eq!(results(&none), [("cloud-trail".into(), Outcome::Fail)]);
     assert!(
-        none[0].2.contains("CIS AWS Foundations 3.1"),
+        none[0].2.contains("CIS AWS Foundations v7.0 4.1"),
         "{}",
         none[0].2
     );
@@ -1043,7 +1043,7 @@ fn account_audit_trail_is_judged_as_cis_asks() {
         ]
     );
     assert!(
-        plain[1].2.contains("3.2") && plain[2].2.contains("3.5"),
+        plain[1].2.contains("4.2") && plain[2].2.contains("4.5"),
         "{plain:?}"
     );
     // One complete trail with each property is enough.

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::api::Action;
-use crate::model::{ControlId, Domain, Owner};
+use crate::compliance::FrameworkIds;
+use crate::model::{ControlId, Domain, Owner, Provider};
 use crate::object::ObjectRef;
 
 /// Result of one check.
@@ -49,6 +50,11 @@ pub struct Verdict {
     pub remediation: Option<String>,
     /// The baseline that produced the verdict.
     pub baseline: String,
+    /// The baseline's provider.
+    pub provider: Provider,
+    /// Requirement ids the check gives evidence for, per framework (`data/compliance/`).
+    #[serde(skip_serializing_if = "FrameworkIds::is_empty")]
+    pub frameworks: &'static FrameworkIds,
 }
 
 impl Verdict {

@@ -64,6 +64,22 @@ impl ControlId {
         }
     }
 
+    /// GitHub code scanning's `security-severity` (CVSS bands: 9.0+ critical, 7.0+ high, 4.0+
+    /// medium): data anyone can read and admin rights are critical; a missing log is medium.
+    pub fn security_severity(self) -> &'static str {
+        use ControlId::*;
+        match self {
+            DataPublicAccess => "9.1",
+            IdentityLeastPrivilege => "8.8",
+            NetworkExposure | HostOsIsolation => "8.1",
+            IdentityWorkloadIdentity => "7.5",
+            DataEncryptionInTransit => "6.5",
+            DataEncryptionAtRest | ApplicationImageProvenance => "5.9",
+            LoggingAuditTrail => "5.0",
+            NetworkSegmentation => "4.3",
+        }
+    }
+
     /// Controls that only ever report, whatever the baseline's action says.
     pub fn audit_only(self) -> bool {
         matches!(self, ControlId::NetworkSegmentation)

@@ -1,0 +1,426 @@
+//! Compliance frameworks: which requirement ids each onus check gives evidence for, as data.
+//!
+//! The tables live in `data/compliance/` (each row names the file and commit it was read from,
+//! see its `SOURCES.md`) and are compiled in. A verdict carries the ids of its check for its
+//! baseline's provider ([`for_check`]); `onus compliance` turns them around into requirements
+//! and who owns each ([`requirements`]).
+
+mod render;
+mod requirements;
+
+pub use render::{ComplianceFormat, Heading, render};
+pub use requirements::{Requirement, RequirementStatus, Responsibility, requirements};
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ControlId, Provider, str_enum};
+
+str_enum!(
+    /// A compliance framework onus maps its checks to.
+    Framework {
+        Nist80053R5 = "nist-800-53-r5",
+        CisKubernetes = "cis-kubernetes",
+        CisEks = "cis-eks",
+        CisAks = "cis-aks",
+        CisGke = "cis-gke",
+        CisAws = "cis-aws",
+        CisAzure = "cis-azure",
+        CisGcp = "cis-gcp",
+        PciDss4 = "pci-dss-4",
+        Iso27001 = "iso-27001-2022",
+        Soc2 = "soc2",
+        CsaCcm4 = "csa-ccm-4",
+    }
+);
+
+impl Framework {
+    /// Name and version of the edition whose ids are compiled in.
+    pub fn title(self) -> &'static str {
+        use Framework::*;
+        match self {
+            Nist80053R5 => "NIST SP 800-53 Revision 5",
+            CisKubernetes => "CIS Kubernetes Benchmark v2.0.1",
+            CisEks => "CIS Amazon EKS Benchmark v1.8.0",
+            CisAks => "CIS Azure Kubernetes Service (AKS) Benchmark v1.8",
+            CisGke => "CIS Google Kubernetes Engine (GKE) Benchmark v1.9.0",
+            CisAws => "CIS Amazon Web Services Foundations Benchmark v7.0.0",
+            CisAzure => "CIS Microsoft Azure Foundations Benchmark v6.0.0",
+            CisGcp => "CIS Google Cloud Platform Foundation Benchmark v5.0.0",
+            PciDss4 => "PCI DSS v4.0",
+            Iso27001 => "ISO/IEC 27001:2022 Annex A",
+            Soc2 => "SOC 2 (AICPA Trust Services Criteria 2017)",
+            CsaCcm4 => "CSA Cloud Controls Matrix v4.0.13",
+        }
+    }
+
+    /// The `framework_version` of the rows compiled in; rows of other editions in the data
+    /// (CIS AWS 5.0.0, kept for the old numbering) are left out.
+    fn version(self) -> &'static str {
+        use Framework::*;
+        match self {
+            Nist80053R5 => "rev5",
+            CisKubernetes => "2.0.1",
+            CisEks => "1.8.0",
+            CisAks => "1.8",
+            CisGke => "1.9.0",
+            CisAws => "7.0.0",
+            CisAzure => "6.0.0",
+            CisGcp => "5.0.0",
+            PciDss4 => "4.0",
+            Iso27001 => "2022",
+            Soc2 => "unspecified",
+            CsaCcm4 => "4.0.13",
+        }
+    }
+
+    /// The only provider a provider-specific benchmark applies to.
+    pub fn provider(self) -> Option<Provider> {
+        use Framework::*;
+        match self {
+            CisEks | CisAws => Some(Provider::Aws),
+            CisAks | CisAzure => Some(Provider::Azure),
+            CisGke | CisGcp => Some(Provider::Gcp),
+            _ => None,
+        }
+    }
+
+    /// Is `id` written the way this framework writes its requirement ids?
+    pub fn well_formed(self, id: &str) -> bool {
+        use Framework::*;
+        let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let dotted = |s: &str, min: usize| {
+            let parts: Vec<&str> = s.split('.').collect();
+            parts.len() >= min && parts.iter().all(|p| number(p))
+        };
+        match self {
+            // AC-2, AC-2(1), and statement parts as Prowler writes them: CM-6(a), AC-3(3)(b)(1)
+            Nist80053R5 => {
+                let (base, parts) = id.split_once('(').unwrap_or((id, ""));
+                let family_ok = base.split_once('-').is_some_and(|(f, n)| {
+                    f.len() == 2 && f.bytes().all(|b| b.is_ascii_uppercase()) && number(n)
+                });
+                let parts_ok = parts.is_empty()
+                    || parts.strip_suffix(')').is_some_and(|p| {
+                        p.split(")(").all(|g| {
+                            number(g) || (g.len() == 1 && g.bytes().all(|b| b.is_ascii_lowercase()))
+                        })
+                    });
+                family_ok && parts_ok
+            }
+            CisKubernetes | CisEks | CisAks | CisGke | CisAws | CisAzure | CisGcp => dotted(id, 2),
+            // 10.2.1, and the appendix's A1.1.2
+            PciDss4 => dotted(id.strip_prefix('A').unwrap_or(id), 2),
+            // A.5.15, A.8.24
+            Iso27001 => id.strip_prefix("A.").is_some_and(|r| dotted(r, 2)),
+            // CC6.1, A1.2, PI1.4, C1.1, P4.2
+            Soc2 => {
+                let letters: String = id.chars().take_while(|c| c.is_ascii_uppercase()).collect();
+                ["CC", "A", "C", "PI", "P"].contains(&letters.as_str())
+                    && dotted(&id[letters.len()..], 2)
+            }
+            // IAM-09, DSP-17
+            CsaCcm4 => id.split_once('-').is_some_and(|(d, n)| {
+                (2..=4).contains(&d.len())
+                    && d.bytes().all(|b| b.is_ascii_uppercase())
+                    && n.len() == 2
+                    && number(n)
+            }),
+        }
+    }
+}
+
+/// Where a mapping row applies: one provider, or every cluster (Kubernetes-side checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Provider(Provider),
+    Kubernetes,
+}
+
+impl Scope {
+    fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "kubernetes" => Some(Scope::Kubernetes),
+            other => other.parse().ok().map(Scope::Provider),
+        }
+    }
+
+    pub fn covers(self, provider: Provider) -> bool {
+        self == Scope::Kubernetes || self == Scope::Provider(provider)
+    }
+}
+
+/// One row of `mappings.csv`: an onus check gives evidence for one requirement.
+#[derive(Clone, Debug)]
+pub struct Mapping {
+    pub control: ControlId,
+    /// The check (`Verdict::rule`).
+    pub rule: String,
+    /// The part of the check's behaviour the row is about (`s3-acl`), when the data names one.
+    pub aspect: Option<String>,
+    pub scope: Scope,
+    pub framework: Framework,
+    pub id: String,
+    pub title: String,
+    /// The Prowler check that links the two, when the link is not a benchmark's own text.
+    pub via: Option<String>,
+    /// File and commit the row was read from.
+    pub source: String,
+}
+
+/// A check that gives evidence for nothing, and why.
+#[derive(Clone, Debug)]
+pub struct Unmapped {
+    pub control: ControlId,
+    pub rule: String,
+    /// `None`: every provider.
+    pub provider: Option<Provider>,
+    pub reason: String,
+}
+
+/// A requirement that is the customer's and that nothing in a cluster shows.
+#[derive(Clone, Debug)]
+pub struct OutsideReach {
+    pub framework: Framework,
+    pub id: String,
+    pub title: String,
+    pub source: String,
+}
+
+/// Checks that stand for a whole control: an audit that failed, a posture nobody audited.
+const WHOLE_CONTROL_RULES: &[&str] = &["posture", "unknown-posture", "reference"];
+
+/// The compiled tables.
+pub struct Tables {
+    pub mappings: Vec<Mapping>,
+    pub unmapped: Vec<Unmapped>,
+    pub outside_reach: Vec<OutsideReach>,
+    by_check: HashMap<(ControlId, String, Provider), FrameworkIds>,
+}
+
+/// Requirement ids per framework, as a verdict carries them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FrameworkIds(pub BTreeMap<Framework, Vec<String>>);
+
+impl FrameworkIds {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Add `other`'s ids.
+    pub fn merge(&mut self, other: &FrameworkIds) {
+        for (f, ids) in &other.0 {
+            let list = self.0.entry(*f).or_default();
+            for id in ids {
+                if !list.contains(id) {
+                    list.push(id.clone());
+                }
+            }
+            list.sort_by_key(|a| natural(a));
+        }
+    }
+
+    /// One string, `framework=id id;framework=id`, for places that hold strings only.
+    pub fn compact(&self) -> String {
+        self.0
+            .iter()
+            .map(|(f, ids)| format!("{f}={}", ids.join(" ")))
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
+    /// `framework/id` tags, e.g. `cis-aws/4.1`.
+    pub fn tags(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .flat_map(|(f, ids)| ids.iter().map(move |id| format!("{f}/{id}")))
+            .collect()
+    }
+}
+
+impl Serialize for FrameworkIds {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(f, ids)| (f.as_str(), ids)))
+    }
+}
+
+static EMPTY: FrameworkIds = FrameworkIds(BTreeMap::new());
+
+/// The tables, parsed once. The data is compiled in and tested, so a parse failure is a build
+/// defect: it panics in tests, never on user input.
+pub fn tables() -> &'static Tables {
+    static TABLES: OnceLock<Tables> = OnceLock::new();
+    TABLES.get_or_init(|| {
+        load(
+            include_str!("../../data/compliance/mappings.csv"),
+            include_str!("../../data/compliance/unmapped.csv"),
+            include_str!("../../data/compliance/manual.csv"),
+        )
+        .expect("the compiled compliance tables parse (tested)")
+    })
+}
+
+/// The requirement ids a check gives evidence for under a provider. Checks that stand for a
+/// whole control (a failed audit) carry the whole control's ids.
+pub fn for_check(control: ControlId, rule: &str, provider: Provider) -> &'static FrameworkIds {
+    tables()
+        .by_check
+        .get(&(control, rule.to_string(), provider))
+        .or_else(|| {
+            WHOLE_CONTROL_RULES
+                .contains(&rule)
+                .then(|| tables().by_check.get(&(control, "*".into(), provider)))
+                .flatten()
+        })
+        .unwrap_or(&EMPTY)
+}
+
+/// The requirement ids of every check of a control under a provider.
+pub fn for_control(control: ControlId, provider: Provider) -> &'static FrameworkIds {
+    tables()
+        .by_check
+        .get(&(control, "*".to_string(), provider))
+        .unwrap_or(&EMPTY)
+}
+
+fn load(mappings: &str, unmapped: &str, manual: &str) -> Result<Tables, String> {
+    let control = |s: &str| s.parse::<ControlId>();
+    let framework = |s: &str| s.parse::<Framework>();
+    let mut rows = Vec::new();
+    for (line, r) in records(mappings, 9)? {
+        let at = |e: String| format!("mappings.csv line {line}: {e}");
+        let fw = framework(&r[3]).map_err(at)?;
+        if r[4] != fw.version() {
+            continue;
+        }
+        let (rule, aspect) = match r[1].split_once('/') {
+            Some((rule, aspect)) => (rule.to_string(), Some(aspect.to_string())),
+            None => (r[1].clone(), None),
+        };
+        rows.push(Mapping {
+            control: control(&r[0]).map_err(at)?,
+            rule,
+            aspect,
+            scope: Scope::parse(&r[2]).ok_or_else(|| at(format!("unknown provider {:?}", r[2])))?,
+            framework: fw,
+            id: r[5].clone(),
+            title: r[6].clone(),
+            via: (!r[7].is_empty()).then(|| r[7].clone()),
+            source: r[8].clone(),
+        });
+    }
+    let mut gaps = Vec::new();
+    for (line, r) in records(unmapped, 4)? {
+        let at = |e: String| format!("unmapped.csv line {line}: {e}");
+        gaps.push(Unmapped {
+            control: control(&r[0]).map_err(at)?,
+            rule: r[1].clone(),
+            provider: match r[2].as_str() {
+                "*" => None,
+                p => Some(p.parse().map_err(at)?),
+            },
+            reason: r[3].clone(),
+        });
+    }
+    let mut outside = Vec::new();
+    for (line, r) in records(manual, 4)? {
+        let at = |e: String| format!("manual.csv line {line}: {e}");
+        outside.push(OutsideReach {
+            framework: framework(&r[0]).map_err(at)?,
+            id: r[1].clone(),
+            title: r[2].clone(),
+            source: r[3].clone(),
+        });
+    }
+    let mut by_check: HashMap<(ControlId, String, Provider), FrameworkIds> = HashMap::new();
+    for m in &rows {
+        for p in Provider::ALL.iter().filter(|p| m.scope.covers(**p)) {
+            for rule in [m.rule.as_str(), "*"] {
+                let ids = by_check
+                    .entry((m.control, rule.to_string(), *p))
+                    .or_default();
+                let list = ids.0.entry(m.framework).or_default();
+                if !list.contains(&m.id) {
+                    list.push(m.id.clone());
+                }
+            }
+        }
+    }
+    for ids in by_check.values_mut() {
+        for list in ids.0.values_mut() {
+            list.sort_by_key(|a| natural(a));
+        }
+    }
+    Ok(Tables {
+        mappings: rows,
+        unmapped: gaps,
+        outside_reach: outside,
+        by_check,
+    })
+}
+
+/// Sort key that puts `AC-2` before `AC-10` and `1.2` before `1.10`.
+pub(crate) fn natural(id: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut text = String::new();
+    let mut num: Option<u64> = None;
+    for c in id.chars() {
+        match c.to_digit(10) {
+            Some(d) => num = Some(num.unwrap_or(0).saturating_mul(10).saturating_add(d.into())),
+            None => {
+                if let Some(n) = num.take() {
+                    out.push((std::mem::take(&mut text), n));
+                }
+                text.push(c);
+            }
+        }
+    }
+    out.push((text, num.unwrap_or(0)));
+    out
+}
+
+/// CSV records (RFC 4180 quoting, one record per line) after the header, with their line
+/// numbers; every record must have `fields` fields.
+fn records(text: &str, fields: usize) -> Result<Vec<(usize, Vec<String>)>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.is_empty() {
+            continue;
+        }
+        let mut record = Vec::new();
+        let mut field = String::new();
+        let mut quoted = false;
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            match (c, quoted) {
+                ('"', true) if chars.peek() == Some(&'"') => {
+                    field.push('"');
+                    chars.next();
+                }
+                ('"', true) => quoted = false,
+                ('"', false) if field.is_empty() => quoted = true,
+                (',', false) => record.push(std::mem::take(&mut field)),
+                (c, _) => field.push(c),
+            }
+        }
+        if quoted {
+            return Err(format!("line {}: an unclosed quote", i + 1));
+        }
+        record.push(field);
+        if record.len() != fields {
+            return Err(format!(
+                "line {}: {} fields, expected {fields}",
+                i + 1,
+                record.len()
+            ));
+        }
+        out.push((i + 1, record));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,142 @@
+//! `onus compliance` output: text for people, JSON for tools, Markdown for documents, CSV for
+//! spreadsheets.
+
+use std::fmt::Write;
+
+use super::{Framework, Requirement};
+use crate::model::{Provider, ServiceModel};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ComplianceFormat {
+    Text,
+    Json,
+    Markdown,
+    Csv,
+}
+
+/// What the rows are about, for the headings.
+pub struct Heading {
+    pub framework: Framework,
+    pub provider: Provider,
+    pub model: ServiceModel,
+}
+
+pub fn render(rows: &[Requirement], heading: &Heading, format: ComplianceFormat) -> String {
+    match format {
+        ComplianceFormat::Text => text(rows, heading),
+        ComplianceFormat::Json => serde_json::to_string_pretty(rows).unwrap_or_default() + "\n",
+        ComplianceFormat::Markdown => markdown(rows, heading),
+        ComplianceFormat::Csv => csv(rows),
+    }
+}
+
+fn status(r: &Requirement) -> &'static str {
+    r.status.map_or("", |s| s.as_str())
+}
+
+fn summary(rows: &[Requirement], h: &Heading) -> String {
+    let count = |o: crate::model::Owner| rows.iter().filter(|r| r.owner == o).count();
+    format!(
+        "{} under {} {}: {} requirements with evidence or a duty: {} the customer's, {} shared, {} the provider's",
+        h.framework.title(),
+        h.provider,
+        h.model,
+        rows.len(),
+        count(crate::model::Owner::Customer),
+        count(crate::model::Owner::Shared),
+        count(crate::model::Owner::Provider),
+    )
+}
+
+fn text(rows: &[Requirement], h: &Heading) -> String {
+    let mut out = summary(rows, h) + "\n\n";
+    for r in rows {
+        let _ = write!(out, "{:<12} {:<8} {}", r.id, r.owner.as_str(), r.title);
+        if r.status.is_some() {
+            let _ = write!(out, "  [{}]", status(r));
+        }
+        out.push('\n');
+        if !r.controls.is_empty() {
+            let _ = writeln!(out, "             evidence: {}", r.controls.join(", "));
+        }
+        if !r.failing.is_empty() {
+            let _ = writeln!(out, "             failing: {}", r.failing.join(", "));
+        }
+        for c in &r.responsibility {
+            let _ = writeln!(out, "             {}: {} ({})", c.domain, c.owner, c.source);
+        }
+    }
+    out
+}
+
+/// A Markdown table cell: pipes escaped, lines joined.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+fn markdown(rows: &[Requirement], h: &Heading) -> String {
+    let mut out = format!("# {}\n\n{}\n\n", h.framework.title(), summary(rows, h));
+    let with_status = rows.iter().any(|r| {
+        r.status
+            .is_some_and(|s| s != super::RequirementStatus::OutsideReach)
+    });
+    out.push_str("| requirement | title | owner | onus evidence |");
+    out.push_str(if with_status { " status |\n" } else { "\n" });
+    out.push_str("|---|---|---|---|");
+    out.push_str(if with_status { "---|\n" } else { "\n" });
+    for r in rows {
+        let evidence = if r.controls.is_empty() {
+            status(r).to_string()
+        } else {
+            r.controls
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = write!(
+            out,
+            "| {} | {} | {} | {} |",
+            cell(&r.id),
+            cell(&r.title),
+            r.owner,
+            cell(&evidence)
+        );
+        if with_status {
+            let mut s = status(r).to_string();
+            if !r.failing.is_empty() {
+                s = format!("{s}: {}", r.failing.join(", "));
+            }
+            let _ = write!(out, " {} |", cell(&s));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A CSV field, quoted when it must be.
+fn field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn csv(rows: &[Requirement]) -> String {
+    let mut out = String::from("id,title,owner,controls,status,failing,source\n");
+    for r in rows {
+        let line = [
+            field(&r.id),
+            field(&r.title),
+            r.owner.to_string(),
+            field(&r.controls.join(" ")),
+            field(status(r)),
+            field(&r.failing.join(" ")),
+            field(&r.source.join(" ")),
+        ];
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    out
+}
