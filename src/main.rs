@@ -294,12 +294,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             live,
             paths,
         } => {
+            if output == ComplianceFormat::OscalAssessmentResults && paths.is_empty() {
+                eprintln!("onus: error: --output oscal-assessment-results needs PATHs to judge");
+                return Ok(ExitCode::from(2));
+            }
+            let now = chrono::Utc::now();
             let report = (!paths.is_empty()).then(|| {
                 check::run(&CheckOptions {
                     baselines,
                     paths,
                     namespace,
-                    now: chrono::Utc::now(),
+                    now,
                     live,
                 })
             });
@@ -328,7 +333,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 provider,
                 model,
             };
-            emit(&compliance::render(&rows, &heading, output));
+            let verdicts = report.as_ref().map_or(&[][..], |r| r.verdicts.as_slice());
+            emit(&compliance::render(&rows, &heading, output, verdicts, now));
             let failing = rows
                 .iter()
                 .any(|r| r.status == Some(compliance::RequirementStatus::Failing));

@@ -317,7 +317,11 @@ async fn live_audit_reports_gaps_and_follows_the_cloud() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|x| x["resources"][0]["name"] == "uses-acl" && x["policy"] == "data.public-access")
+        .find(|x| {
+            x["resources"][0]["name"] == "uses-acl"
+                && x["policy"] == "data.public-access"
+                && x["rule"] == "public-access"
+        })
         .unwrap();
     assert_eq!(
         acl["properties"]["cloudResource"],

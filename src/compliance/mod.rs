@@ -5,6 +5,7 @@
 //! baseline's provider ([`for_check`]); `onus compliance` turns them around into requirements
 //! and who owns each ([`requirements`]).
 
+pub mod oscal;
 mod render;
 mod requirements;
 

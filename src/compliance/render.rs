@@ -12,6 +12,10 @@ pub enum ComplianceFormat {
     Json,
     Markdown,
     Csv,
+    /// An OSCAL component definition of onus (see `oscal`).
+    OscalComponent,
+    /// OSCAL assessment results of judging PATHs.
+    OscalAssessmentResults,
 }
 
 /// What the rows are about, for the headings.
@@ -21,12 +25,27 @@ pub struct Heading {
     pub model: ServiceModel,
 }
 
-pub fn render(rows: &[Requirement], heading: &Heading, format: ComplianceFormat) -> String {
+/// Render the rows; the OSCAL formats also need the verdicts they came from and the time.
+pub fn render(
+    rows: &[Requirement],
+    heading: &Heading,
+    format: ComplianceFormat,
+    verdicts: &[crate::engine::Verdict],
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let json = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
+    let (f, p, m) = (heading.framework, heading.provider, heading.model);
     match format {
         ComplianceFormat::Text => text(rows, heading),
         ComplianceFormat::Json => serde_json::to_string_pretty(rows).unwrap_or_default() + "\n",
         ComplianceFormat::Markdown => markdown(rows, heading),
         ComplianceFormat::Csv => csv(rows),
+        ComplianceFormat::OscalComponent => {
+            json(&super::oscal::component_definition(f, p, m, rows, now))
+        }
+        ComplianceFormat::OscalAssessmentResults => json(&super::oscal::assessment_results(
+            f, p, m, rows, verdicts, now,
+        )),
     }
 }
 
