@@ -16,7 +16,7 @@ use crate::model::{ControlId, Domain, Matrix, Owner, Provider, ServiceModel};
 pub enum RequirementStatus {
     /// Checks ran and none failed.
     Met,
-    /// A check failed or could not be made (`error`).
+    /// A check failed, warned, or could not be made (`error`).
     Failing,
     /// No check of this requirement judged anything.
     NoEvidence,
@@ -176,11 +176,14 @@ fn judge(
     let mut failing = BTreeSet::new();
     for v in relevant {
         match v.result {
-            Outcome::Fail | Outcome::Error => {
+            // A resource nobody audited says nothing either way: no evidence, not met.
+            Outcome::Warn if WHOLE_CONTROL_RULES.contains(&v.rule) => {}
+            // A warning is a finding: the requirement is not met.
+            Outcome::Fail | Outcome::Error | Outcome::Warn => {
                 judged = true;
                 failing.insert(v.resource.to_string());
             }
-            Outcome::Pass | Outcome::Warn => judged = true,
+            Outcome::Pass => judged = true,
             Outcome::Skip => {}
         }
     }
