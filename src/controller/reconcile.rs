@@ -253,6 +253,32 @@ pub async fn run_pass(ctx: &Context) {
     //    credentials (the namespace's baseline), so tenants with different roles never share an
     //    audit.
     let mut usages = Usages::default();
+    // Which objects declare which resources: analysing declared objects (IAM documents) is CPU
+    // work, kept off the async workers like judging is, so probes and reviews keep answering.
+    let declarers = {
+        let (snap, namespaces) = (snap.clone(), plan.keys().cloned().collect::<Vec<_>>());
+        tokio::task::spawn_blocking(move || {
+            let mut out: Vec<(CloudResource, String)> = Vec::new();
+            for ns in &namespaces {
+                for obj in unpacked(&snap, ns) {
+                    if let Some(d) = declared(&obj, &snap.inventory) {
+                        let by = cut(&format!("{}/{ns}/{}", obj.kind(), obj.id.name), 256);
+                        out.push((d.posture.resource, by));
+                    }
+                }
+            }
+            out
+        })
+        .await
+    };
+    match declarers {
+        Ok(found) => {
+            for (resource, by) in found {
+                usages.entry(&resource).declared_by.insert(by);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "finding declared resources failed"),
+    }
     let mut wanted: BTreeSet<AuditKey> = BTreeSet::new();
     let mut ns_account: HashMap<String, Result<String, String>> = HashMap::new();
     for (ns, bs) in &plan {
@@ -271,12 +297,6 @@ pub async fn run_pass(ctx: &Context) {
                 {
                     wanted.insert((r.resource, key.clone()));
                 }
-            }
-            if let Some(d) = declared(&obj, &snap.inventory) {
-                usages
-                    .entry(&d.posture.resource)
-                    .declared_by
-                    .insert(cut(&format!("{}/{ns}/{}", obj.kind(), obj.id.name), 256));
             }
         }
         let (Some(aws), Some(key)) = (aws, key) else {
