@@ -435,6 +435,23 @@ fn normalise(pattern: &str) -> String {
     out
 }
 
+/// A normalised pattern with each part that matches every name written `*`: service and action
+/// names are never shorter than a few characters, so `?*`, `*??` and `*:?*` grant as much as
+/// `*` and `*:*` (failing closed on any part made only of `?` and at least one `*`).
+fn every_name(pattern: &str) -> String {
+    let all = |part: &str| part.contains('*') && part.bytes().all(|b| b == b'*' || b == b'?');
+    if all(pattern) {
+        return "*".into();
+    }
+    match pattern.split_once(':') {
+        Some((service, action)) if all(action) => {
+            let service = if all(service) { "*" } else { service };
+            format!("{service}:*")
+        }
+        _ => pattern.to_string(),
+    }
+}
+
 /// Does pattern `outer` match every action that pattern `inner` matches? Sound, not complete:
 /// `false` when unsure, so a Deny is subtracted only when it surely covers the Allow.
 fn contains(outer: &str, inner: &str) -> bool {
@@ -629,6 +646,7 @@ impl PolicyDocument {
                 continue;
             }
             for left in granted {
+                let left = every_name(&left);
                 let issue = match left.strip_suffix(":*") {
                     _ if left == "*" => IamIssue::FullAdmin,
                     Some("*") => IamIssue::FullAdmin,
@@ -1002,6 +1020,33 @@ mod tests {
             "{findings:?}"
         );
         assert_eq!(doc.analyse(), Ok(findings));
+    }
+
+    #[test]
+    fn wildcards_spelled_with_question_marks_are_still_wildcards() {
+        let one = |a: &str| {
+            format!(r#"{{"Statement":[{{"Effect":"Allow","Action":"{a}","Resource":"*"}}]}}"#)
+        };
+        for admin in ["?*", "*?", "*:?*", "?*:*"] {
+            assert!(
+                issues(&one(admin)).contains(&IamIssue::FullAdmin),
+                "{admin}"
+            );
+        }
+        for (a, service) in [("kms:?*", "kms"), ("secretsmanager:*?", "secretsmanager")] {
+            assert!(
+                issues(&one(a)).contains(&IamIssue::ServiceWildcard {
+                    service: service.into()
+                }),
+                "{a}"
+            );
+        }
+        // Real action names are long: a few required characters still match every one.
+        assert!(
+            issues(&one("kms:??*")).contains(&IamIssue::ServiceWildcard {
+                service: "kms".into()
+            })
+        );
     }
 
     fn escalations(doc: &str) -> Vec<String> {
