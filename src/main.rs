@@ -222,7 +222,8 @@ enum MatrixFormat {
 }
 
 /// Write a command's output. A reader that went away (`onus check ... | head`) ends the
-/// output quietly instead of a panic, as other command-line tools do.
+/// output quietly instead of a panic, as other command-line tools do; any other failure (a full
+/// disk) exits 2, so a pipeline never takes a missing report for a clean one.
 fn emit(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
@@ -230,6 +231,7 @@ fn emit(text: &str) {
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
         eprintln!("onus: error: writing the output: {e}");
+        std::process::exit(2);
     }
 }
 
