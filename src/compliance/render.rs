@@ -88,9 +88,13 @@ fn text(rows: &[Requirement], h: &Heading) -> String {
     out
 }
 
-/// A Markdown table cell: pipes escaped, lines joined.
+/// A Markdown table cell: pipes and HTML escaped, lines joined.
 fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
 }
 
 fn markdown(rows: &[Requirement], h: &Heading) -> String {
@@ -135,7 +139,7 @@ fn markdown(rows: &[Requirement], h: &Heading) -> String {
 
 /// A CSV field, quoted when it must be.
 fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
+    if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
@@ -158,4 +162,19 @@ fn csv(rows: &[Requirement]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_files_cannot_break_a_table_or_a_row() {
+        assert_eq!(
+            cell("a|b\r\n<img onerror=x>"),
+            "a\\|b  &lt;img onerror=x&gt;"
+        );
+        assert_eq!(field("a\rb"), "\"a\rb\"");
+        assert_eq!(field("plain"), "plain");
+    }
 }
