@@ -199,7 +199,9 @@ pub struct Tables {
     pub mappings: Vec<Mapping>,
     pub unmapped: Vec<Unmapped>,
     pub outside_reach: Vec<OutsideReach>,
-    by_check: HashMap<(ControlId, String, Provider), FrameworkIds>,
+    /// Per control and provider, the ids of each check (`*`: every check of the control). Keyed
+    /// so that a verdict's `&str` rule looks up without allocating (the webhook does this).
+    by_check: HashMap<(ControlId, Provider), HashMap<String, FrameworkIds>>,
 }
 
 /// Requirement ids per framework, as a verdict carries them.
@@ -267,24 +269,21 @@ pub fn tables() -> &'static Tables {
 /// The requirement ids a check gives evidence for under a provider. Checks that stand for a
 /// whole control (a failed audit) carry the whole control's ids.
 pub fn for_check(control: ControlId, rule: &str, provider: Provider) -> &'static FrameworkIds {
+    let rule = if WHOLE_CONTROL_RULES.contains(&rule) {
+        "*"
+    } else {
+        rule
+    };
     tables()
         .by_check
-        .get(&(control, rule.to_string(), provider))
-        .or_else(|| {
-            WHOLE_CONTROL_RULES
-                .contains(&rule)
-                .then(|| tables().by_check.get(&(control, "*".into(), provider)))
-                .flatten()
-        })
+        .get(&(control, provider))
+        .and_then(|rules| rules.get(rule))
         .unwrap_or(&EMPTY)
 }
 
 /// The requirement ids of every check of a control under a provider.
 pub fn for_control(control: ControlId, provider: Provider) -> &'static FrameworkIds {
-    tables()
-        .by_check
-        .get(&(control, "*".to_string(), provider))
-        .unwrap_or(&EMPTY)
+    for_check(control, "*", provider)
 }
 
 fn load(mappings: &str, unmapped: &str, manual: &str) -> Result<Tables, String> {
@@ -336,12 +335,15 @@ fn load(mappings: &str, unmapped: &str, manual: &str) -> Result<Tables, String> 
             source: r[3].clone(),
         });
     }
-    let mut by_check: HashMap<(ControlId, String, Provider), FrameworkIds> = HashMap::new();
+    let mut by_check: HashMap<(ControlId, Provider), HashMap<String, FrameworkIds>> =
+        HashMap::new();
     for m in &rows {
         for p in Provider::ALL.iter().filter(|p| m.scope.covers(**p)) {
             for rule in [m.rule.as_str(), "*"] {
                 let ids = by_check
-                    .entry((m.control, rule.to_string(), *p))
+                    .entry((m.control, *p))
+                    .or_default()
+                    .entry(rule.to_string())
                     .or_default();
                 let list = ids.0.entry(m.framework).or_default();
                 if !list.contains(&m.id) {
@@ -350,7 +352,7 @@ fn load(mappings: &str, unmapped: &str, manual: &str) -> Result<Tables, String> 
             }
         }
     }
-    for ids in by_check.values_mut() {
+    for ids in by_check.values_mut().flat_map(|rules| rules.values_mut()) {
         for list in ids.0.values_mut() {
             list.sort_by_key(|a| natural(a));
         }

@@ -7,7 +7,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use super::{Framework, Requirement, RequirementStatus};
+use super::{Framework, Requirement, RequirementStatus, WHOLE_CONTROL_RULES};
 use crate::engine::{Outcome, Verdict};
 use crate::model::{ControlId, Provider, ServiceModel};
 
@@ -232,6 +232,10 @@ pub fn assessment_results(
             v.cloud_resource.as_deref().unwrap_or("")
         ))
     };
+    let checks: Vec<String> = judged
+        .iter()
+        .map(|v| format!("{}/{}", v.control, v.rule))
+        .collect();
     let observations: Vec<Value> = judged
         .iter()
         .map(|v| {
@@ -264,14 +268,19 @@ pub fn assessment_results(
             if !selected.contains(&control) {
                 selected.push(control.clone());
             }
+            // The observations of the requirement's checks, as `requirements` judged them (a
+            // failed audit stands for its whole control).
             let related: Vec<Value> = judged
                 .iter()
-                .filter(|v| {
-                    r.controls
-                        .iter()
-                        .any(|c| c.starts_with(&format!("{}/", v.control)))
+                .zip(&checks)
+                .filter(|(v, check)| {
+                    r.controls.contains(check)
+                        || (WHOLE_CONTROL_RULES.contains(&v.rule)
+                            && r.controls
+                                .iter()
+                                .any(|c| c.split('/').next() == Some(v.control.as_str())))
                 })
-                .map(|v| json!({"observation-uuid": observation_id(v)}))
+                .map(|(v, _)| json!({"observation-uuid": observation_id(v)}))
                 .collect();
             let state = if r.status == Some(RequirementStatus::Met) {
                 "satisfied"

@@ -277,7 +277,17 @@ pub async fn run_pass(ctx: &Context) {
                 usages.entry(&resource).declared_by.insert(by);
             }
         }
-        Err(e) => tracing::error!(error = %e, "finding declared resources failed"),
+        Err(e) => {
+            // Publishing without the declarers would mark declared resources unused: stop.
+            tracing::error!(error = %e, "finding declared resources failed; the pass stops here");
+            ctx.metrics
+                .reconciles
+                .get_or_create(&ResultLabels {
+                    result: "error".into(),
+                })
+                .inc();
+            return;
+        }
     }
     let mut wanted: BTreeSet<AuditKey> = BTreeSet::new();
     let mut ns_account: HashMap<String, Result<String, String>> = HashMap::new();

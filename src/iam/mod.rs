@@ -617,10 +617,10 @@ impl PolicyDocument {
             if s.effect != Effect::Allow {
                 continue;
             }
-            // Allow + NotAction grants everything but its list; Denies may take most of it away.
             if meter.spent() {
                 return findings;
             }
+            // Allow + NotAction grants everything but its list; Denies may take most of it away.
             let granted: Vec<String> = if s.not_action {
                 let left: Vec<String> = self
                     .remaining("*", meter)
