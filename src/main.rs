@@ -251,7 +251,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("onus: {e:#}");
+            eprintln!("onus: {}", onus::text::printable(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
@@ -282,7 +282,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             emit(&check::render(&report, output, text));
             for e in &report.errors {
-                eprintln!("onus: error: {e}");
+                eprintln!("onus: error: {}", onus::text::printable(&e.to_string()));
             }
             Ok(ExitCode::from(report.exit_code() as u8))
         }
@@ -312,10 +312,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             if let Some(r) = &report {
                 for e in &r.errors {
-                    eprintln!("onus: error: {e}");
+                    eprintln!("onus: error: {}", onus::text::printable(&e.to_string()));
                 }
                 if !r.errors.is_empty() {
                     return Ok(ExitCode::from(2));
+                }
+                // Verdicts count for the provider and model of their baseline only; say so when
+                // none is the one asked about, or every row reads "no evidence" unexplained.
+                let judged: std::collections::BTreeSet<String> = r
+                    .verdicts
+                    .iter()
+                    .map(|v| format!("{} {}", v.provider, v.service_model))
+                    .collect();
+                if !judged.is_empty() && !judged.contains(&format!("{provider} {model}")) {
+                    eprintln!(
+                        "onus: warning: no baseline in the evidence is {provider} {model} (found: {}); its verdicts are not evidence here",
+                        judged.into_iter().collect::<Vec<_>>().join(", ")
+                    );
                 }
             }
             let rows = match compliance::requirements(
@@ -326,7 +339,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ) {
                 Ok(rows) => rows,
                 Err(e) => {
-                    eprintln!("onus: error: {e}");
+                    eprintln!("onus: error: {}", onus::text::printable(&e.to_string()));
                     return Ok(ExitCode::from(2));
                 }
             };

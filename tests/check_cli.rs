@@ -228,14 +228,15 @@ fn verdict_json_has_the_contract_fields() {
     assert_eq!(v["domain"], "data");
     assert_eq!(v["owner"], "customer");
     assert_eq!(v["provider"], "aws");
-    // CIS AWS Foundations 7.0 2.21 and 3.1.4 (Prowler's cis_7.0_aws.json) are about this.
+    // The bucket is private but Block Public Access is off: CIS AWS Foundations 7.0 3.1.4
+    // (Prowler's cis_7.0_aws.json), not 2.21 (resource policies open to everyone).
     let cis: Vec<&str> = v["frameworks"]["cis-aws"]
         .as_array()
         .unwrap()
         .iter()
         .map(|x| x.as_str().unwrap())
         .collect();
-    assert!(cis.contains(&"2.21") && cis.contains(&"3.1.4"), "{cis:?}");
+    assert_eq!(cis, ["3.1.4"]);
     assert!(v["frameworks"]["nist-800-53-r5"].as_array().unwrap().len() > 5);
     assert!(
         v["remediation"]
@@ -390,7 +391,7 @@ fn compliance_says_who_owns_each_requirement_and_what_the_evidence_shows() {
         "--provider",
         "aws",
         "--model",
-        "paas",
+        "iaas",
         "--output",
         "json",
         "manifests/examples",
@@ -409,6 +410,29 @@ fn compliance_says_who_owns_each_requirement_and_what_the_evidence_shows() {
     );
     let https = rows.iter().find(|r| r["id"] == "3.1.1").unwrap();
     assert_eq!(https["status"], "met");
+    // Verdicts are evidence for their baseline's provider and model only, and onus says so.
+    let out = onus(&[
+        "compliance",
+        "--framework",
+        "cis-aws",
+        "--provider",
+        "aws",
+        "--model",
+        "paas",
+        "--output",
+        "json",
+        "manifests/examples/aws-shop",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no baseline in the evidence is aws paas (found: aws iaas)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let public = rows.iter().find(|r| r["id"] == "2.21").unwrap();
+    assert_eq!(public["status"], "no-evidence");
     // Markdown and CSV carry the same rows; a benchmark for another cloud is refused.
     let md = String::from_utf8(
         onus(&[
@@ -634,4 +658,41 @@ fn output_that_cannot_be_written_exits_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("writing the output"));
+}
+
+/// Names and values from a manifest reach a reviewer's terminal as text, never as terminal
+/// control sequences: an escape in a name cannot erase or recolour the findings around it.
+#[test]
+fn text_output_escapes_control_characters_from_manifests() {
+    let dir = temp_with(&[(
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: \"web\\u001b[2K\", namespace: shop}\nspec: {hostNetwork: true, containers: [{name: c, image: \"nginx\\u001b[31m:1\"}]}\n",
+    )]);
+    let pod = dir.path().join("pod.yaml");
+    let out = onus(&[
+        "check",
+        pod.to_str().unwrap(),
+        "manifests/examples/aws-shop/00-baseline.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(text.contains("Pod/web\\u{1b}[2K in shop"), "{text}");
+    let out = onus(&[
+        "compliance",
+        "--framework",
+        "cis-kubernetes",
+        "--provider",
+        "aws",
+        "--model",
+        "iaas",
+        pod.to_str().unwrap(),
+        "manifests/examples/aws-shop/00-baseline.yaml",
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("failing: Pod/web\\u{1b}[2K in shop"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text:?}");
 }

@@ -83,15 +83,20 @@ ONUS = [
     ("identity.least-privilege", "policy-analysis/privilege-escalation", "aws",
      ["iam_policy_allows_privilege_escalation", "iam_inline_policy_allows_privilege_escalation"]),
     ("identity.workload-identity", "static-credentials", "kubernetes", ["core_no_secrets_envs"]),
-    ("network.exposure", "ingress-rules/forbidden-port", "aws",
-     [SG + s for s in ["tcp_port_22", "tcp_port_3389", "tcp_port_telnet_23",
-                       "tcp_port_sql_server_1433_1434", "tcp_port_oracle_1521_2483",
-                       "tcp_port_mysql_3306", "tcp_port_postgres_5432", "tcp_port_redis_6379",
-                       "tcp_port_elasticsearch_kibana_9200_9300_5601",
-                       "tcp_port_memcached_11211", "tcp_port_mongodb_27017_27018"]]),
+    # One aspect per TCP port a Prowler check names (`tcp-22`): an open rule fails the ports it
+    # opens, so Redis open to the internet does not fail CIS AWS 5.3 (administration ports).
+] + [
+    ("network.exposure", f"ingress-rules/tcp-{port}", "aws", [SG + check])
+    for check in ["tcp_port_22", "tcp_port_3389", "tcp_port_telnet_23",
+                  "tcp_port_sql_server_1433_1434", "tcp_port_oracle_1521_2483",
+                  "tcp_port_mysql_3306", "tcp_port_postgres_5432", "tcp_port_redis_6379",
+                  "tcp_port_elasticsearch_kibana_9200_9300_5601",
+                  "tcp_port_memcached_11211", "tcp_port_mongodb_27017_27018"]
+    for port in re.findall(r"\d+", check)
+] + [
     ("network.exposure", "ingress-rules/all-ports", "aws", [SG + "all_ports"]),
-    ("network.exposure", "ingress-rules/forbidden-port", "azure",
-     ["network_ssh_internet_access_restricted", "network_rdp_internet_access_restricted"]),
+    ("network.exposure", "ingress-rules/tcp-22", "azure", ["network_ssh_internet_access_restricted"]),
+    ("network.exposure", "ingress-rules/tcp-3389", "azure", ["network_rdp_internet_access_restricted"]),
     ("host-os.isolation", "host-access/privileged", "kubernetes", ["core_minimize_privileged_containers"]),
     ("host-os.isolation", "host-access/host-pid", "kubernetes", ["core_minimize_hostPID_containers"]),
     ("host-os.isolation", "host-access/host-ipc", "kubernetes", ["core_minimize_hostIPC_containers"]),
@@ -100,17 +105,19 @@ ONUS = [
     ("host-os.isolation", "host-access/host-path", "kubernetes", ["core_minimize_hostpath_volume_mounts"]),
     ("host-os.isolation", "host-access/windows-hostprocess", "kubernetes",
      ["core_minimize_admission_windows_hostprocess_containers"]),
+    ("host-os.isolation", "host-access/capability-net-raw", "kubernetes",
+     ["core_minimize_net_raw_capability_admission"]),
     ("host-os.isolation", "host-access/capabilities-baseline", "kubernetes",
-     ["core_minimize_net_raw_capability_admission", "core_minimize_containers_added_capabilities"]),
+     ["core_minimize_containers_added_capabilities"]),
     ("host-os.isolation", "host-access/restricted-capabilities-drop-all", "kubernetes",
      ["core_minimize_containers_capabilities_assigned"]),
     ("host-os.isolation", "host-access/restricted-allow-privilege-escalation", "kubernetes",
      ["core_minimize_allowPrivilegeEscalation_containers"]),
     ("host-os.isolation", "host-access/restricted-run-as-non-root", "kubernetes",
      ["core_minimize_root_containers_admission"]),
-    ("host-os.isolation", "host-access/restricted-seccomp", "kubernetes",
+    ("host-os.isolation", "host-access/seccomp", "kubernetes",
      ["core_seccomp_profile_docker_default"]),
-    ("application.image-provenance", "image-reference/latest-or-untagged", "kubernetes",
+    ("application.image-provenance", "image-reference/pinned", "kubernetes",
      ["core_image_tag_fixed"]),
     ("logging.audit-trail", "cloud-trail", "aws",
      ["cloudtrail_multi_region_enabled", "cloudtrail_multi_region_enabled_logging_management_events"]),
@@ -125,8 +132,8 @@ ONUS = [
 DIRECT = [
     ("network.segmentation", "default-deny", "cis-kubernetes", "k8s-cis", "5.3.2"),
     ("host-os.isolation", "host-access/host-path", "cis-kubernetes", "k8s-cis", "5.2.11"),
-    ("host-os.isolation", "host-access/pss-profile", "cis-kubernetes", "k8s-cis", "5.2.1"),
-    ("host-os.isolation", "host-access/pss-profile", "cis-kubernetes", "k8s-cis", "5.6.3"),
+    ("host-os.isolation", "host-access", "cis-kubernetes", "k8s-cis", "5.2.1"),
+    ("host-os.isolation", "host-access", "cis-kubernetes", "k8s-cis", "5.6.3"),
     ("application.image-provenance", "image-reference/allowed-registries", "cis-kubernetes", "k8s-cis", "5.5.1"),
     # CIS EKS (kube-bench eks-1.8.0)
     ("host-os.isolation", "host-access/privileged", "cis-eks", "eks", "4.2.1"),
@@ -147,16 +154,16 @@ DIRECT = [
     ("host-os.isolation", "host-access/restricted-allow-privilege-escalation", "cis-aks", "aks", "4.2.5"),
     ("network.segmentation", "default-deny", "cis-aks", "aks", "4.4.2"),
     ("identity.workload-identity", "static-credentials", "cis-aks", "aks", "4.5.1"),
-    ("host-os.isolation", "host-access/pss-profile", "cis-aks", "aks", "4.6.2"),
+    ("host-os.isolation", "host-access", "cis-aks", "aks", "4.6.2"),
     ("application.image-provenance", "image-reference/allowed-registries", "cis-aks", "aks", "5.1.4"),
     ("data.encryption-in-transit", "ingress-tls", "cis-aks", "aks", "5.4.5"),
     # CIS GKE (kube-bench gke-1.9.0)
-    ("host-os.isolation", "host-access/pss-profile", "cis-gke", "gke", "4.2.1"),
+    ("host-os.isolation", "host-access", "cis-gke", "gke", "4.2.1"),
     ("network.segmentation", "default-deny", "cis-gke", "gke", "4.3.2"),
     ("identity.workload-identity", "static-credentials", "cis-gke", "gke", "4.4.1"),
     ("identity.workload-identity", "static-credentials", "cis-gke", "gke", "5.2.2"),
-    ("host-os.isolation", "host-access/restricted-seccomp", "cis-gke", "gke", "4.6.2"),
-    ("host-os.isolation", "host-access/pss-profile", "cis-gke", "gke", "4.6.3"),
+    ("host-os.isolation", "host-access/seccomp", "cis-gke", "gke", "4.6.2"),
+    ("host-os.isolation", "host-access", "cis-gke", "gke", "4.6.3"),
     ("application.image-provenance", "image-reference/allowed-registries", "cis-gke", "gke", "5.1.4"),
     ("data.encryption-at-rest", "volume-encryption/gce-pd-cmk", "cis-gke", "gke", "5.9.1"),
 ]
@@ -270,7 +277,7 @@ def main():
                 cis_k8s[rid] = (title, s, ver)
             for c in checks:
                 for control, check in by_check.get((prov, c), []):
-                    rows.append((control, check, fw, ver, rid, title, c, s))
+                    rows.append((control, check, prov, fw, ver, rid, title, c, s))
             st = status.setdefault((path, rid), [title, True])
             st[1] = st[1] and is_manual  # a requirement split over rows is manual only if every row is
     ccm = json.loads(show(PROWLER, CCM))
@@ -279,7 +286,7 @@ def main():
         for prov, checks in r.get("checks", {}).items():
             for c in checks:
                 for control, check in by_check.get((prov, c), []):
-                    rows.append((control, check, "csa-ccm-4", ccm["name"].split("(CCM) ")[-1].lstrip("v"),
+                    rows.append((control, check, prov, "csa-ccm-4", ccm["name"].split("(CCM) ")[-1].lstrip("v"),
                                  r["id"], r["name"], c, s))
         status[(CCM, r["id"])] = [r["name"], not r.get("checks")]
 
@@ -295,18 +302,20 @@ def main():
         else:
             fw2, ver, title, s = kb[(key, rid)]
             assert fw2 == fw
-        rows.append((control, check, fw, ver, rid, title, "", s))
+        prov = {"k8s-cis": "kubernetes", "eks": "aws", "aks": "azure", "gke": "gcp"}[key]
+        rows.append((control, check, prov, fw, ver, rid, title, "", s))
 
     seen, out = set(), []
     for r in rows:
-        k = r[:5] + (r[6],)
+        k = r[:6] + (r[7],)
         if k not in seen:
             seen.add(k)
             out.append(r)
-    out.sort(key=lambda r: (r[0], r[1], r[2], r[3], r[4], r[6]))
+    out.sort(key=lambda r: (r[0], r[1], r[3], r[4], r[5], r[7], r[2]))
     with open(f"{OUT}/mappings.csv", "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["onus_control", "onus_check", "framework", "framework_version", "requirement_id",
+        w.writerow(["onus_control", "onus_check", "provider", "framework", "framework_version",
+                    "requirement_id",
                     "requirement_title", "via_prowler_check", "source"])
         for r in out:
             w.writerow([" ".join(str(x).split()) for x in r])

@@ -10,6 +10,7 @@ use crate::compliance::{self, FrameworkIds};
 use crate::engine::{Outcome, Verdict};
 use crate::model::{ControlId, Provider};
 use crate::object::ObjectRef;
+use crate::text::printable;
 
 use super::CheckReport;
 
@@ -82,12 +83,12 @@ fn text(report: &CheckReport, options: TextOptions) -> String {
         vs.sort_by_key(|v| (!v.denies(), v.result != Outcome::Fail, v.control));
         let place = report
             .source_of(obj)
-            .map(|(f, _, l)| format!("  ({f}:{l})"))
+            .map(|(f, _, l)| format!("  ({}:{l})", printable(f)))
             .unwrap_or_default();
         let _ = writeln!(
             out,
             "{}{}",
-            paint.code("1", &obj.to_string()),
+            paint.code("1", &printable(&obj.to_string())),
             paint.code("2", &place)
         );
         for v in vs {
@@ -101,10 +102,15 @@ fn text(report: &CheckReport, options: TextOptions) -> String {
                 out,
                 "  {tag:<5} {}  {}",
                 paint.code("1", v.control.as_str()),
-                v.message
+                printable(&v.message)
             );
             if let Some(fix) = &v.remediation {
-                let _ = writeln!(out, "        {} {fix}", paint.code("32", "fix:"));
+                let _ = writeln!(
+                    out,
+                    "        {} {}",
+                    paint.code("32", "fix:"),
+                    printable(fix)
+                );
             }
             if options.frameworks && !v.frameworks.is_empty() {
                 let ids: Vec<String> = v

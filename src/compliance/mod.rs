@@ -12,6 +12,7 @@ mod requirements;
 pub use render::{ComplianceFormat, Heading, render};
 pub use requirements::{Requirement, RequirementStatus, Responsibility, requirements};
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
@@ -199,8 +200,10 @@ pub struct Tables {
     pub mappings: Vec<Mapping>,
     pub unmapped: Vec<Unmapped>,
     pub outside_reach: Vec<OutsideReach>,
-    /// Per control and provider, the ids of each check (`*`: every check of the control). Keyed
-    /// so that a verdict's `&str` rule looks up without allocating (the webhook does this).
+    /// Per control and provider, the ids of each check (`*`: every check of the control), of
+    /// each aspect of a check (`rule/aspect`) and of a check's rows that name no aspect (`rule/`,
+    /// which every finding of the check fails). Keyed so that a passing verdict's `&str` rule
+    /// looks up without allocating (the webhook does this).
     by_check: HashMap<(ControlId, Provider), HashMap<String, FrameworkIds>>,
 }
 
@@ -211,6 +214,13 @@ pub struct FrameworkIds(pub BTreeMap<Framework, Vec<String>>);
 impl FrameworkIds {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Does it hold `id` of `framework`?
+    pub fn contains(&self, framework: Framework, id: &str) -> bool {
+        self.0
+            .get(&framework)
+            .is_some_and(|ids| ids.iter().any(|i| i == id))
     }
 
     /// Add `other`'s ids.
@@ -281,6 +291,37 @@ pub fn for_check(control: ControlId, rule: &str, provider: Provider) -> &'static
         .unwrap_or(&EMPTY)
 }
 
+/// The requirement ids a verdict of `check` gives evidence for: with no aspects (a pass, or a
+/// check that does not say which part failed), every id of the check; with aspects, the ids of
+/// those aspects and of the check's rows that name none.
+pub fn for_verdict(
+    control: ControlId,
+    check: &crate::engine::Check,
+    provider: Provider,
+) -> Cow<'static, FrameworkIds> {
+    if check.aspects.is_empty() || WHOLE_CONTROL_RULES.contains(&check.rule) {
+        return Cow::Borrowed(for_check(control, check.rule, provider));
+    }
+    let Some(rules) = tables().by_check.get(&(control, provider)) else {
+        return Cow::Borrowed(&EMPTY);
+    };
+    let mut found = std::iter::once(format!("{}/", check.rule))
+        .chain(check.aspects.iter().map(|a| format!("{}/{a}", check.rule)))
+        .filter_map(|key| rules.get(&key));
+    let Some(first) = found.next() else {
+        return Cow::Borrowed(&EMPTY);
+    };
+    let mut rest = found.peekable();
+    if rest.peek().is_none() {
+        return Cow::Borrowed(first);
+    }
+    let mut ids = first.clone();
+    for more in rest {
+        ids.merge(more);
+    }
+    Cow::Owned(ids)
+}
+
 /// The requirement ids of every check of a control under a provider.
 pub fn for_control(control: ControlId, provider: Provider) -> &'static FrameworkIds {
     for_check(control, "*", provider)
@@ -339,11 +380,12 @@ fn load(mappings: &str, unmapped: &str, manual: &str) -> Result<Tables, String> 
         HashMap::new();
     for m in &rows {
         for p in Provider::ALL.iter().filter(|p| m.scope.covers(**p)) {
-            for rule in [m.rule.as_str(), "*"] {
+            let part = format!("{}/{}", m.rule, m.aspect.as_deref().unwrap_or(""));
+            for key in [m.rule.as_str(), "*", part.as_str()] {
                 let ids = by_check
                     .entry((m.control, *p))
                     .or_default()
-                    .entry(rule.to_string())
+                    .entry(key.to_string())
                     .or_default();
                 let list = ids.0.entry(m.framework).or_default();
                 if !list.contains(&m.id) {

@@ -221,7 +221,7 @@ pub fn assessment_results(
     let seed = format!("onus/results/{framework}/{provider}/{model}/{stamp}");
     let judged: Vec<&Verdict> = verdicts
         .iter()
-        .filter(|v| v.provider == provider && v.result != Outcome::Skip)
+        .filter(|v| v.provider == provider && v.service_model == model && v.result != Outcome::Skip)
         .collect();
     let observation_id = |v: &Verdict| {
         uuid(&format!(

@@ -79,7 +79,8 @@ fn text(rows: &[Requirement], h: &Heading) -> String {
             let _ = writeln!(out, "             evidence: {}", r.controls.join(", "));
         }
         if !r.failing.is_empty() {
-            let _ = writeln!(out, "             failing: {}", r.failing.join(", "));
+            let failing = crate::text::printable(&r.failing.join(", ")).into_owned();
+            let _ = writeln!(out, "             failing: {failing}");
         }
         for c in &r.responsibility {
             let _ = writeln!(out, "             {}: {} ({})", c.domain, c.owner, c.source);

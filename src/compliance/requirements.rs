@@ -117,7 +117,7 @@ pub fn requirements(
                 _ => Owner::Shared,
             };
             let (status, failing) = match verdicts {
-                Some(vs) => judge(&checks, provider, vs),
+                Some(vs) => judge((framework, id), &checks, (provider, model), vs),
                 None => (None, Vec::new()),
             };
             Requirement {
@@ -159,15 +159,20 @@ pub fn requirements(
     Ok(out)
 }
 
-/// What the verdicts of a requirement's checks say. A check that stands for its whole control
-/// (an audit that failed) counts for every requirement of that control.
+/// What the verdicts of a requirement's checks say, for baselines of this provider and model.
+/// A verdict of one of its checks is evidence; a finding fails the requirement only when the
+/// aspect that failed maps to it (a hostPath-only pod does not fail "minimise hostNetwork").
+/// A check that stands for its whole control (an audit that failed) counts for every
+/// requirement of that control.
 fn judge(
+    requirement: (Framework, &str),
     checks: &BTreeSet<(ControlId, &str)>,
-    provider: Provider,
+    (provider, model): (Provider, ServiceModel),
     verdicts: &[Verdict],
 ) -> (Option<RequirementStatus>, Vec<String>) {
     let relevant = verdicts.iter().filter(|v| {
         v.provider == provider
+            && v.service_model == model
             && (checks.contains(&(v.control, v.rule))
                 || (WHOLE_CONTROL_RULES.contains(&v.rule)
                     && checks.iter().any(|(c, _)| *c == v.control)))
@@ -181,7 +186,9 @@ fn judge(
             // A warning is a finding: the requirement is not met.
             Outcome::Fail | Outcome::Error | Outcome::Warn => {
                 judged = true;
-                failing.insert(v.resource.to_string());
+                if v.frameworks.contains(requirement.0, requirement.1) {
+                    failing.insert(v.resource.to_string());
+                }
             }
             Outcome::Pass => judged = true,
             Outcome::Skip => {}

@@ -37,6 +37,23 @@ fn the_tables_parse_and_every_id_is_written_as_its_framework_writes_it() {
     assert!(Framework::CsaCcm4.well_formed("IAM-09") && !Framework::CsaCcm4.well_formed("IAM9"));
 }
 
+/// An aspect in the data is one the engine names when that part of the check fails, so a row
+/// keyed on it is reachable; a typo would silently drop the row from every finding.
+#[test]
+fn every_aspect_in_the_data_is_one_the_engine_names() {
+    for m in &tables().mappings {
+        if let Some(a) = &m.aspect {
+            assert!(
+                crate::engine::aspects(&m.rule).contains(a),
+                "{}/{a} ({} {}) is not an aspect the engine names",
+                m.rule,
+                m.framework,
+                m.id
+            );
+        }
+    }
+}
+
 /// Every check the engine emits (read from its source) gives evidence for some requirement
 /// under some provider, or `unmapped.csv` says why it gives none anywhere; every control has
 /// rows.
@@ -63,6 +80,11 @@ fn no_check_is_unmapped_without_a_stated_reason() {
             };
             if let Some(rule) = rule.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
                 checks.insert((control.to_string(), rule.to_string()));
+            }
+        }
+        for part in flat.split("Check::new(\"").skip(1) {
+            if let Some((rule, _)) = part.split_once('"') {
+                checks.insert(("?".into(), rule.to_string()));
             }
         }
         for part in flat.split("( \"trail-").skip(1) {

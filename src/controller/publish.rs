@@ -503,11 +503,12 @@ mod tests {
             remediation: None,
             baseline: "b".into(),
             provider: crate::model::Provider::Aws,
-            frameworks: crate::compliance::for_check(
+            service_model: crate::model::ServiceModel::Paas,
+            frameworks: std::borrow::Cow::Borrowed(crate::compliance::for_check(
                 crate::model::ControlId::DataPublicAccess,
                 rule,
                 crate::model::Provider::Aws,
-            ),
+            )),
         };
         us.add_findings(&[
             v(Outcome::Fail, "acl"),

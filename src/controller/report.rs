@@ -220,11 +220,12 @@ mod tests {
             baseline: "ResponsibilityBaseline/shop/b".into(),
             provider: crate::model::Provider::Aws,
             // The longest ids any check carries (a failed trail audit stands for them all).
-            frameworks: crate::compliance::for_check(
+            service_model: crate::model::ServiceModel::Paas,
+            frameworks: std::borrow::Cow::Borrowed(crate::compliance::for_check(
                 ControlId::LoggingAuditTrail,
                 "posture",
                 crate::model::Provider::Aws,
-            ),
+            )),
         }
     }
 

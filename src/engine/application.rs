@@ -5,7 +5,7 @@ use serde_json::Value;
 use crate::model::ControlId::ApplicationImageProvenance;
 use crate::refs::PodTemplate;
 
-use super::{Ctx, Outcome};
+use super::{Check, Ctx, Outcome};
 
 /// Registry of an image reference, with Docker Hub's implicit name made explicit.
 pub fn registry(image: &str) -> &str {
@@ -123,6 +123,7 @@ pub(super) fn image_provenance(ctx: &mut Ctx<'_>, pod: &PodTemplate<'_>) {
     let require_digest = ctx.b.params.require_digest;
     let allowed = ctx.b.params.allowed_registries.clone();
     let mut gaps = Vec::new();
+    let mut check = Check::new("image-reference");
     for (_, c) in pod.containers() {
         let cname = c.get("name").and_then(Value::as_str).unwrap_or("?");
         let Some(image) = c.get("image").and_then(Value::as_str) else {
@@ -131,10 +132,12 @@ pub(super) fn image_provenance(ctx: &mut Ctx<'_>, pod: &PodTemplate<'_>) {
         let digest = match digest(image) {
             Ok(d) => d.is_some(),
             Err(why) => {
+                check.aspect("pinned");
                 gaps.push(format!("container {cname} uses {image}: {why}"));
                 continue;
             }
         };
+        let before = gaps.len();
         match tag(image) {
             Some("latest") if !digest => {
                 gaps.push(format!("container {cname} uses {image} (:latest moves)"))
@@ -147,7 +150,11 @@ pub(super) fn image_provenance(ctx: &mut Ctx<'_>, pod: &PodTemplate<'_>) {
             )),
             _ => {}
         }
+        if gaps.len() > before {
+            check.aspect("pinned");
+        }
         if !allowed.is_empty() && !allowed.iter().any(|a| from_registry(image, a)) {
+            check.aspect("allowed-registries");
             gaps.push(format!(
                 "container {cname} pulls from {}, not an allowed registry ({})",
                 repository(image),
@@ -171,7 +178,7 @@ pub(super) fn image_provenance(ctx: &mut Ctx<'_>, pod: &PodTemplate<'_>) {
     let fix = "pin each image by digest (IMAGE@sha256:...; `crane digest IMAGE:TAG` or `docker buildx imagetools inspect` prints it) and pull only from the registries the baseline allows".to_string();
     ctx.verdict(
         ApplicationImageProvenance,
-        "image-reference",
+        check,
         Outcome::Fail,
         None,
         what,

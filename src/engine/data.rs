@@ -7,7 +7,7 @@ use crate::object::list;
 use crate::posture::{CloudResource, Posture, Source};
 
 use super::cloud::found;
-use super::{Ctx, Outcome};
+use super::{Check, Ctx, Outcome};
 
 fn subject(p: &Posture, found_at: Option<&str>) -> String {
     let decl = match (&p.source, &p.declared_by) {
@@ -50,6 +50,7 @@ pub(super) fn public_access(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&st
     } else {
         format!("{} is public: {}", subject(p, found_at), reasons.join("; "))
     };
+    let check = Check::new("public-access").with(&public_aspects(p));
     let fix = match &p.resource {
         CloudResource::S3Bucket(b) => format!(
             "remove public ACL grants and Principal \"*\" statements, then `aws s3api put-public-access-block --bucket {b} --public-access-block-configuration BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true`"
@@ -67,12 +68,41 @@ pub(super) fn public_access(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&st
     };
     ctx.verdict(
         DataPublicAccess,
-        "public-access",
+        check,
         Outcome::Fail,
         Some(&p.resource),
         what,
         Some(fix),
     );
+}
+
+/// The aspects of `public-access` a public (or unguarded) resource fails.
+fn public_aspects(p: &Posture) -> Vec<&'static str> {
+    let Some(pa) = &p.public_access else {
+        return Vec::new();
+    };
+    let guard_off = matches!(pa.guard, Some(Err(_)));
+    match &p.resource {
+        CloudResource::S3Bucket(_) => {
+            let mut out = Vec::new();
+            // ACL exposures are worded "ACL grant(s) ..." (cloud::aws::acl_exposures, declared).
+            if pa.exposures.iter().any(|e| e.starts_with("ACL grant")) {
+                out.push("s3-acl");
+            }
+            if pa.exposures.iter().any(|e| !e.starts_with("ACL grant")) {
+                out.push("s3-policy");
+            }
+            if guard_off {
+                out.push("s3-block-public-access");
+            }
+            out
+        }
+        CloudResource::AzureContainer { .. } | CloudResource::AzureStorageAccount(_) => {
+            vec!["azure-blob"]
+        }
+        CloudResource::GcsBucket(_) => vec!["gcs-all-users"],
+        _ => Vec::new(),
+    }
 }
 
 /// A bucket policy that lets other AWS accounts in, other than the baseline's
@@ -147,9 +177,20 @@ pub(super) fn encryption_at_rest(ctx: &mut Ctx<'_>, p: &Posture, found_at: Optio
         (None, CloudResource::S3Bucket(_)) if p.source == Source::Declared => Default::default(),
         (None, _) => return,
     };
+    let kind = match &p.resource {
+        CloudResource::S3Bucket(_) => "s3",
+        CloudResource::AzureStorageAccount(_) | CloudResource::AzureContainer { .. } => {
+            "azure-storage"
+        }
+        CloudResource::GcsBucket(_) => "gcs",
+        _ => "other",
+    };
+    let mut check = Check::new("default-encryption");
     let gap = if !enc.enabled {
+        check.aspect(kind);
         Some("has no default encryption".to_string())
     } else if want_cmk && !enc.customer_managed_key {
+        check.aspect(format!("{kind}-cmk"));
         Some(format!(
             "is encrypted with a provider-managed key ({}), and the baseline asks for a customer-managed key",
             enc.algorithm.as_deref().unwrap_or("default")
@@ -195,7 +236,7 @@ pub(super) fn encryption_at_rest(ctx: &mut Ctx<'_>, p: &Posture, found_at: Optio
     let what = format!("{} {gap}", subject(p, found_at));
     ctx.verdict(
         DataEncryptionAtRest,
-        "default-encryption",
+        check,
         Outcome::Fail,
         Some(&p.resource),
         what,
@@ -207,16 +248,20 @@ pub(super) fn encryption_in_transit(ctx: &mut Ctx<'_>, p: &Posture, found_at: Op
     let want_policy = ctx.b.params.require_secure_transport_policy;
     let t = p.transit.clone().unwrap_or_default();
     let mut gaps = Vec::new();
+    let mut check = Check::new("transport");
     if t.https_only == Some(false) {
+        check.aspect("azure-https-only");
         gaps.push("accepts plain HTTP (supportsHttpsTrafficOnly is false)".to_string());
     }
     if let Some(v) = &t.min_tls
         && tls_below_1_2(v)
     {
+        check.aspect("azure-min-tls-1.2");
         gaps.push(format!("accepts TLS {v}, below 1.2"));
     }
     let is_s3 = matches!(p.resource, CloudResource::S3Bucket(_));
     if is_s3 && want_policy && t.secure_transport_policy != Some(true) {
+        check.aspect("s3-secure-transport-policy");
         gaps.push("has no bucket policy denying aws:SecureTransport=false".to_string());
     }
     if gaps.is_empty() {
@@ -245,7 +290,7 @@ pub(super) fn encryption_in_transit(ctx: &mut Ctx<'_>, p: &Posture, found_at: Op
     let what = format!("{} {}", subject(p, found_at), gaps.join("; "));
     ctx.verdict(
         DataEncryptionInTransit,
-        "transport",
+        check,
         Outcome::Fail,
         Some(&p.resource),
         what,
@@ -328,11 +373,13 @@ pub(super) fn storage_class(ctx: &mut Ctx<'_>) {
         "ebs.csi.aws.com" | "kubernetes.io/aws-ebs" => {
             if param("encrypted") != Some("true") {
                 Some((
+                    "ebs",
                     "EBS volumes are created unencrypted: parameters.encrypted is not \"true\"",
                     "set parameters.encrypted: \"true\" (and kmsKeyId for a customer key); StorageClass parameters are immutable, so create a new class and migrate, or turn on `aws ec2 enable-ebs-encryption-by-default`",
                 ))
             } else if want_cmk && param("kmsKeyId").is_none() {
                 Some((
+                    "ebs-cmk",
                     "EBS volumes use the AWS-managed key, and the baseline asks for a customer-managed key: no parameters.kmsKeyId",
                     "set parameters.kmsKeyId to a customer-managed KMS key ARN",
                 ))
@@ -344,6 +391,7 @@ pub(super) fn storage_class(ctx: &mut Ctx<'_>) {
             if want_cmk && param("diskEncryptionSetID").is_none() =>
         {
             Some((
+                "azure-disk-cmk",
                 "Azure disks use platform-managed keys, and the baseline asks for a customer-managed key: no parameters.diskEncryptionSetID",
                 "set parameters.diskEncryptionSetID to a disk encryption set backed by Key Vault",
             ))
@@ -352,6 +400,7 @@ pub(super) fn storage_class(ctx: &mut Ctx<'_>) {
             if want_cmk && param("disk-encryption-kms-key").is_none() =>
         {
             Some((
+                "gce-pd-cmk",
                 "persistent disks use Google-managed keys, and the baseline asks for a customer-managed key: no parameters.disk-encryption-kms-key",
                 "set parameters.disk-encryption-kms-key to a Cloud KMS key",
             ))
@@ -367,11 +416,11 @@ pub(super) fn storage_class(ctx: &mut Ctx<'_>) {
         return;
     }
     match gap {
-        Some((what, fix)) => {
+        Some((aspect, what, fix)) => {
             let what = format!("{} ({provisioner}): {what}", ctx.obj.id);
             ctx.verdict(
                 DataEncryptionAtRest,
-                "volume-encryption",
+                Check::new("volume-encryption").with(&[aspect]),
                 Outcome::Fail,
                 None,
                 what,

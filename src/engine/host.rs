@@ -4,7 +4,7 @@
 use crate::model::ControlId::HostOsIsolation;
 use crate::refs::PodTemplate;
 
-use super::{Ctx, Outcome, pod_security};
+use super::{Check, Ctx, Outcome, pod_security};
 
 pub(super) fn isolation(ctx: &mut Ctx<'_>, pod: &PodTemplate<'_>) {
     if !ctx.applies(HostOsIsolation) {
@@ -28,18 +28,20 @@ pub(super) fn isolation(ctx: &mut Ctx<'_>, pod: &PodTemplate<'_>) {
         pod_security::Profile::Baseline => "baseline",
         pod_security::Profile::Restricted => "restricted",
     };
+    let mut check = Check::new("host-access");
+    for g in &gaps {
+        check.aspect(g.aspect);
+    }
+    let texts: Vec<&str> = gaps
+        .iter()
+        .map(|g| g.text.as_str())
+        .filter(|t| !t.is_empty())
+        .collect();
     let what = format!(
         "{} breaks the Pod Security Standards {profile} profile: {}",
         ctx.obj.id,
-        gaps.join("; ")
+        texts.join("; ")
     );
     let fix = "drop privileged, hostNetwork/hostPID/hostIPC, hostPort, hostPath and capabilities beyond the profile's; no Unconfined seccomp/AppArmor, custom SELinux types or unsafe sysctls; use emptyDir, a PersistentVolumeClaim or a CSI driver instead; or add an exception with a justification for node agents".to_string();
-    ctx.verdict(
-        HostOsIsolation,
-        "host-access",
-        Outcome::Fail,
-        None,
-        what,
-        Some(fix),
-    );
+    ctx.verdict(HostOsIsolation, check, Outcome::Fail, None, what, Some(fix));
 }

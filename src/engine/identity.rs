@@ -8,7 +8,7 @@ use crate::posture::{CloudResource, Knowledge, Posture};
 use crate::refs::PodTemplate;
 
 use super::cloud::found;
-use super::{Ctx, Outcome};
+use super::{Check, Ctx, Outcome};
 
 /// Env names that carry static cloud credentials.
 const CREDENTIAL_NAMES: &[&str] = &[
@@ -125,17 +125,22 @@ pub(super) fn least_privilege(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&
     let Some(own) = &p.iam else {
         return;
     };
-    let mut findings: Vec<String> = own.iter().map(|f| f.describe()).collect();
+    let mut check = Check::new("policy-analysis");
+    let mut findings: Vec<String> = Vec::new();
+    for f in own {
+        check.aspect(f.issue.aspect());
+        findings.push(f.describe());
+    }
     // Attached managed policies declared elsewhere in the snapshot.
     for arn in &p.attached_policies {
         let key = CloudResource::IamPolicy(arn.clone());
         if let Knowledge::Known(pol) = ctx.world.posture(ctx.namespace(), &key)
             && let Some(fs) = &pol.iam
         {
-            findings.extend(
-                fs.iter()
-                    .map(|f| format!("attached {arn}: {}", f.describe())),
-            );
+            for f in fs {
+                check.aspect(f.issue.aspect());
+                findings.push(format!("attached {arn}: {}", f.describe()));
+            }
         }
     }
     if findings.is_empty() {
@@ -166,7 +171,7 @@ pub(super) fn least_privilege(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&
     };
     ctx.verdict(
         IdentityLeastPrivilege,
-        "policy-analysis",
+        check,
         Outcome::Fail,
         Some(&p.resource),
         what,

@@ -4,7 +4,7 @@ use crate::model::ControlId::LoggingAuditTrail;
 use crate::posture::{AuditTrail, CloudResource, Posture, Source, Trail};
 
 use super::cloud::found;
-use super::{Ctx, Outcome};
+use super::{Check, Ctx, Outcome};
 
 pub(super) fn audit_trail(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&str>) {
     if let Some(trail) = &p.audit_trail {
@@ -52,7 +52,11 @@ pub(super) fn audit_trail(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&str>
     );
     ctx.verdict(
         LoggingAuditTrail,
-        "access-logging",
+        Check::new("access-logging").with(&[match &p.resource {
+            CloudResource::S3Bucket(_) => "s3",
+            CloudResource::GcsBucket(_) => "gcs",
+            _ => "other",
+        }]),
         Outcome::Fail,
         Some(&p.resource),
         what,

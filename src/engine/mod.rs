@@ -16,7 +16,53 @@ mod verdict;
 pub use network::is_default_deny;
 
 pub use cloud::references;
-pub use verdict::{Outcome, Verdict, strictest};
+pub use verdict::{Check, Outcome, Verdict, strictest};
+
+/// Every aspect a finding of `rule` may name (what `data/compliance/mappings.csv` may key on;
+/// a test holds the two together).
+pub fn aspects(rule: &str) -> Vec<String> {
+    let names: &[&str] = match rule {
+        "host-access" => pod_security::ASPECTS,
+        "policy-analysis" => &[
+            "full-admin",
+            "service-wildcard",
+            "allow-not-action",
+            "privilege-escalation",
+        ],
+        "public-access" => &[
+            "s3-acl",
+            "s3-policy",
+            "s3-block-public-access",
+            "azure-blob",
+            "gcs-all-users",
+        ],
+        "default-encryption" => &[
+            "s3",
+            "s3-cmk",
+            "azure-storage",
+            "azure-storage-cmk",
+            "gcs",
+            "gcs-cmk",
+            "other",
+            "other-cmk",
+        ],
+        "transport" => &[
+            "azure-https-only",
+            "azure-min-tls-1.2",
+            "s3-secure-transport-policy",
+        ],
+        "volume-encryption" => &["ebs", "ebs-cmk", "azure-disk-cmk", "gce-pd-cmk"],
+        "ingress-rules" => {
+            let mut out = vec!["forbidden-port".to_string(), "all-ports".to_string()];
+            out.extend(network::MAPPED_PORTS.iter().map(|p| format!("tcp-{p}")));
+            return out;
+        }
+        "image-reference" => &["pinned", "allowed-registries"],
+        "access-logging" => &["s3", "gcs", "other"],
+        _ => &[],
+    };
+    names.iter().map(ToString::to_string).collect()
+}
 
 use chrono::{DateTime, Utc};
 
@@ -219,7 +265,14 @@ impl<'a> Ctx<'a> {
             return true;
         };
         if first {
-            self.push(control, "applicability", Outcome::Skip, None, reason, None);
+            self.push(
+                control,
+                "applicability".into(),
+                Outcome::Skip,
+                None,
+                reason,
+                None,
+            );
         }
         false
     }
@@ -238,7 +291,7 @@ impl<'a> Ctx<'a> {
     pub fn verdict(
         &mut self,
         control: ControlId,
-        rule: &'static str,
+        check: impl Into<Check>,
         outcome: Outcome,
         cloud: Option<&CloudResource>,
         what: String,
@@ -283,13 +336,13 @@ impl<'a> Ctx<'a> {
                 self.source_of(control)
             );
         }
-        self.push(control, rule, outcome, cloud, what, remediation);
+        self.push(control, check.into(), outcome, cloud, what, remediation);
     }
 
     fn push(
         &mut self,
         control: ControlId,
-        rule: &'static str,
+        check: Check,
         outcome: Outcome,
         cloud: Option<&CloudResource>,
         message: String,
@@ -297,7 +350,7 @@ impl<'a> Ctx<'a> {
     ) {
         self.out.push(Verdict {
             control,
-            rule,
+            rule: check.rule,
             result: outcome,
             action: self.b.action(control),
             domain: control.domain(),
@@ -308,7 +361,8 @@ impl<'a> Ctx<'a> {
             remediation,
             baseline: self.b.name.clone(),
             provider: self.b.provider,
-            frameworks: crate::compliance::for_check(control, rule, self.b.provider),
+            service_model: self.b.model,
+            frameworks: crate::compliance::for_verdict(control, &check, self.b.provider),
         });
     }
 

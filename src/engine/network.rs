@@ -9,7 +9,7 @@ use crate::posture::{CloudResource, IngressRule, Posture};
 use crate::refs::{AWS_LB_SECURITY_GROUPS, Reference, parse_reference};
 
 use super::cloud::{found, judge_references};
-use super::{Ctx, Outcome};
+use super::{Check, Ctx, Outcome};
 
 /// Annotations that make a cloud load balancer internal.
 fn is_internal(ctx: &Ctx<'_>) -> bool {
@@ -143,6 +143,27 @@ pub(super) fn service(ctx: &mut Ctx<'_>) {
     judge_references(ctx, &sg_refs);
 }
 
+/// TCP ports that compliance mappings single out (CIS "remote administration ports", Prowler's
+/// per-service checks): an open rule fails `tcp-N` for each it opens, forbidden or not.
+pub const MAPPED_PORTS: &[u16] = &[
+    22, 23, 1433, 1434, 1521, 2483, 3306, 3389, 5432, 5601, 6379, 9200, 9300, 11211, 27017, 27018,
+];
+
+/// The aspects of `ingress-rules` that a rule open to the internet fails.
+fn open_aspects(rule: &IngressRule, forbidden: &[u16], check: &mut Check) {
+    check.aspect("forbidden-port");
+    if rule.from_port == 0 && rule.to_port == 65535 {
+        check.aspect("all-ports");
+    }
+    if matches!(normalise_protocol(&rule.protocol).as_str(), "tcp" | "all") {
+        for p in MAPPED_PORTS.iter().chain(forbidden) {
+            if (rule.from_port..=rule.to_port).contains(p) {
+                check.aspect(format!("tcp-{p}"));
+            }
+        }
+    }
+}
+
 /// Security group / NSG ingress rules.
 pub(super) fn security_group(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&str>) {
     let Some(rules) = &p.ingress else {
@@ -169,6 +190,10 @@ pub(super) fn security_group(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&s
             None,
         );
         return;
+    }
+    let mut check = Check::new("ingress-rules");
+    for (r, _) in &open {
+        open_aspects(r, &forbidden, &mut check);
     }
     let what = format!(
         "{}{} allows {}",
@@ -206,7 +231,7 @@ pub(super) fn security_group(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&s
     };
     ctx.verdict(
         NetworkExposure,
-        "ingress-rules",
+        check,
         Outcome::Fail,
         Some(&p.resource),
         what,

@@ -77,17 +77,59 @@ fn str_at<'a>(v: Option<&'a Value>, path: &[&str]) -> Option<&'a str> {
     cur.as_str()
 }
 
+/// One thing a pod does that its profile forbids: the aspect of the profile it breaks (what
+/// compliance mappings key on) and what to tell the user. A gap with no text only adds an aspect
+/// to another gap (NET_RAW is one of the capabilities beyond the profile).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gap {
+    pub aspect: &'static str,
+    pub text: String,
+}
+
+impl Gap {
+    fn new(aspect: &'static str, text: String) -> Gap {
+        Gap { aspect, text }
+    }
+}
+
+/// Every aspect [`gaps`] may name.
+pub const ASPECTS: &[&str] = &[
+    "host-network",
+    "host-pid",
+    "host-ipc",
+    "windows-hostprocess",
+    "host-path",
+    "restricted-volume-types",
+    "sysctls",
+    "apparmor",
+    "seccomp",
+    "selinux",
+    "privileged",
+    "capabilities-baseline",
+    "capability-net-raw",
+    "proc-mount",
+    "host-port",
+    "probe-host",
+    "restricted-run-as-non-root",
+    "restricted-allow-privilege-escalation",
+    "restricted-capabilities-drop-all",
+];
+
 /// Gaps of `pod` against `profile`. `allowed_host_paths` is onus's own relaxation of the
 /// profiles' hostPath rule (node agents that need one directory).
-pub fn gaps(pod: &PodTemplate<'_>, profile: Profile, allowed_host_paths: &[String]) -> Vec<String> {
+pub fn gaps(pod: &PodTemplate<'_>, profile: Profile, allowed_host_paths: &[String]) -> Vec<Gap> {
     let mut gaps = Vec::new();
     let spec = pod.spec;
     let pod_sc = spec.get("securityContext");
 
     // Baseline: host namespaces.
-    for ns in ["hostNetwork", "hostPID", "hostIPC"] {
+    for (ns, ns_aspect) in [
+        ("hostNetwork", "host-network"),
+        ("hostPID", "host-pid"),
+        ("hostIPC", "host-ipc"),
+    ] {
         if truthy(spec.get(ns)) == Some(true) {
-            gaps.push(format!("{ns}: true"));
+            gaps.push(Gap::new(ns_aspect, format!("{ns}: true")));
         }
     }
     // Baseline: Windows HostProcess, at pod and container level.
@@ -97,7 +139,10 @@ pub fn gaps(pod: &PodTemplate<'_>, profile: Profile, allowed_host_paths: &[Strin
             .and_then(|w| w.get("hostProcess")),
     ) == Some(true)
     {
-        gaps.push("the pod is a Windows HostProcess pod".into());
+        gaps.push(Gap::new(
+            "windows-hostprocess",
+            "the pod is a Windows HostProcess pod".into(),
+        ));
     }
     // Baseline: hostPath volumes.
     for v in list(spec, "volumes") {
@@ -107,7 +152,10 @@ pub fn gaps(pod: &PodTemplate<'_>, profile: Profile, allowed_host_paths: &[Strin
                 .iter()
                 .any(|a| path == a || path.starts_with(&format!("{}/", a.trim_end_matches('/'))));
             if !allowed {
-                gaps.push(format!("hostPath volume {vname} mounts {path}"));
+                gaps.push(Gap::new(
+                    "host-path",
+                    format!("hostPath volume {vname} mounts {path}"),
+                ));
             }
         }
         if profile == Profile::Restricted {
@@ -117,8 +165,9 @@ pub fn gaps(pod: &PodTemplate<'_>, profile: Profile, allowed_host_paths: &[Strin
                 .map(String::as_str);
             if let Some(kind) = kind.filter(|k| !RESTRICTED_VOLUMES.contains(k) && *k != "hostPath")
             {
-                gaps.push(format!(
-                    "volume {vname} is of type {kind}, which the restricted profile does not allow"
+                gaps.push(Gap::new(
+                    "restricted-volume-types",
+                    format!("volume {vname} is of type {kind}, which the restricted profile does not allow"),
                 ));
             }
         }
@@ -128,7 +177,10 @@ pub fn gaps(pod: &PodTemplate<'_>, profile: Profile, allowed_host_paths: &[Strin
     for s in list(pod_sc.unwrap_or(&Value::Null), "sysctls") {
         let name = s.get("name").and_then(Value::as_str).unwrap_or("");
         if !SAFE_SYSCTLS.contains(&name) {
-            gaps.push(format!("sysctl {name} is not in the safe set"));
+            gaps.push(Gap::new(
+                "sysctls",
+                format!("sysctl {name} is not in the safe set"),
+            ));
         }
     }
     // AppArmor annotations (before the field existed).
@@ -144,8 +196,9 @@ pub fn gaps(pod: &PodTemplate<'_>, profile: Profile, allowed_host_paths: &[Strin
             };
             let v = v.as_str().unwrap_or("");
             if !(v.is_empty() || v == "runtime/default" || v.starts_with("localhost/")) {
-                gaps.push(format!(
-                    "container {container} runs with AppArmor profile {v}"
+                gaps.push(Gap::new(
+                    "apparmor",
+                    format!("container {container} runs with AppArmor profile {v}"),
                 ));
             }
         }
@@ -159,14 +212,17 @@ pub fn gaps(pod: &PodTemplate<'_>, profile: Profile, allowed_host_paths: &[Strin
         let who = format!("container {cname}");
         let sc = c.get("securityContext");
         if truthy(sc.and_then(|s| s.get("privileged"))) == Some(true) {
-            gaps.push(format!("{who} is privileged"));
+            gaps.push(Gap::new("privileged", format!("{who} is privileged")));
         }
         if truthy(
             sc.and_then(|s| s.get("windowsOptions"))
                 .and_then(|w| w.get("hostProcess")),
         ) == Some(true)
         {
-            gaps.push(format!("{who} is a Windows HostProcess container"));
+            gaps.push(Gap::new(
+                "windows-hostprocess",
+                format!("{who} is a Windows HostProcess container"),
+            ));
         }
         let allowed: &[&str] = match profile {
             Profile::Baseline => BASELINE_CAPABILITIES,
@@ -183,14 +239,23 @@ pub fn gaps(pod: &PodTemplate<'_>, profile: Profile, allowed_host_paths: &[Strin
             .filter(|c| !c.is_empty() && !allowed.contains(c))
             .collect();
         if !beyond.is_empty() {
-            gaps.push(format!("{who} adds capabilities {}", beyond.join(", ")));
+            gaps.push(Gap::new(
+                "capabilities-baseline",
+                format!("{who} adds capabilities {}", beyond.join(", ")),
+            ));
+            if beyond.contains(&"NET_RAW") {
+                gaps.push(Gap::new("capability-net-raw", String::new()));
+            }
         }
         if let Some(pm) = str_at(sc, &["procMount"]).filter(|p| *p != "Default") {
-            gaps.push(format!("{who} sets procMount: {pm}"));
+            gaps.push(Gap::new(
+                "proc-mount",
+                format!("{who} sets procMount: {pm}"),
+            ));
         }
         for p in list(c, "ports") {
             if let Some(hp) = p.get("hostPort").and_then(Value::as_u64).filter(|p| *p > 0) {
-                gaps.push(format!("{who} binds hostPort {hp}"));
+                gaps.push(Gap::new("host-port", format!("{who} binds hostPort {hp}")));
             }
         }
         // Probes and lifecycle hooks aimed at another host (v1.34): the kubelet would connect
@@ -207,7 +272,10 @@ pub fn gaps(pod: &PodTemplate<'_>, profile: Profile, allowed_host_paths: &[Strin
         for (name, handler) in handlers {
             for kind in ["httpGet", "tcpSocket"] {
                 if let Some(host) = str_at(handler, &[kind, "host"]).filter(|h| !h.is_empty()) {
-                    gaps.push(format!("{who} {name} {kind} targets host {host}"));
+                    gaps.push(Gap::new(
+                        "probe-host",
+                        format!("{who} {name} {kind} targets host {host}"),
+                    ));
                 }
             }
         }
@@ -218,37 +286,52 @@ pub fn gaps(pod: &PodTemplate<'_>, profile: Profile, allowed_host_paths: &[Strin
         }
         let non_root = truthy(sc.and_then(|s| s.get("runAsNonRoot"))).or(pod_non_root);
         if non_root != Some(true) {
-            gaps.push(format!("{who} may run as root (runAsNonRoot is not true)"));
+            gaps.push(Gap::new(
+                "restricted-run-as-non-root",
+                format!("{who} may run as root (runAsNonRoot is not true)"),
+            ));
         }
         let user = sc
             .and_then(|s| s.get("runAsUser"))
             .or_else(|| pod_sc.and_then(|s| s.get("runAsUser")))
             .and_then(Value::as_i64);
         if user == Some(0) {
-            gaps.push(format!("{who} runs as user 0"));
+            gaps.push(Gap::new(
+                "restricted-run-as-non-root",
+                format!("{who} runs as user 0"),
+            ));
         }
         if windows {
             continue;
         }
         if truthy(sc.and_then(|s| s.get("allowPrivilegeEscalation"))) != Some(false) {
-            gaps.push(format!(
-                "{who} allows privilege escalation (allowPrivilegeEscalation is not false)"
+            gaps.push(Gap::new(
+                "restricted-allow-privilege-escalation",
+                format!(
+                    "{who} allows privilege escalation (allowPrivilegeEscalation is not false)"
+                ),
             ));
         }
-        let drops_all = sc
+        let drops = sc
             .and_then(|s| s.get("capabilities"))
             .map(|c| list(c, "drop"))
-            .unwrap_or(&[])
-            .iter()
-            .filter_map(Value::as_str)
-            .any(|c| c == "ALL");
-        if !drops_all {
-            gaps.push(format!("{who} does not drop ALL capabilities"));
+            .unwrap_or(&[]);
+        let drops = |cap: &str| drops.iter().any(|c| c.as_str() == Some(cap));
+        if !drops("ALL") {
+            gaps.push(Gap::new(
+                "restricted-capabilities-drop-all",
+                format!("{who} does not drop ALL capabilities"),
+            ));
+            // Runtimes grant NET_RAW by default; only dropping it (or ALL) takes it away.
+            if !drops("NET_RAW") {
+                gaps.push(Gap::new("capability-net-raw", String::new()));
+            }
         }
         let seccomp = str_at(sc, &["seccompProfile", "type"]).or(pod_seccomp);
         if !matches!(seccomp, Some("RuntimeDefault" | "Localhost")) {
-            gaps.push(format!(
-                "{who} has no seccomp profile (RuntimeDefault or Localhost)"
+            gaps.push(Gap::new(
+                "seccomp",
+                format!("{who} has no seccomp profile (RuntimeDefault or Localhost)"),
             ));
         }
     }
@@ -256,22 +339,31 @@ pub fn gaps(pod: &PodTemplate<'_>, profile: Profile, allowed_host_paths: &[Strin
 }
 
 /// Seccomp, AppArmor and SELinux of one security context (the pod's or a container's).
-fn judge_context(sc: Option<&Value>, who: &str, gaps: &mut Vec<String>) {
+fn judge_context(sc: Option<&Value>, who: &str, gaps: &mut Vec<Gap>) {
     if str_at(sc, &["seccompProfile", "type"]) == Some("Unconfined") {
-        gaps.push(format!("{who} runs with seccomp Unconfined"));
+        gaps.push(Gap::new(
+            "seccomp",
+            format!("{who} runs with seccomp Unconfined"),
+        ));
     }
     if str_at(sc, &["appArmorProfile", "type"]) == Some("Unconfined") {
-        gaps.push(format!("{who} runs with AppArmor Unconfined"));
+        gaps.push(Gap::new(
+            "apparmor",
+            format!("{who} runs with AppArmor Unconfined"),
+        ));
     }
     let selinux = sc.and_then(|s| s.get("seLinuxOptions"));
     if let Some(t) =
         str_at(selinux, &["type"]).filter(|t| !t.is_empty() && !SELINUX_TYPES.contains(t))
     {
-        gaps.push(format!("{who} sets SELinux type {t}"));
+        gaps.push(Gap::new("selinux", format!("{who} sets SELinux type {t}")));
     }
     for field in ["user", "role"] {
         if let Some(v) = str_at(selinux, &[field]).filter(|v| !v.is_empty()) {
-            gaps.push(format!("{who} sets SELinux {field} {v}"));
+            gaps.push(Gap::new(
+                "selinux",
+                format!("{who} sets SELinux {field} {v}"),
+            ));
         }
     }
 }
@@ -288,6 +380,10 @@ mod tests {
             spec: &body["spec"],
         };
         gaps(&pod, profile, &[])
+            .into_iter()
+            .filter(|g| !g.text.is_empty())
+            .map(|g| g.text)
+            .collect()
     }
 
     fn container(sc: Value) -> Value {
@@ -356,7 +452,11 @@ mod tests {
             metadata: body.get("metadata"),
             spec: &body["spec"],
         };
-        assert!(gaps(&pod, Profile::Baseline, &[])[0].contains("AppArmor profile unconfined"));
+        assert!(
+            gaps(&pod, Profile::Baseline, &[])[0]
+                .text
+                .contains("AppArmor profile unconfined")
+        );
     }
 
     #[test]

@@ -1179,3 +1179,122 @@ fn a_failed_account_lookup_is_an_error_on_the_audit_trail() {
     assert_eq!(v.result, Outcome::Error);
     assert!(v.message.contains("AccessDenied"), "{}", v.message);
 }
+
+/// The ids a mapping row of `rule/aspect` carries under AWS for `framework`.
+fn ids_of(
+    rule: &str,
+    aspect: Option<&str>,
+    framework: crate::compliance::Framework,
+) -> Vec<String> {
+    crate::compliance::tables()
+        .mappings
+        .iter()
+        .filter(|m| {
+            m.rule == rule
+                && m.aspect.as_deref() == aspect
+                && m.framework == framework
+                && m.scope.covers(crate::model::Provider::Aws)
+        })
+        .map(|m| m.id.clone())
+        .collect()
+}
+
+/// A finding carries the requirement ids of the aspects that failed, not every id of its
+/// check: an escalation-only policy does not fail CIS AWS 2.14 (full admin), a hostPath-only
+/// pod does not fail CIS Kubernetes 5.2.5 (hostNetwork), Redis open to the internet does not
+/// fail CIS AWS 5.3 (remote administration ports). Passes carry every id of the check.
+#[test]
+fn findings_carry_the_ids_of_the_aspects_that_failed() {
+    use crate::compliance::Framework::{CisAws, CisKubernetes, Iso27001};
+    let yaml = format!(
+        r#"
+apiVersion: iam.services.k8s.aws/v1alpha1
+kind: Role
+metadata: {{name: escalates}}
+spec:
+  name: escalates
+  inlinePolicies:
+    p: '{{"Statement":[{{"Effect":"Allow","Action":["iam:PassRole","ec2:RunInstances"],"Resource":"*"}}]}}'
+---
+apiVersion: iam.services.k8s.aws/v1alpha1
+kind: Role
+metadata: {{name: admin}}
+spec:
+  name: admin
+  inlinePolicies:
+    p: '{{"Statement":[{{"Effect":"Allow","Action":"*","Resource":"*"}}]}}'
+---
+apiVersion: ec2.services.k8s.aws/v1alpha1
+kind: SecurityGroup
+metadata: {{name: redis}}
+spec:
+  name: redis
+  ingressRules:
+    - {{ipProtocol: tcp, fromPort: 6379, toPort: 6379, ipRanges: [{{cidrIP: 0.0.0.0/0}}]}}
+---
+apiVersion: ec2.services.k8s.aws/v1alpha1
+kind: SecurityGroup
+metadata: {{name: ssh}}
+spec:
+  name: ssh
+  ingressRules:
+    - {{ipProtocol: tcp, fromPort: 22, toPort: 22, ipRanges: [{{cidrIP: 0.0.0.0/0}}]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: mounts}}
+spec:
+  volumes: [{{name: h, hostPath: {{path: /var/log}}}}]
+  containers: [{{name: c, image: "{PINNED}"}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: clean}}
+spec:
+  containers: [{{name: c, image: "{PINNED}"}}]
+"#
+    );
+    let spec = "provider: aws\nserviceModel: iaas\ncontrols:\n  - {id: network.exposure, parameters: {forbiddenPorts: [22, 6379]}}\n";
+    let vs = judge(spec, &yaml);
+    let ids = |name: &str, control: ControlId, f| -> Vec<String> {
+        let v = vs
+            .iter()
+            .find(|v| v.control == control && v.resource.name == name)
+            .unwrap_or_else(|| panic!("no {control} verdict for {name}: {vs:#?}"));
+        v.frameworks.0.get(&f).cloned().unwrap_or_default()
+    };
+    let has_all = |have: &[String], want: &[String]| want.iter().all(|w| have.contains(w));
+    let has_none = |have: &[String], want: &[String]| !want.iter().any(|w| have.contains(w));
+
+    let admin = ids_of("policy-analysis", Some("full-admin"), CisAws);
+    let escalation = ids_of("policy-analysis", Some("privilege-escalation"), CisAws);
+    assert!(!admin.is_empty());
+    let got = ids("escalates", IdentityLeastPrivilege, CisAws);
+    assert!(
+        has_all(&got, &escalation) && has_none(&got, &admin),
+        "{got:?}"
+    );
+    assert!(has_all(
+        &ids("admin", IdentityLeastPrivilege, CisAws),
+        &admin
+    ));
+
+    let ssh = ids_of("ingress-rules", Some("tcp-22"), CisAws);
+    let redis = ids_of("ingress-rules", Some("tcp-6379"), Iso27001);
+    assert!(!ssh.is_empty() && !redis.is_empty());
+    assert!(has_none(&ids("redis", NetworkExposure, CisAws), &ssh));
+    assert!(has_all(&ids("redis", NetworkExposure, Iso27001), &redis));
+    assert!(has_all(&ids("ssh", NetworkExposure, CisAws), &ssh));
+
+    let host_path = ids_of("host-access", Some("host-path"), CisKubernetes);
+    let host_network = ids_of("host-access", Some("host-network"), CisKubernetes);
+    let general = ids_of("host-access", None, CisKubernetes);
+    assert!(!host_path.is_empty() && !host_network.is_empty() && !general.is_empty());
+    let got = ids("mounts", HostOsIsolation, CisKubernetes);
+    assert!(
+        has_all(&got, &host_path) && has_all(&got, &general) && has_none(&got, &host_network),
+        "{got:?}"
+    );
+    let clean = ids("clean", HostOsIsolation, CisKubernetes);
+    assert!(has_all(&clean, &host_path) && has_all(&clean, &host_network));
+}

@@ -1,12 +1,13 @@
 //! Verdicts: what the engine says about one check on one object.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::Serialize;
 
 use crate::api::Action;
 use crate::compliance::FrameworkIds;
-use crate::model::{ControlId, Domain, Owner, Provider};
+use crate::model::{ControlId, Domain, Owner, Provider, ServiceModel};
 use crate::object::ObjectRef;
 
 /// Result of one check.
@@ -50,11 +51,52 @@ pub struct Verdict {
     pub remediation: Option<String>,
     /// The baseline that produced the verdict.
     pub baseline: String,
-    /// The baseline's provider.
+    /// The baseline's provider and service model.
     pub provider: Provider,
-    /// Requirement ids the check gives evidence for, per framework (`data/compliance/`).
+    pub service_model: ServiceModel,
+    /// Requirement ids the verdict gives evidence for, per framework (`data/compliance/`): a
+    /// pass, every id of its check; a finding, the ids of the aspects that failed.
     #[serde(skip_serializing_if = "FrameworkIds::is_empty")]
-    pub frameworks: &'static FrameworkIds,
+    pub frameworks: Cow<'static, FrameworkIds>,
+}
+
+/// A check inside a control (`host-access`) and, for a finding, the aspects of it that failed
+/// (`host-path`, `tcp-22`): the requirements a finding fails are those of its aspects, not every
+/// requirement its check gives evidence for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    pub rule: &'static str,
+    pub aspects: Vec<Cow<'static, str>>,
+}
+
+impl Check {
+    pub fn new(rule: &'static str) -> Check {
+        Check {
+            rule,
+            aspects: Vec::new(),
+        }
+    }
+
+    /// Add an aspect once.
+    pub fn aspect(&mut self, aspect: impl Into<Cow<'static, str>>) {
+        let aspect = aspect.into();
+        if !self.aspects.contains(&aspect) {
+            self.aspects.push(aspect);
+        }
+    }
+
+    pub fn with(mut self, aspects: &[&'static str]) -> Check {
+        for a in aspects {
+            self.aspect(*a);
+        }
+        self
+    }
+}
+
+impl From<&'static str> for Check {
+    fn from(rule: &'static str) -> Check {
+        Check::new(rule)
+    }
 }
 
 impl Verdict {

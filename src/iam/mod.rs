@@ -120,6 +120,18 @@ pub struct IamFinding {
     pub conditioned: bool,
 }
 
+impl IamIssue {
+    /// The aspect of `policy-analysis` it fails, as compliance mappings name it (the serde tag).
+    pub fn aspect(&self) -> &'static str {
+        match self {
+            IamIssue::FullAdmin => "full-admin",
+            IamIssue::ServiceWildcard { .. } => "service-wildcard",
+            IamIssue::AllowNotAction => "allow-not-action",
+            IamIssue::PrivilegeEscalation { .. } => "privilege-escalation",
+        }
+    }
+}
+
 impl IamFinding {
     pub fn describe(&self) -> String {
         let what = match &self.issue {
