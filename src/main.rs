@@ -62,12 +62,17 @@ enum Command {
         /// A file holding baselines (repeatable), as for `onus check`.
         #[arg(long = "baseline", value_name = "FILE")]
         baselines: Vec<PathBuf>,
-        /// Namespace of objects that do not name one.
-        #[arg(long, default_value = "default")]
-        namespace: String,
+        /// With PATHs: namespace of objects that do not name one (default `default`). With
+        /// --cluster: only this namespace's Report (default: every namespace).
+        #[arg(long)]
+        namespace: Option<String>,
         /// Also audit referenced AWS resources live, as `onus check --live`.
         #[arg(long)]
         live: bool,
+        /// Take the evidence from the Reports the controller wrote in the cluster of the
+        /// current kubeconfig context, instead of from PATHs.
+        #[arg(long, conflicts_with_all = ["paths", "live", "baselines"])]
+        cluster: bool,
         /// Files or directories of manifests to take the evidence from.
         #[arg(value_name = "PATH")]
         paths: Vec<PathBuf>,
@@ -294,61 +299,74 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             baselines,
             namespace,
             live,
+            cluster,
             paths,
         } => {
-            if output == ComplianceFormat::OscalAssessmentResults && paths.is_empty() {
-                eprintln!("onus: error: --output oscal-assessment-results needs PATHs to judge");
+            if output == ComplianceFormat::OscalAssessmentResults && paths.is_empty() && !cluster {
+                eprintln!(
+                    "onus: error: --output oscal-assessment-results needs PATHs to judge, or --cluster"
+                );
                 return Ok(ExitCode::from(2));
             }
             let now = chrono::Utc::now();
-            let report = (!paths.is_empty()).then(|| {
-                check::run(&CheckOptions {
+            let evidence: Option<Vec<onus::engine::Verdict>> = if cluster {
+                let runtime =
+                    tokio::runtime::Runtime::new().context("starting the async runtime")?;
+                match runtime.block_on(read_reports(namespace.as_deref())) {
+                    Ok(vs) => Some(vs),
+                    Err(e) => {
+                        eprintln!("onus: error: {}", onus::text::printable(&format!("{e:#}")));
+                        return Ok(ExitCode::from(2));
+                    }
+                }
+            } else if paths.is_empty() {
+                None
+            } else {
+                let r = check::run(&CheckOptions {
                     baselines,
                     paths,
-                    namespace,
+                    namespace: namespace.unwrap_or_else(|| "default".into()),
                     now,
                     live,
-                })
-            });
-            if let Some(r) = &report {
+                });
                 for e in &r.errors {
                     eprintln!("onus: error: {}", onus::text::printable(&e.to_string()));
                 }
                 if !r.errors.is_empty() {
                     return Ok(ExitCode::from(2));
                 }
+                Some(r.verdicts)
+            };
+            if let Some(vs) = &evidence {
                 // Verdicts count for the provider and model of their baseline only; say so when
                 // none is the one asked about, or every row reads "no evidence" unexplained.
-                let judged: std::collections::BTreeSet<String> = r
-                    .verdicts
+                let judged: std::collections::BTreeSet<String> = vs
                     .iter()
                     .map(|v| format!("{} {}", v.provider, v.service_model))
                     .collect();
-                if !judged.is_empty() && !judged.contains(&format!("{provider} {model}")) {
+                if judged.is_empty() {
+                    eprintln!("onus: warning: the evidence holds no verdicts");
+                } else if !judged.contains(&format!("{provider} {model}")) {
                     eprintln!(
                         "onus: warning: no baseline in the evidence is {provider} {model} (found: {}); its verdicts are not evidence here",
                         judged.into_iter().collect::<Vec<_>>().join(", ")
                     );
                 }
             }
-            let rows = match compliance::requirements(
-                framework,
-                provider,
-                model,
-                report.as_ref().map(|r| r.verdicts.as_slice()),
-            ) {
-                Ok(rows) => rows,
-                Err(e) => {
-                    eprintln!("onus: error: {}", onus::text::printable(&e.to_string()));
-                    return Ok(ExitCode::from(2));
-                }
-            };
+            let rows =
+                match compliance::requirements(framework, provider, model, evidence.as_deref()) {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        eprintln!("onus: error: {}", onus::text::printable(&e.to_string()));
+                        return Ok(ExitCode::from(2));
+                    }
+                };
             let heading = compliance::Heading {
                 framework,
                 provider,
                 model,
             };
-            let verdicts = report.as_ref().map_or(&[][..], |r| r.verdicts.as_slice());
+            let verdicts = evidence.as_deref().unwrap_or(&[]);
             emit(&compliance::render(&rows, &heading, output, verdicts, now));
             let failing = rows
                 .iter()
@@ -577,4 +595,17 @@ fn base64_encode(data: &[u8]) -> String {
         }
     }
     out
+}
+
+/// The verdicts in the Reports onus wrote, for `onus compliance --cluster`. Results it cannot
+/// read are named on stderr; a Report cut short of its findings is an error.
+async fn read_reports(namespace: Option<&str>) -> anyhow::Result<Vec<onus::engine::Verdict>> {
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the cluster of the current kubeconfig context")?;
+    let back = onus::controller::report::read_all(&client, namespace).await?;
+    for s in &back.skipped {
+        eprintln!("onus: warning: skipped {}", onus::text::printable(s));
+    }
+    Ok(back.verdicts)
 }

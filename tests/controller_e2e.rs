@@ -328,16 +328,68 @@ async fn live_audit_reports_gaps_and_follows_the_cloud() {
         format!("s3://{PUBLIC_ACL}")
     );
     assert_eq!(acl["properties"]["owner"], "customer");
-    // The requirement ids the finding is evidence for (CIS AWS Foundations 7.0 2.21: no
-    // unrestricted Principal "*"), as OpenReports string properties.
-    let frameworks = acl["properties"]["frameworks"].as_str().unwrap_or_default();
-    let cis = frameworks
-        .split(';')
-        .find_map(|f| f.strip_prefix("cis-aws="))
-        .unwrap_or_default();
+    // The requirement ids each finding is evidence for, as OpenReports string properties: a
+    // bucket policy open to "*" fails CIS AWS Foundations 7.0 2.21 (no unrestricted Principal
+    // "*"); a public ACL does not (2.21 is about policies), though NIST's ids come with both.
+    let cis_of = |name: &str| {
+        let r = r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["resources"][0]["name"] == name && x["rule"] == "public-access")
+            .unwrap();
+        let frameworks = r["properties"]["frameworks"].as_str().unwrap_or_default();
+        assert!(frameworks.contains("nist-800-53-r5="), "{frameworks}");
+        frameworks
+            .split(';')
+            .find_map(|f| f.strip_prefix("cis-aws="))
+            .unwrap_or_default()
+            .split(' ')
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert!(cis_of("uses-policy").contains(&"2.21".to_string()));
+    assert!(!cis_of("uses-acl").contains(&"2.21".to_string()));
+
+    // `onus compliance --cluster` reads the Report back: the policy-public bucket's user fails
+    // CIS AWS 2.21 and the ACL-public one does not.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_onus"))
+        .args([
+            "compliance",
+            "--cluster",
+            "--namespace",
+            &ns,
+            "--framework",
+            "cis-aws",
+            "--provider",
+            "aws",
+            "--model",
+            "iaas",
+            "--output",
+            "json",
+        ])
+        .env("KUBECONFIG", cp.kubeconfig())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let policy = rows.iter().find(|r| r["id"] == "2.21").unwrap();
+    assert_eq!(policy["status"], "failing", "{policy}");
+    let failing: Vec<&str> = policy["failing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     assert!(
-        cis.split(' ').any(|id| id == "2.21") && frameworks.contains("nist-800-53-r5="),
-        "{frameworks}"
+        failing.contains(&format!("Deployment/uses-policy in {ns}").as_str())
+            && !failing.iter().any(|f| f.contains("uses-acl")),
+        "{failing:?}"
     );
     assert_eq!(r["source"], "onus");
     assert!(r["summary"]["fail"].as_u64().unwrap() >= 6);

@@ -192,8 +192,9 @@ pub struct OutsideReach {
     pub source: String,
 }
 
-/// Checks that stand for a whole control: an audit that failed, a posture nobody audited.
-const WHOLE_CONTROL_RULES: &[&str] = &["posture", "unknown-posture", "reference"];
+/// Checks that stand for a whole control: an audit that failed, a posture nobody audited, and
+/// results a Report folded together (`aggregated`).
+const WHOLE_CONTROL_RULES: &[&str] = &["posture", "unknown-posture", "reference", "aggregated"];
 
 /// The compiled tables.
 pub struct Tables {
@@ -243,6 +244,27 @@ impl FrameworkIds {
             .map(|(f, ids)| format!("{f}={}", ids.join(" ")))
             .collect::<Vec<_>>()
             .join(";")
+    }
+
+    /// Read [`FrameworkIds::compact`]'s string back (from a Report).
+    pub fn parse_compact(s: &str) -> Result<FrameworkIds, String> {
+        let mut out = FrameworkIds::default();
+        for part in s.split(';').filter(|p| !p.is_empty()) {
+            let (f, ids) = part
+                .split_once('=')
+                .ok_or_else(|| format!("frameworks {part:?} is not framework=ids"))?;
+            let f: Framework = f.parse()?;
+            let list: Vec<String> = ids
+                .split(' ')
+                .filter(|i| !i.is_empty())
+                .map(String::from)
+                .collect();
+            if let Some(bad) = list.iter().find(|i| !f.well_formed(i)) {
+                return Err(format!("{f} id {bad:?} is not written as {f} writes ids"));
+            }
+            out.0.insert(f, list);
+        }
+        Ok(out)
     }
 
     /// `framework/id` tags, e.g. `cis-aws/4.1`.
@@ -320,6 +342,35 @@ pub fn for_verdict(
         ids.merge(more);
     }
     Cow::Owned(ids)
+}
+
+/// The engine's name for a check, as a `&'static str`, when `rule` is one (for verdicts read
+/// back from a Report, whose strings are the engine's).
+pub fn known_rule(rule: &str) -> Option<&'static str> {
+    const OTHERS: &[&str] = &[
+        "applicability",
+        "posture",
+        "unknown-posture",
+        "reference",
+        "aggregated",
+    ];
+    let t = tables();
+    OTHERS
+        .iter()
+        .copied()
+        .find(|r| *r == rule)
+        .or_else(|| {
+            t.mappings
+                .iter()
+                .map(|m| m.rule.as_str())
+                .find(|r| *r == rule)
+        })
+        .or_else(|| {
+            t.unmapped
+                .iter()
+                .map(|u| u.rule.as_str())
+                .find(|r| *r == rule)
+        })
 }
 
 /// The requirement ids of every check of a control under a provider.

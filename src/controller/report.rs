@@ -42,6 +42,8 @@ fn result(v: &Verdict, ts: i64) -> Value {
     props.insert("owner", v.owner.as_str().to_string());
     props.insert("action", v.action.as_str().to_string());
     props.insert("baseline", v.baseline.clone());
+    props.insert("provider", v.provider.as_str().to_string());
+    props.insert("serviceModel", v.service_model.as_str().to_string());
     props.insert("domain", v.domain.as_str().to_string());
     if let Some(c) = &v.cloud_resource {
         props.insert("cloudResource", c.clone());
@@ -82,16 +84,21 @@ pub fn build(namespace: &str, verdicts: &[Verdict], ts: i64) -> Value {
         .take(MAX_RESULTS)
         .map(|v| result(v, ts))
         .collect();
-    let mut folded: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    let mut folded: BTreeMap<(&str, &str, &str, &str), usize> = BTreeMap::new();
     for v in ordered.iter().skip(MAX_RESULTS) {
-        *folded
-            .entry((v.control.as_str(), v.result.as_str()))
-            .or_default() += 1;
+        let key = (
+            v.control.as_str(),
+            v.result.as_str(),
+            v.provider.as_str(),
+            v.service_model.as_str(),
+        );
+        *folded.entry(key).or_default() += 1;
     }
-    for ((control, outcome), n) in folded {
+    for ((control, outcome, provider, model), n) in folded {
         results.push(json!({
             "source": "onus", "policy": control, "rule": "aggregated", "result": outcome, "scored": true,
             "message": format!("{n} more {outcome} results for {control} (the report keeps {MAX_RESULTS} results one by one)"),
+            "properties": {"provider": provider, "serviceModel": model},
             "timestamp": {"seconds": ts, "nanos": 0},
         }));
     }
@@ -182,6 +189,186 @@ pub async fn write(
     }
 }
 
+/// Why a Report cannot be read back as evidence.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("listing Reports: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(
+        "the Report in namespace {namespace} holds {held} of its {total} findings (it was cut to fit etcd): judge the namespace from its manifests instead (`onus compliance ... PATH`)"
+    )]
+    Incomplete {
+        namespace: String,
+        held: u64,
+        total: u64,
+    },
+}
+
+/// Verdicts read back from onus's Reports, for `onus compliance --cluster`.
+#[derive(Debug, Default)]
+pub struct ReadBack {
+    pub verdicts: Vec<Verdict>,
+    /// Results that could not be read (written by another version), one line each.
+    pub skipped: Vec<String>,
+}
+
+/// The verdicts a Report holds. A result folded into an `aggregated` one stands for its whole
+/// control, on the Report itself: a folded failure fails every requirement of the control
+/// rather than none. A Report missing findings it counts is an error, never a partial pass.
+pub fn read_back(report: &Value, out: &mut ReadBack) -> Result<(), ReadError> {
+    let namespace = report["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let results = report["results"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let mut held = 0u64;
+    for r in results {
+        let at = |what: &str| {
+            format!(
+                "Report in {namespace}: result {} on {}: {what}",
+                r["policy"].as_str().unwrap_or("?"),
+                r["resources"][0]["name"].as_str().unwrap_or("?")
+            )
+        };
+        let finding = matches!(r["result"].as_str(), Some("fail" | "warn" | "error"));
+        if finding {
+            // `N more fail results for CONTROL`: the folded results count as held.
+            held += match r["rule"].as_str() {
+                Some("aggregated") => r["message"]
+                    .as_str()
+                    .and_then(|m| m.split_whitespace().next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1),
+                _ => 1,
+            };
+        }
+        match verdict_of(r, &namespace) {
+            Ok(v) => out.verdicts.push(v),
+            Err(why) => out.skipped.push(at(&why)),
+        }
+    }
+    let total: u64 = ["fail", "warn", "error"]
+        .iter()
+        .map(|k| report["summary"][k].as_u64().unwrap_or(0))
+        .sum();
+    if held < total {
+        return Err(ReadError::Incomplete {
+            namespace,
+            held,
+            total,
+        });
+    }
+    Ok(())
+}
+
+fn verdict_of(r: &Value, namespace: &str) -> Result<Verdict, String> {
+    use crate::compliance::{FrameworkIds, known_rule};
+    use crate::model::{ControlId, Owner, Provider, ServiceModel};
+    let text = |v: &Value, what: &str| -> Result<String, String> {
+        v.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("no {what}"))
+    };
+    let props = &r["properties"];
+    let control: ControlId = text(&r["policy"], "policy")?.parse()?;
+    let rule_text = text(&r["rule"], "rule")?;
+    let rule = known_rule(&rule_text).ok_or_else(|| format!("unknown rule {rule_text:?}"))?;
+    let result = match text(&r["result"], "result")?.as_str() {
+        "pass" => Outcome::Pass,
+        "fail" => Outcome::Fail,
+        "warn" => Outcome::Warn,
+        "error" => Outcome::Error,
+        "skip" => Outcome::Skip,
+        other => return Err(format!("unknown result {other:?}")),
+    };
+    let aggregated = rule == "aggregated";
+    let provider: Provider = match props["provider"].as_str() {
+        Some(p) => p.parse()?,
+        None => return Err("no provider (written by an older onus)".into()),
+    };
+    let service_model: ServiceModel = match props["serviceModel"].as_str() {
+        Some(m) => m.parse()?,
+        None => return Err("no serviceModel (written by an older onus)".into()),
+    };
+    let action = match props["action"].as_str() {
+        Some("Audit") => crate::api::Action::Audit,
+        Some("Warn") => crate::api::Action::Warn,
+        _ => crate::api::Action::Deny,
+    };
+    let owner: Owner = props["owner"]
+        .as_str()
+        .unwrap_or("customer")
+        .parse()
+        .unwrap_or(Owner::Customer);
+    let resource = if aggregated {
+        crate::object::ObjectRef {
+            api_version: "openreports.io/v1alpha1".into(),
+            kind: "Report".into(),
+            namespace: Some(namespace.to_string()),
+            name: REPORT_NAME.into(),
+        }
+    } else {
+        let o = &r["resources"][0];
+        crate::object::ObjectRef {
+            api_version: text(&o["apiVersion"], "resource apiVersion")?,
+            kind: text(&o["kind"], "resource kind")?,
+            namespace: o["namespace"].as_str().map(str::to_string),
+            name: text(&o["name"], "resource name")?,
+        }
+    };
+    let frameworks = match props["frameworks"].as_str() {
+        Some(compact) => std::borrow::Cow::Owned(FrameworkIds::parse_compact(compact)?),
+        None => std::borrow::Cow::Borrowed(crate::compliance::for_check(control, rule, provider)),
+    };
+    Ok(Verdict {
+        control,
+        rule,
+        result,
+        action,
+        domain: control.domain(),
+        owner,
+        resource,
+        cloud_resource: props["cloudResource"].as_str().map(str::to_string),
+        message: r["message"].as_str().unwrap_or_default().to_string(),
+        remediation: props["remediation"].as_str().map(str::to_string),
+        baseline: props["baseline"].as_str().unwrap_or_default().to_string(),
+        provider,
+        service_model,
+        frameworks,
+    })
+}
+
+/// Every Report onus wrote (in `namespace`, or in every namespace), read back as verdicts.
+pub async fn read_all(
+    client: &kube::Client,
+    namespace: Option<&str>,
+) -> Result<ReadBack, ReadError> {
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &report_resource()),
+        None => Api::all_with(client.clone(), &report_resource()),
+    };
+    let mut out = ReadBack::default();
+    let mut params = kube::api::ListParams::default().labels("app.kubernetes.io/managed-by=onus");
+    loop {
+        let page = api.list(&params.clone().limit(100)).await?;
+        for report in &page.items {
+            if report.metadata.name.as_deref() != Some(REPORT_NAME) {
+                continue;
+            }
+            let value = serde_json::to_value(report).unwrap_or_default();
+            read_back(&value, &mut out)?;
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
 /// Remove the report of a namespace that no baseline covers any more.
 pub async fn delete(client: &kube::Client, namespace: &str) -> Result<(), kube::Error> {
     let api: Api<DynamicObject> =
@@ -197,7 +384,7 @@ pub async fn delete(client: &kube::Client, namespace: &str) -> Result<(), kube::
 mod tests {
     use super::*;
     use crate::api::Action;
-    use crate::model::{ControlId, Domain, Owner};
+    use crate::model::{ControlId, Domain, Owner, Provider};
     use crate::object::ObjectRef;
 
     fn verdict(i: usize, result: Outcome) -> Verdict {
@@ -247,6 +434,59 @@ mod tests {
         assert!(serde_json::to_vec(&r).unwrap().len() < 1280 * 1024);
         assert_eq!(results[0]["properties"]["cloudResource"], "s3://bucket-0");
         assert!(results[0]["message"].as_str().unwrap().len() <= MAX_MESSAGE + 3);
+    }
+
+    /// What the controller wrote reads back as the verdicts it wrote; folded failures stand
+    /// for their control on the Report; a Report cut short of its findings is refused.
+    #[test]
+    fn reports_read_back_as_the_verdicts_they_hold() {
+        let mut vs: Vec<Verdict> = (0..500).map(|i| verdict(i, Outcome::Fail)).collect();
+        vs.push(verdict(900, Outcome::Pass));
+        let mut report = build("shop", &vs, 1);
+        report["metadata"]["namespace"] = json!("shop");
+        let mut back = ReadBack::default();
+        read_back(&report, &mut back).unwrap();
+        assert!(back.skipped.is_empty(), "{:?}", back.skipped);
+        let first = &back.verdicts[0];
+        assert_eq!(first.resource, vs[0].resource);
+        assert_eq!(first.result, Outcome::Fail);
+        assert_eq!(first.frameworks.as_ref(), vs[0].frameworks.as_ref());
+        assert_eq!(first.service_model, crate::model::ServiceModel::Paas);
+        let folded: Vec<&Verdict> = back
+            .verdicts
+            .iter()
+            .filter(|v| v.rule == "aggregated")
+            .collect();
+        assert_eq!(folded.len(), 2, "one per control and outcome");
+        assert!(folded.iter().all(|v| v.resource.kind == "Report"));
+        let whole = crate::compliance::for_control(ControlId::DataPublicAccess, Provider::Aws);
+        assert_eq!(folded[0].frameworks.as_ref(), whole);
+
+        // The writer drops results to fit etcd: a Report that lost findings is no evidence.
+        let mut cut = report.clone();
+        cut["results"].as_array_mut().unwrap().truncate(300);
+        let err = read_back(&cut, &mut ReadBack::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("holds 300 of its 500 findings"),
+            "{err}"
+        );
+        // A result from a Report written before provider and model were recorded is skipped,
+        // and said.
+        let mut old = build("shop", &vs[..1], 1);
+        old["metadata"]["namespace"] = json!("shop");
+        old["results"][0]["properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("provider");
+        old["summary"]["fail"] = json!(0);
+        let mut back = ReadBack::default();
+        read_back(&old, &mut back).unwrap();
+        assert!(back.verdicts.is_empty());
+        assert!(
+            back.skipped[0].contains("no provider"),
+            "{:?}",
+            back.skipped
+        );
     }
 
     #[test]
