@@ -408,8 +408,30 @@ fn compliance_says_who_owns_each_requirement_and_what_the_evidence_shows() {
             .any(|o| o == "Bucket/shop-public-assets in shop"),
         "{public}"
     );
+    // 3.1.1 (deny HTTP by bucket policy): the example baseline does not ask for the policy,
+    // so nothing evaluated it; no evidence, not met.
     let https = rows.iter().find(|r| r["id"] == "3.1.1").unwrap();
-    assert_eq!(https["status"], "met");
+    assert_eq!(https["status"], "no-evidence");
+    // The baseline Pod Security profile evaluates hostIPC (CIS Kubernetes 5.2.4: no example
+    // uses it, met) but not allowPrivilegeEscalation (5.2.6: the restricted profile's, no
+    // evidence); the privileged DaemonSet fails 5.2.5 (hostNetwork).
+    let out = onus(&[
+        "compliance",
+        "--framework",
+        "cis-kubernetes",
+        "--provider",
+        "aws",
+        "--model",
+        "iaas",
+        "--output",
+        "json",
+        "manifests/examples",
+    ]);
+    let k8s: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let status = |id: &str| k8s.iter().find(|r| r["id"] == id).unwrap()["status"].clone();
+    assert_eq!(status("5.2.4"), "met");
+    assert_eq!(status("5.2.6"), "no-evidence");
+    assert_eq!(status("5.2.5"), "failing");
     // Verdicts are evidence for their baseline's provider and model only, and onus says so.
     let out = onus(&[
         "compliance",

@@ -305,6 +305,20 @@ def main():
         prov = {"k8s-cis": "kubernetes", "eks": "aws", "aks": "azure", "gke": "gcp"}[key]
         rows.append((control, check, prov, fw, ver, rid, title, "", s))
 
+    # A requirement every per-port security-group check maps to is about network exposure as
+    # a whole (ISO 27001 A.8.20 "Networks security"), not about one port: any forbidden port
+    # open to the internet fails it, so it also gets a row every ingress-rules finding carries.
+    port_checks = {c for control, check, prov, checks in ONUS
+                   if check.startswith("ingress-rules/tcp-") and prov == "aws" for c in checks}
+    by_req = {}
+    for r in rows:
+        if r[1].startswith("ingress-rules/tcp-") and r[2] == "aws":
+            by_req.setdefault((r[3], r[4], r[5]), (r, set()))[1].add(r[7])
+    for (fw, ver, rid), (r, checks) in sorted(by_req.items()):
+        if checks >= port_checks:
+            rows.append((r[0], "ingress-rules", "aws", fw, ver, rid, r[6],
+                         SG + "tcp_port_*", r[8]))
+
     seen, out = set(), []
     for r in rows:
         k = r[:6] + (r[7],)

@@ -153,7 +153,7 @@ fn text(report: &CheckReport, options: TextOptions) -> String {
         let _ = writeln!(
             out,
             "not judged (kinds onus does not check): {}",
-            kinds.join(", ")
+            printable(&kinds.join(", "))
         );
     }
     if !report.unguarded_namespaces.is_empty() {
@@ -165,7 +165,7 @@ fn text(report: &CheckReport, options: TextOptions) -> String {
         let _ = writeln!(
             out,
             "no baseline applies to namespace(s): {}",
-            ns.join(", ")
+            printable(&ns.join(", "))
         );
     }
     out

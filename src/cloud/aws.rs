@@ -39,22 +39,9 @@ use crate::posture::{
     Transit,
 };
 
-/// Observes every AWS call, for `onus_cloud_requests_total{provider,service,operation,outcome}`
-/// and `onus_cloud_request_duration_seconds{provider,service}`: `(service, operation, outcome,
-/// duration)`, outcome `"ok"`, `"error"` or `"throttled"`. Services are `s3`, `s3control`, `iam`,
-/// `ec2`, `sts` and `cloudtrail`; operations are the API names (`GetBucketAcl`, ...).
-pub type CallObserver =
-    Arc<dyn Fn(&'static str, &'static str, &'static str, Duration) + Send + Sync>;
-
-/// An observer that ignores everything.
-pub fn no_observer() -> CallObserver {
-    Arc::new(|_, _, _, _| {})
-}
-
-/// Outcome labels given to the [`CallObserver`].
-pub const OUTCOME_OK: &str = "ok";
-pub const OUTCOME_ERROR: &str = "error";
-pub const OUTCOME_THROTTLED: &str = "throttled";
+// AWS services reported to the observer: `s3`, `s3control`, `iam`, `ec2`, `sts` and
+// `cloudtrail`; operations are the API names (`GetBucketAcl`, ...).
+pub use super::{CallObserver, OUTCOME_ERROR, OUTCOME_OK, OUTCOME_THROTTLED, no_observer};
 
 /// Retry and timeout settings of the SDK clients.
 #[derive(Clone, Debug)]

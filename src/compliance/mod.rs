@@ -313,22 +313,23 @@ pub fn for_check(control: ControlId, rule: &str, provider: Provider) -> &'static
         .unwrap_or(&EMPTY)
 }
 
-/// The requirement ids a verdict of `check` gives evidence for: with no aspects (a pass, or a
-/// check that does not say which part failed), every id of the check; with aspects, the ids of
-/// those aspects and of the check's rows that name none.
+/// The requirement ids a verdict of `check` gives evidence for: when the check does not tell
+/// its aspects apart, every id of the check; else the ids of its aspects and of the check's
+/// rows that name none.
 pub fn for_verdict(
     control: ControlId,
     check: &crate::engine::Check,
     provider: Provider,
 ) -> Cow<'static, FrameworkIds> {
-    if check.aspects.is_empty() || WHOLE_CONTROL_RULES.contains(&check.rule) {
-        return Cow::Borrowed(for_check(control, check.rule, provider));
-    }
+    let aspects = match &check.aspects {
+        Some(a) if !WHOLE_CONTROL_RULES.contains(&check.rule) => a,
+        _ => return Cow::Borrowed(for_check(control, check.rule, provider)),
+    };
     let Some(rules) = tables().by_check.get(&(control, provider)) else {
         return Cow::Borrowed(&EMPTY);
     };
     let mut found = std::iter::once(format!("{}/", check.rule))
-        .chain(check.aspects.iter().map(|a| format!("{}/{a}", check.rule)))
+        .chain(aspects.iter().map(|a| format!("{}/{a}", check.rule)))
         .filter_map(|key| rules.get(&key));
     let Some(first) = found.next() else {
         return Cow::Borrowed(&EMPTY);

@@ -89,13 +89,15 @@ fn text(rows: &[Requirement], h: &Heading) -> String {
     out
 }
 
-/// A Markdown table cell: pipes and HTML escaped, lines joined.
+/// A Markdown table cell: pipes and HTML escaped, lines joined, other control characters
+/// escaped (the file is read in terminals too).
 fn cell(s: &str) -> String {
-    s.replace('&', "&amp;")
+    let joined = s.replace(['\n', '\r'], " ");
+    crate::text::printable(&joined)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('|', "\\|")
-        .replace(['\n', '\r'], " ")
 }
 
 fn markdown(rows: &[Requirement], h: &Heading) -> String {
@@ -139,7 +141,16 @@ fn markdown(rows: &[Requirement], h: &Heading) -> String {
 }
 
 /// A CSV field, quoted when it must be.
+/// A CSV field: quoted when it must be; control characters other than line breaks escaped.
 fn field(s: &str) -> String {
+    let s: String = s
+        .chars()
+        .map(|c| match c {
+            '\n' | '\r' => c.to_string(),
+            c => crate::text::printable(c.encode_utf8(&mut [0; 4])).into_owned(),
+        })
+        .collect();
+    let s = s.as_str();
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -160,10 +160,11 @@ pub fn requirements(
 }
 
 /// What the verdicts of a requirement's checks say, for baselines of this provider and model.
-/// A verdict of one of its checks is evidence; a finding fails the requirement only when the
-/// aspect that failed maps to it (a hostPath-only pod does not fail "minimise hostNetwork").
-/// A check that stands for its whole control (an audit that failed) counts for every
-/// requirement of that control.
+/// A verdict is evidence for the requirements it carries: a pass, those of the aspects it
+/// evaluated and met; a finding, those of the aspects that failed (a hostPath-only pod does not
+/// fail "minimise hostNetwork", and a baseline profile that never asks for seccomp does not
+/// meet "seccomp RuntimeDefault"). A check that stands for its whole control (an audit that
+/// failed, results a Report folded) carries every requirement of that control.
 fn judge(
     requirement: (Framework, &str),
     checks: &BTreeSet<(ControlId, &str)>,
@@ -173,6 +174,7 @@ fn judge(
     let relevant = verdicts.iter().filter(|v| {
         v.provider == provider
             && v.service_model == model
+            && v.frameworks.contains(requirement.0, requirement.1)
             && (checks.contains(&(v.control, v.rule))
                 || (WHOLE_CONTROL_RULES.contains(&v.rule)
                     && checks.iter().any(|(c, _)| *c == v.control)))
@@ -182,13 +184,11 @@ fn judge(
     for v in relevant {
         match v.result {
             // A resource nobody audited says nothing either way: no evidence, not met.
-            Outcome::Warn if WHOLE_CONTROL_RULES.contains(&v.rule) => {}
+            Outcome::Warn if v.rule == "unknown-posture" => {}
             // A warning is a finding: the requirement is not met.
             Outcome::Fail | Outcome::Error | Outcome::Warn => {
                 judged = true;
-                if v.frameworks.contains(requirement.0, requirement.1) {
-                    failing.insert(v.resource.to_string());
-                }
+                failing.insert(v.resource.to_string());
             }
             Outcome::Pass => judged = true,
             Outcome::Skip => {}

@@ -195,13 +195,16 @@ pub enum ReadError {
     #[error("listing Reports: {0}")]
     Kube(#[from] kube::Error),
     #[error(
-        "the Report in namespace {namespace} holds {held} of its {total} findings (it was cut to fit etcd): judge the namespace from its manifests instead (`onus compliance ... PATH`)"
+        "the Report in namespace {namespace} holds {held} of its {total} {outcome} results (it was cut to fit etcd, or edited): judge the namespace from its manifests instead (`onus compliance ... PATH`)"
     )]
     Incomplete {
         namespace: String,
+        outcome: &'static str,
         held: u64,
         total: u64,
     },
+    #[error("the Report in namespace {namespace} holds a finding onus cannot read: {what}")]
+    Unreadable { namespace: String, what: String },
 }
 
 /// Verdicts read back from onus's Reports, for `onus compliance --cluster`.
@@ -212,9 +215,11 @@ pub struct ReadBack {
     pub skipped: Vec<String>,
 }
 
-/// The verdicts a Report holds. A result folded into an `aggregated` one stands for its whole
-/// control, on the Report itself: a folded failure fails every requirement of the control
-/// rather than none. A Report missing findings it counts is an error, never a partial pass.
+/// The verdicts a Report holds. Only results whose `source` is onus count. A result folded
+/// into an `aggregated` one stands for its whole control, on the Report itself: a folded
+/// failure fails every requirement of the control rather than none; so does a finding whose
+/// rule or ids this onus does not know. A Report missing findings it counts, or holding a
+/// finding onus cannot attribute to a control, is an error, never a partial pass.
 pub fn read_back(report: &Value, out: &mut ReadBack) -> Result<(), ReadError> {
     let namespace = report["metadata"]["namespace"]
         .as_str()
@@ -224,8 +229,9 @@ pub fn read_back(report: &Value, out: &mut ReadBack) -> Result<(), ReadError> {
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or(&[]);
-    let mut held = 0u64;
-    for r in results {
+    // Findings held, per outcome: fail, warn, error.
+    let mut held = [0u64; 3];
+    for r in results.iter().filter(|r| r["source"] == "onus") {
         let at = |what: &str| {
             format!(
                 "Report in {namespace}: result {} on {}: {what}",
@@ -233,33 +239,49 @@ pub fn read_back(report: &Value, out: &mut ReadBack) -> Result<(), ReadError> {
                 r["resources"][0]["name"].as_str().unwrap_or("?")
             )
         };
-        let finding = matches!(r["result"].as_str(), Some("fail" | "warn" | "error"));
-        if finding {
+        let slot = match r["result"].as_str() {
+            Some("fail") => Some(0),
+            Some("warn") => Some(1),
+            Some("error") => Some(2),
+            _ => None,
+        };
+        let v = match verdict_of(r, &namespace) {
+            Ok(v) => v,
+            Err(why) if slot.is_none() => {
+                out.skipped.push(at(&why));
+                continue;
+            }
+            Err(why) => {
+                return Err(ReadError::Unreadable {
+                    what: at(&why),
+                    namespace: namespace.clone(),
+                });
+            }
+        };
+        if let Some(i) = slot {
             // `N more fail results for CONTROL`: the folded results count as held.
-            held += match r["rule"].as_str() {
-                Some("aggregated") => r["message"]
+            let n = match v.rule {
+                "aggregated" => r["message"]
                     .as_str()
                     .and_then(|m| m.split_whitespace().next())
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(1),
                 _ => 1,
             };
+            held[i] = held[i].saturating_add(n);
         }
-        match verdict_of(r, &namespace) {
-            Ok(v) => out.verdicts.push(v),
-            Err(why) => out.skipped.push(at(&why)),
-        }
+        out.verdicts.push(v);
     }
-    let total: u64 = ["fail", "warn", "error"]
-        .iter()
-        .map(|k| report["summary"][k].as_u64().unwrap_or(0))
-        .sum();
-    if held < total {
-        return Err(ReadError::Incomplete {
-            namespace,
-            held,
-            total,
-        });
+    for (i, key) in ["fail", "warn", "error"].iter().enumerate() {
+        let total = report["summary"][key].as_u64().unwrap_or(0);
+        if held[i] < total {
+            return Err(ReadError::Incomplete {
+                namespace,
+                outcome: key,
+                held: held[i],
+                total,
+            });
+        }
     }
     Ok(())
 }
@@ -274,8 +296,6 @@ fn verdict_of(r: &Value, namespace: &str) -> Result<Verdict, String> {
     };
     let props = &r["properties"];
     let control: ControlId = text(&r["policy"], "policy")?.parse()?;
-    let rule_text = text(&r["rule"], "rule")?;
-    let rule = known_rule(&rule_text).ok_or_else(|| format!("unknown rule {rule_text:?}"))?;
     let result = match text(&r["result"], "result")?.as_str() {
         "pass" => Outcome::Pass,
         "fail" => Outcome::Fail,
@@ -284,7 +304,15 @@ fn verdict_of(r: &Value, namespace: &str) -> Result<Verdict, String> {
         "skip" => Outcome::Skip,
         other => return Err(format!("unknown result {other:?}")),
     };
-    let aggregated = rule == "aggregated";
+    let finding = matches!(result, Outcome::Fail | Outcome::Warn | Outcome::Error);
+    let rule_text = text(&r["rule"], "rule")?;
+    // A finding of a check this onus does not know (a newer writer) stands for its control.
+    let rule = match known_rule(&rule_text) {
+        Some(rule) => rule,
+        None if finding => "aggregated",
+        None => return Err(format!("unknown rule {rule_text:?}")),
+    };
+    let aggregated = rule == "aggregated" && rule_text == "aggregated";
     let provider: Provider = match props["provider"].as_str() {
         Some(p) => p.parse()?,
         None => return Err("no provider (written by an older onus)".into()),
@@ -319,9 +347,18 @@ fn verdict_of(r: &Value, namespace: &str) -> Result<Verdict, String> {
             name: text(&o["name"], "resource name")?,
         }
     };
-    let frameworks = match props["frameworks"].as_str() {
-        Some(compact) => std::borrow::Cow::Owned(FrameworkIds::parse_compact(compact)?),
-        None => std::borrow::Cow::Borrowed(crate::compliance::for_check(control, rule, provider)),
+    let whole = || std::borrow::Cow::Borrowed(crate::compliance::for_control(control, provider));
+    let frameworks = match (props["frameworks"].as_str(), rule) {
+        (_, "aggregated") => whole(),
+        (Some(compact), _) => match FrameworkIds::parse_compact(compact) {
+            Ok(ids) => std::borrow::Cow::Owned(ids),
+            // Ids this onus cannot read: a finding stands for its whole control.
+            Err(_) if finding => whole(),
+            Err(e) => return Err(e),
+        },
+        (None, _) => {
+            std::borrow::Cow::Borrowed(crate::compliance::for_check(control, rule, provider))
+        }
     };
     Ok(Verdict {
         control,
@@ -467,18 +504,18 @@ mod tests {
         cut["results"].as_array_mut().unwrap().truncate(300);
         let err = read_back(&cut, &mut ReadBack::default()).unwrap_err();
         assert!(
-            err.to_string().contains("holds 300 of its 500 findings"),
+            err.to_string()
+                .contains("holds 300 of its 500 fail results"),
             "{err}"
         );
-        // A result from a Report written before provider and model were recorded is skipped,
-        // and said.
-        let mut old = build("shop", &vs[..1], 1);
+        // A pass from a Report written before provider and model were recorded is skipped,
+        // and said; a finding onus cannot attribute is an error.
+        let mut old = build("shop", &[verdict(7, Outcome::Pass)], 1);
         old["metadata"]["namespace"] = json!("shop");
         old["results"][0]["properties"]
             .as_object_mut()
             .unwrap()
             .remove("provider");
-        old["summary"]["fail"] = json!(0);
         let mut back = ReadBack::default();
         read_back(&old, &mut back).unwrap();
         assert!(back.verdicts.is_empty());
@@ -487,6 +524,39 @@ mod tests {
             "{:?}",
             back.skipped
         );
+        let mut old = build("shop", &vs[..1], 1);
+        old["metadata"]["namespace"] = json!("shop");
+        old["results"][0]["properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("provider");
+        let err = read_back(&old, &mut ReadBack::default()).unwrap_err();
+        assert!(matches!(err, ReadError::Unreadable { .. }), "{err}");
+
+        // Results of other tools are no evidence and do not stand in for onus's findings; a
+        // finding of a check this onus does not know stands for its whole control; a folded
+        // count cannot overflow.
+        let mut mixed = build("shop", &vs[..2], 1);
+        mixed["metadata"]["namespace"] = json!("shop");
+        let results = mixed["results"].as_array_mut().unwrap();
+        results[0]["rule"] = json!("from-a-newer-onus");
+        results[1]["source"] = json!("kyverno");
+        let err = read_back(&mixed, &mut ReadBack::default()).unwrap_err();
+        assert!(err.to_string().contains("holds 1 of its 2 fail"), "{err}");
+        mixed["summary"]["fail"] = json!(1);
+        let mut back = ReadBack::default();
+        read_back(&mixed, &mut back).unwrap();
+        assert_eq!(back.verdicts.len(), 1);
+        assert_eq!(back.verdicts[0].rule, "aggregated");
+        assert_eq!(back.verdicts[0].resource.name, "app-0");
+        assert_eq!(back.verdicts[0].frameworks.as_ref(), whole);
+        let mut huge = report.clone();
+        for r in huge["results"].as_array_mut().unwrap() {
+            if r["rule"] == "aggregated" {
+                r["message"] = json!("18446744073709551615 more fail results");
+            }
+        }
+        read_back(&huge, &mut ReadBack::default()).unwrap();
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub(super) fn public_access(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&st
         let what = format!("{} is not publicly accessible", subject(p, found_at));
         ctx.verdict(
             DataPublicAccess,
-            "public-access",
+            Check::new("public-access").with(&public_evaluated(p)),
             Outcome::Pass,
             Some(&p.resource),
             what,
@@ -76,29 +76,68 @@ pub(super) fn public_access(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&st
     );
 }
 
+/// An exposure by ACL, as worded by `cloud::aws::acl_exposures` ("ACL grants ...") and the
+/// declared readers ("canned ACL public-read"); any other exposure is a policy statement.
+fn by_acl(exposure: &str) -> bool {
+    exposure.starts_with("ACL grant") || exposure.starts_with("canned ACL")
+}
+
 /// The aspects of `public-access` a public (or unguarded) resource fails.
 fn public_aspects(p: &Posture) -> Vec<&'static str> {
     let Some(pa) = &p.public_access else {
         return Vec::new();
     };
     let guard_off = matches!(pa.guard, Some(Err(_)));
+    let exposed = !pa.exposures.is_empty();
+    let mut out = Vec::new();
     match &p.resource {
         CloudResource::S3Bucket(_) => {
-            let mut out = Vec::new();
-            // ACL exposures are worded "ACL grant(s) ..." (cloud::aws::acl_exposures, declared).
-            if pa.exposures.iter().any(|e| e.starts_with("ACL grant")) {
+            if pa.exposures.iter().any(|e| by_acl(e)) {
                 out.push("s3-acl");
             }
-            if pa.exposures.iter().any(|e| !e.starts_with("ACL grant")) {
+            if pa.exposures.iter().any(|e| !by_acl(e)) {
                 out.push("s3-policy");
             }
             if guard_off {
                 out.push("s3-block-public-access");
             }
-            out
         }
+        // Prowler's storage_blob_public_access_level_is_disabled is the account's
+        // allowBlobPublicAccess; a public container fails it as well (it took effect).
+        CloudResource::AzureContainer { .. } | CloudResource::AzureStorageAccount(_) => {
+            out.push("azure-blob");
+        }
+        // CIS GCP 5.1 is "not anonymously or publicly accessible": a bucket that is private
+        // but not guarded by public access prevention does not fail it.
+        CloudResource::GcsBucket(_) => {
+            if exposed {
+                out.push("gcs-all-users");
+            }
+            if guard_off {
+                out.push("gcs-public-access-prevention");
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The aspects of `public-access` a pass on `p` shows met: those the facts cover.
+fn public_evaluated(p: &Posture) -> Vec<&'static str> {
+    let Some(pa) = &p.public_access else {
+        return Vec::new();
+    };
+    let guarded = pa.guard.is_some();
+    match &p.resource {
+        CloudResource::S3Bucket(_) if guarded => {
+            vec!["s3-acl", "s3-policy", "s3-block-public-access"]
+        }
+        CloudResource::S3Bucket(_) => vec!["s3-acl", "s3-policy"],
         CloudResource::AzureContainer { .. } | CloudResource::AzureStorageAccount(_) => {
             vec!["azure-blob"]
+        }
+        CloudResource::GcsBucket(_) if guarded => {
+            vec!["gcs-all-users", "gcs-public-access-prevention"]
         }
         CloudResource::GcsBucket(_) => vec!["gcs-all-users"],
         _ => Vec::new(),
@@ -204,9 +243,13 @@ pub(super) fn encryption_at_rest(ctx: &mut Ctx<'_>, p: &Posture, found_at: Optio
             subject(p, found_at),
             enc.algorithm.as_deref().unwrap_or("enabled")
         );
+        let mut met = Check::new("default-encryption").with(&[kind]);
+        if want_cmk {
+            met.aspect(format!("{kind}-cmk"));
+        }
         ctx.verdict(
             DataEncryptionAtRest,
-            "default-encryption",
+            met,
             Outcome::Pass,
             Some(&p.resource),
             what,
@@ -265,11 +308,23 @@ pub(super) fn encryption_in_transit(ctx: &mut Ctx<'_>, p: &Posture, found_at: Op
         gaps.push("has no bucket policy denying aws:SecureTransport=false".to_string());
     }
     if gaps.is_empty() {
-        if p.transit.is_some() || is_s3 {
+        let mut met = Check::new("transport");
+        if t.https_only.is_some() {
+            met.aspect("azure-https-only");
+        }
+        if t.min_tls.is_some() {
+            met.aspect("azure-min-tls-1.2");
+        }
+        if is_s3 && want_policy {
+            met.aspect("s3-secure-transport-policy");
+        }
+        // Nothing asked and nothing known: no verdict (S3 accepts plain HTTP unless a policy
+        // denies it, so "only accepts encrypted transport" would not be true).
+        if met.aspects.is_some() {
             let what = format!("{} only accepts encrypted transport", subject(p, found_at));
             ctx.verdict(
                 DataEncryptionInTransit,
-                "transport",
+                met,
                 Outcome::Pass,
                 Some(&p.resource),
                 what,
@@ -429,9 +484,17 @@ pub(super) fn storage_class(ctx: &mut Ctx<'_>) {
         }
         None => {
             let what = format!("{} provisions encrypted volumes", ctx.obj.id);
+            // What the class was held to: EBS encryption always, customer keys when asked.
+            let met: &[&str] = match (provisioner, want_cmk) {
+                ("ebs.csi.aws.com" | "kubernetes.io/aws-ebs", false) => &["ebs"],
+                ("ebs.csi.aws.com" | "kubernetes.io/aws-ebs", true) => &["ebs", "ebs-cmk"],
+                ("disk.csi.azure.com" | "kubernetes.io/azure-disk", true) => &["azure-disk-cmk"],
+                ("pd.csi.storage.gke.io" | "kubernetes.io/gce-pd", true) => &["gce-pd-cmk"],
+                _ => &[],
+            };
             ctx.verdict(
                 DataEncryptionAtRest,
-                "volume-encryption",
+                Check::new("volume-encryption").with(met),
                 Outcome::Pass,
                 None,
                 what,

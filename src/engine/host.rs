@@ -14,9 +14,10 @@ pub(super) fn isolation(ctx: &mut Ctx<'_>, pod: &PodTemplate<'_>) {
     let gaps = pod_security::gaps(pod, params.pod_security, &params.allowed_host_paths);
     if gaps.is_empty() {
         let what = format!("{} stays inside its containers", ctx.obj.id);
+        let evaluated = pod_security::evaluated(params.pod_security);
         ctx.verdict(
             HostOsIsolation,
-            "host-access",
+            Check::new("host-access").with(evaluated),
             Outcome::Pass,
             None,
             what,

@@ -128,7 +128,9 @@ pub(super) fn least_privilege(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&
     let mut check = Check::new("policy-analysis");
     let mut findings: Vec<String> = Vec::new();
     for f in own {
-        check.aspect(f.issue.aspect());
+        for a in f.issue.aspects() {
+            check.aspect(a);
+        }
         findings.push(f.describe());
     }
     // Attached managed policies declared elsewhere in the snapshot.
@@ -138,7 +140,9 @@ pub(super) fn least_privilege(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&
             && let Some(fs) = &pol.iam
         {
             for f in fs {
-                check.aspect(f.issue.aspect());
+                for a in f.issue.aspects() {
+                    check.aspect(a);
+                }
                 findings.push(format!("attached {arn}: {}", f.describe()));
             }
         }

@@ -35,6 +35,7 @@ pub fn aspects(rule: &str) -> Vec<String> {
             "s3-block-public-access",
             "azure-blob",
             "gcs-all-users",
+            "gcs-public-access-prevention",
         ],
         "default-encryption" => &[
             "s3",

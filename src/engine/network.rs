@@ -181,9 +181,15 @@ pub(super) fn security_group(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&s
             p.resource,
             found(found_at)
         );
+        // Met: no forbidden port and not every port is open; ports the baseline allows say
+        // nothing about requirements on them (Kibana's 5601 open is no pass for Kibana's check).
+        let mut met = Check::new("ingress-rules").with(&["forbidden-port", "all-ports"]);
+        for port in &forbidden {
+            met.aspect(format!("tcp-{port}"));
+        }
         ctx.verdict(
             NetworkExposure,
-            "ingress-rules",
+            met,
             Outcome::Pass,
             Some(&p.resource),
             what,

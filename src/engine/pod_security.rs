@@ -92,24 +92,37 @@ impl Gap {
     }
 }
 
-/// Every aspect [`gaps`] may name.
+/// The aspects `profile` evaluates: a pod that passes meets these, and only these (the
+/// baseline profile does not ask for a seccomp profile or for NET_RAW to be dropped).
+pub fn evaluated(profile: Profile) -> &'static [&'static str] {
+    match profile {
+        Profile::Baseline => &ASPECTS[..BASELINE_ASPECTS],
+        Profile::Restricted => ASPECTS,
+    }
+}
+
+/// How many of [`ASPECTS`], from the start, the baseline profile evaluates.
+const BASELINE_ASPECTS: usize = 13;
+
+/// Every aspect [`gaps`] may name: the baseline profile's, then the restricted profile's.
 pub const ASPECTS: &[&str] = &[
     "host-network",
     "host-pid",
     "host-ipc",
     "windows-hostprocess",
     "host-path",
-    "restricted-volume-types",
     "sysctls",
     "apparmor",
-    "seccomp",
     "selinux",
     "privileged",
     "capabilities-baseline",
-    "capability-net-raw",
     "proc-mount",
     "host-port",
     "probe-host",
+    // restricted
+    "restricted-volume-types",
+    "seccomp",
+    "capability-net-raw",
     "restricted-run-as-non-root",
     "restricted-allow-privilege-escalation",
     "restricted-capabilities-drop-all",
@@ -394,6 +407,15 @@ mod tests {
     fn hardened() -> Value {
         json!({"runAsNonRoot": true, "allowPrivilegeEscalation": false,
             "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}})
+    }
+
+    #[test]
+    fn the_baseline_profile_evaluates_only_its_own_aspects() {
+        let base = evaluated(Profile::Baseline);
+        assert_eq!(base.last(), Some(&"probe-host"));
+        assert!(base.contains(&"host-network") && !base.contains(&"seccomp"));
+        assert!(!base.iter().any(|a| a.starts_with("restricted-")));
+        assert_eq!(evaluated(Profile::Restricted), ASPECTS);
     }
 
     #[test]

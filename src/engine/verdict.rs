@@ -60,32 +60,36 @@ pub struct Verdict {
     pub frameworks: Cow<'static, FrameworkIds>,
 }
 
-/// A check inside a control (`host-access`) and, for a finding, the aspects of it that failed
-/// (`host-path`, `tcp-22`): the requirements a finding fails are those of its aspects, not every
-/// requirement its check gives evidence for.
+/// A check inside a control (`host-access`) and the aspects of it the verdict is about
+/// (`host-path`, `tcp-22`): for a finding, those that failed; for a pass, those that were
+/// evaluated and met. The verdict gives evidence for the requirements of those aspects only.
+/// `None`: the check does not tell its aspects apart, and the verdict stands for all of them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Check {
     pub rule: &'static str,
-    pub aspects: Vec<Cow<'static, str>>,
+    pub aspects: Option<Vec<Cow<'static, str>>>,
 }
 
 impl Check {
     pub fn new(rule: &'static str) -> Check {
         Check {
             rule,
-            aspects: Vec::new(),
+            aspects: None,
         }
     }
 
     /// Add an aspect once.
     pub fn aspect(&mut self, aspect: impl Into<Cow<'static, str>>) {
         let aspect = aspect.into();
-        if !self.aspects.contains(&aspect) {
-            self.aspects.push(aspect);
+        let list = self.aspects.get_or_insert_with(Vec::new);
+        if !list.contains(&aspect) {
+            list.push(aspect);
         }
     }
 
+    /// These aspects (possibly none: the verdict is then about no aspect of its check).
     pub fn with(mut self, aspects: &[&'static str]) -> Check {
+        self.aspects.get_or_insert_with(Vec::new);
         for a in aspects {
             self.aspect(*a);
         }
@@ -124,15 +128,40 @@ impl Verdict {
     }
 }
 
-/// Keep the strictest verdict of each check (control, rule, cloud resource), in first-seen order.
+/// Keep the strictest verdict of each check (control, rule, cloud resource) per provider and
+/// service model, in first-seen order. Baselines of different models judge different duties,
+/// so each keeps its verdict. Of two findings, the strictest keeps the requirement ids of both
+/// (a Warn baseline's restricted profile finds what a Deny baseline's profile does not ask).
 pub fn strictest(all: Vec<Verdict>) -> Vec<Verdict> {
-    let mut index: HashMap<(ControlId, &'static str, Option<String>), usize> = HashMap::new();
+    type Key = (
+        ControlId,
+        &'static str,
+        Option<String>,
+        Provider,
+        ServiceModel,
+    );
+    let mut index: HashMap<Key, usize> = HashMap::new();
     let mut out: Vec<Verdict> = Vec::with_capacity(all.len());
     for v in all {
-        let key = (v.control, v.rule, v.cloud_resource.clone());
+        let key = (
+            v.control,
+            v.rule,
+            v.cloud_resource.clone(),
+            v.provider,
+            v.service_model,
+        );
         match index.get(&key) {
-            Some(&i) if out[i].severity() >= v.severity() => {}
-            Some(&i) => out[i] = v,
+            Some(&i) => {
+                let keep = &mut out[i];
+                let both_findings = keep.is_finding() && v.is_finding();
+                let mut v = v;
+                if keep.severity() < v.severity() {
+                    std::mem::swap(keep, &mut v);
+                }
+                if both_findings && keep.frameworks != v.frameworks {
+                    keep.frameworks.to_mut().merge(&v.frameworks);
+                }
+            }
             None => {
                 index.insert(key, out.len());
                 out.push(v);

@@ -121,13 +121,20 @@ pub struct IamFinding {
 }
 
 impl IamIssue {
-    /// The aspect of `policy-analysis` it fails, as compliance mappings name it (the serde tag).
-    pub fn aspect(&self) -> &'static str {
+    /// The aspects of `policy-analysis` it fails, as compliance mappings name them: its own
+    /// (the serde tag), and those it implies. An escalation path that a wider grant covers is
+    /// not reported on its own, so the wider grant carries it: every action (`*`, or `Allow`
+    /// with `NotAction`) includes every escalation and every service's wildcard, and `iam:*`
+    /// includes the IAM-only escalation paths.
+    pub fn aspects(&self) -> Vec<&'static str> {
         match self {
-            IamIssue::FullAdmin => "full-admin",
-            IamIssue::ServiceWildcard { .. } => "service-wildcard",
-            IamIssue::AllowNotAction => "allow-not-action",
-            IamIssue::PrivilegeEscalation { .. } => "privilege-escalation",
+            IamIssue::FullAdmin => vec!["full-admin", "service-wildcard", "privilege-escalation"],
+            IamIssue::AllowNotAction => vec!["allow-not-action", "privilege-escalation"],
+            IamIssue::ServiceWildcard { service } if glob_match(service, "iam") => {
+                vec!["service-wildcard", "privilege-escalation"]
+            }
+            IamIssue::ServiceWildcard { .. } => vec!["service-wildcard"],
+            IamIssue::PrivilegeEscalation { .. } => vec!["privilege-escalation"],
         }
     }
 }

@@ -1,0 +1,525 @@
+//! Azure auditor: the live posture of blob containers and storage accounts, read through the
+//! official Azure SDK for Rust (`azure_storage_blob`, `azure_identity`).
+//!
+//! - Credentials, in this order: workload identity (`AZURE_FEDERATED_TOKEN_FILE`, as the AKS
+//!   webhook injects it), a service principal from the environment (`AZURE_TENANT_ID`,
+//!   `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`), then managed identity. For emulators and tests
+//!   only, `ONUS_AZURE_STORAGE_KEY` signs requests with a shared account key instead.
+//! - Endpoints: `https://{account}.blob.core.windows.net`, or `ONUS_AZURE_BLOB_ENDPOINT` with
+//!   `{account}` replaced (`http://127.0.0.1:10000/{account}` for azurite).
+//! - Every call is reported to the [`CallObserver`] (`provider="azure"`, service `blob`) and
+//!   bounded in time; a failed read is [`Posture::failed`], never a pass.
+//! - Container public access is what the data plane shows (`x-ms-blob-public-access`). Whether
+//!   the account lets it take effect (`allowBlobPublicAccess`) is a management-plane fact onus
+//!   does not read yet, so a container set public counts as public.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use azure_core::credentials::TokenCredential;
+use azure_core::http::policies::{Policy, PolicyResult};
+use azure_core::http::{
+    ClientOptions, Context, ExponentialRetryOptions, Request, RetryOptions, Url,
+};
+use azure_storage_blob::models::{PublicAccessType, SignedIdentifiersHeaders};
+use azure_storage_blob::{
+    BlobContainerClient, BlobContainerClientOptions, BlobServiceClient, BlobServiceClientOptions,
+};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use hmac::{KeyInit, Mac};
+
+use super::{CallObserver, OUTCOME_ERROR, OUTCOME_OK, OUTCOME_THROTTLED};
+use crate::posture::{CloudResource, Posture, PublicAccess, Source};
+
+/// Emulator endpoint template: `{account}` is replaced by the storage account name.
+pub const ENDPOINT_ENV: &str = "ONUS_AZURE_BLOB_ENDPOINT";
+/// A shared account key (base64), for emulators and tests only.
+pub const STORAGE_KEY_ENV: &str = "ONUS_AZURE_STORAGE_KEY";
+
+/// How long one call may take, retries included.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AzureError {
+    #[error("{0} is not set to a URL with {{account}}: {1}")]
+    BadEndpoint(&'static str, String),
+    #[error("{STORAGE_KEY_ENV} is not base64: {0}")]
+    BadKey(String),
+    #[error("no Azure credentials: {0}")]
+    Credentials(String),
+    #[error("{account:?} is not a storage account name (3-24 lowercase letters and digits)")]
+    BadAccount { account: String },
+    #[error("{operation}: {message}")]
+    Call {
+        operation: &'static str,
+        status: Option<u16>,
+        code: Option<String>,
+        message: String,
+    },
+    #[error("{what} does not exist")]
+    NotFound { what: String },
+    #[error("{0} is not a resource the Azure auditor reads yet")]
+    Unsupported(String),
+}
+
+/// How requests are authorised.
+#[derive(Clone)]
+enum Auth {
+    Token(Arc<dyn TokenCredential>),
+    SharedKey(Vec<u8>),
+}
+
+/// Live auditor for one set of Azure credentials.
+pub struct AzureAuditor {
+    endpoint: String,
+    auth: Auth,
+    observe: CallObserver,
+}
+
+impl fmt::Debug for AzureAuditor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let auth = match self.auth {
+            Auth::Token(_) => "token",
+            Auth::SharedKey(_) => "shared-key",
+        };
+        f.debug_struct("AzureAuditor")
+            .field("endpoint", &self.endpoint)
+            .field("auth", &auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AzureAuditor {
+    /// Endpoint and credentials from the environment (see the module comment); `client_id`
+    /// picks a user-assigned identity for workload or managed identity.
+    pub fn new(
+        client_id: Option<String>,
+        observe: CallObserver,
+    ) -> Result<AzureAuditor, AzureError> {
+        let endpoint = match std::env::var(ENDPOINT_ENV) {
+            Ok(e) if !e.trim().is_empty() => {
+                let e = e.trim().trim_end_matches('/').to_string();
+                if !e.contains("{account}") || Url::parse(&e.replace("{account}", "a")).is_err() {
+                    return Err(AzureError::BadEndpoint(ENDPOINT_ENV, e));
+                }
+                e
+            }
+            _ => "https://{account}.blob.core.windows.net".to_string(),
+        };
+        let auth = match std::env::var(STORAGE_KEY_ENV) {
+            Ok(k) if !k.trim().is_empty() => Auth::SharedKey(
+                base64::engine::general_purpose::STANDARD
+                    .decode(k.trim())
+                    .map_err(|e| AzureError::BadKey(e.to_string()))?,
+            ),
+            _ => Auth::Token(credential(client_id)?),
+        };
+        Ok(AzureAuditor {
+            endpoint,
+            auth,
+            observe,
+        })
+    }
+
+    /// The live posture of `r`; a failed read is a posture with `error` set.
+    pub async fn audit(&self, r: &CloudResource, now: DateTime<Utc>) -> Posture {
+        let read = match r {
+            CloudResource::AzureContainer { account, container } => {
+                self.container(account, container).await
+            }
+            CloudResource::AzureStorageAccount(account) => self.account(account).await,
+            other => Err(AzureError::Unsupported(other.to_string())),
+        };
+        match read {
+            Ok(mut p) => {
+                p.observed_at = Some(now);
+                p
+            }
+            Err(e) => Posture::failed(r.clone(), e.to_string(), now),
+        }
+    }
+
+    /// Public access level of a container (Get Container ACL). Its stored access policies are
+    /// not judged: they are how SAS tokens are made revocable, not a gap.
+    async fn container(&self, account: &str, container: &str) -> Result<Posture, AzureError> {
+        let url = self.account_url(account)?;
+        let url = url
+            .join(&format!("{}/", encode(container)))
+            .map_err(|e| AzureError::BadEndpoint(ENDPOINT_ENV, e.to_string()))?;
+        let client = BlobContainerClient::new(
+            url,
+            self.credential(),
+            Some(BlobContainerClientOptions {
+                client_options: self.client_options(account),
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| call_error("GetContainerACL", e))?;
+        let what = format!("azblob://{account}/{container}");
+        let rsp = self
+            .call("GetContainerACL", &what, client.get_access_policy(None))
+            .await?;
+        let level = rsp.access().map_err(|e| call_error("GetContainerACL", e))?;
+        let mut exposures = Vec::new();
+        match level {
+            Some(PublicAccessType::Container) => exposures.push(
+                "container public access level is container: anyone can list and read its blobs"
+                    .to_string(),
+            ),
+            Some(PublicAccessType::Blob) => exposures.push(
+                "container public access level is blob: anyone who knows a blob's name can read it"
+                    .to_string(),
+            ),
+            Some(PublicAccessType::UnknownValue(v)) => {
+                exposures.push(format!("container public access level is {v}"))
+            }
+            None => {}
+        }
+        let mut p = Posture::new(
+            CloudResource::AzureContainer {
+                account: account.to_string(),
+                container: container.to_string(),
+            },
+            Source::Live,
+        );
+        p.public_access = Some(PublicAccess {
+            exposures,
+            guard: None,
+        });
+        Ok(p)
+    }
+
+    /// Blob service properties of an account: Storage Analytics logging.
+    async fn account(&self, account: &str) -> Result<Posture, AzureError> {
+        let url = self.account_url(account)?;
+        let client = BlobServiceClient::new(
+            url,
+            self.credential(),
+            Some(BlobServiceClientOptions {
+                client_options: self.client_options(account),
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| call_error("GetBlobServiceProperties", e))?;
+        let what = format!("azure storage account {account}");
+        let rsp = self
+            .call(
+                "GetBlobServiceProperties",
+                &what,
+                client.get_properties(None),
+            )
+            .await?;
+        let props = rsp
+            .into_model()
+            .map_err(|e| call_error("GetBlobServiceProperties", e))?;
+        let mut p = Posture::new(
+            CloudResource::AzureStorageAccount(account.to_string()),
+            Source::Live,
+        );
+        p.access_logging = Some(props.logging.is_some_and(|l| {
+            l.read == Some(true) && l.write == Some(true) && l.delete == Some(true)
+        }));
+        Ok(p)
+    }
+
+    fn account_url(&self, account: &str) -> Result<Url, AzureError> {
+        // Storage account names are 3-24 lowercase letters and digits: anything else would let
+        // a manifest steer the request elsewhere (`evil.com/x`).
+        if !(3..=24).contains(&account.len())
+            || !account
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
+            return Err(AzureError::BadAccount {
+                account: account.to_string(),
+            });
+        }
+        let url = format!("{}/", self.endpoint.replace("{account}", account));
+        Url::parse(&url).map_err(|e| AzureError::BadEndpoint(ENDPOINT_ENV, e.to_string()))
+    }
+
+    fn credential(&self) -> Option<Arc<dyn TokenCredential>> {
+        match &self.auth {
+            Auth::Token(t) => Some(t.clone()),
+            Auth::SharedKey(_) => None,
+        }
+    }
+
+    fn client_options(&self, account: &str) -> ClientOptions {
+        let mut o = ClientOptions {
+            retry: RetryOptions::exponential(ExponentialRetryOptions {
+                initial_delay: azure_core::time::Duration::milliseconds(200),
+                max_retries: 3,
+                max_total_elapsed: azure_core::time::Duration::seconds(20),
+                max_delay: azure_core::time::Duration::seconds(5),
+            }),
+            ..Default::default()
+        };
+        if let Auth::SharedKey(key) = &self.auth {
+            o.per_try_policies.push(Arc::new(SharedKey {
+                account: account.to_string(),
+                key: key.clone(),
+            }));
+        }
+        o
+    }
+
+    /// Runs one call with a time bound and reports it; "not found" answers name `what`.
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        what: &str,
+        fut: impl std::future::Future<Output = azure_core::Result<T>>,
+    ) -> Result<T, AzureError> {
+        let start = Instant::now();
+        let result = tokio::time::timeout(CALL_TIMEOUT, fut).await;
+        let elapsed = start.elapsed();
+        match result {
+            Ok(Ok(v)) => {
+                (self.observe)("blob", operation, OUTCOME_OK, elapsed);
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                let err = call_error(operation, e);
+                let outcome = match &err {
+                    AzureError::Call {
+                        status: Some(429 | 503),
+                        ..
+                    } => OUTCOME_THROTTLED,
+                    _ => OUTCOME_ERROR,
+                };
+                (self.observe)("blob", operation, outcome, elapsed);
+                match err {
+                    AzureError::Call {
+                        status: Some(404),
+                        code: Some(code),
+                        ..
+                    } if NOT_FOUND.contains(&code.as_str()) => Err(AzureError::NotFound {
+                        what: format!("{what} ({code})"),
+                    }),
+                    other => Err(other),
+                }
+            }
+            Err(_) => {
+                (self.observe)("blob", operation, OUTCOME_ERROR, elapsed);
+                Err(AzureError::Call {
+                    operation,
+                    status: None,
+                    code: None,
+                    message: format!("no answer within {}s", CALL_TIMEOUT.as_secs()),
+                })
+            }
+        }
+    }
+}
+
+/// Error codes that mean the resource is gone.
+const NOT_FOUND: &[&str] = &["ContainerNotFound", "ResourceNotFound", "AccountNotFound"];
+
+fn call_error(operation: &'static str, e: azure_core::Error) -> AzureError {
+    let (status, code) = match e.kind() {
+        azure_core::error::ErrorKind::HttpResponse {
+            status, error_code, ..
+        } => (Some(u16::from(*status)), error_code.clone()),
+        _ => (None, None),
+    };
+    AzureError::Call {
+        operation,
+        status,
+        code,
+        message: error_chain(&e),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let more = s.to_string();
+        if !out.contains(&more) {
+            out = format!("{out}: {more}");
+        }
+        cur = s.source();
+    }
+    out
+}
+
+/// Percent-encode a container name for a URL path (names are lowercase letters, digits and
+/// dashes; anything else is encoded rather than trusted).
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Workload identity, then a service principal from the environment, then managed identity.
+fn credential(client_id: Option<String>) -> Result<Arc<dyn TokenCredential>, AzureError> {
+    let bad = |e: azure_core::Error| AzureError::Credentials(error_chain(&e));
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    if env("AZURE_FEDERATED_TOKEN_FILE").is_some() {
+        let options = azure_identity::WorkloadIdentityCredentialOptions {
+            client_id: client_id.clone(),
+            ..Default::default()
+        };
+        let c = azure_identity::WorkloadIdentityCredential::new(Some(options)).map_err(bad)?;
+        return Ok(c);
+    }
+    if let (Some(tenant), Some(client), Some(secret)) = (
+        env("AZURE_TENANT_ID"),
+        env("AZURE_CLIENT_ID"),
+        env("AZURE_CLIENT_SECRET"),
+    ) {
+        let c = azure_identity::ClientSecretCredential::new(&tenant, client, secret.into(), None)
+            .map_err(bad)?;
+        return Ok(c);
+    }
+    let options = azure_identity::ManagedIdentityCredentialOptions {
+        user_assigned_id: client_id.map(azure_identity::UserAssignedId::ClientId),
+        ..Default::default()
+    };
+    let c = azure_identity::ManagedIdentityCredential::new(Some(options)).map_err(bad)?;
+    Ok(c)
+}
+
+/// Shared Key authorisation (for emulators): signs each try with the account key, as
+/// "Authorize with Shared Key" in the Azure Storage REST reference describes.
+#[derive(Debug)]
+struct SharedKey {
+    account: String,
+    key: Vec<u8>,
+}
+
+#[async_trait::async_trait]
+impl Policy for SharedKey {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        let date = Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        request.insert_header("x-ms-date", date);
+        let signature = self.sign(&string_to_sign(&self.account, request));
+        request.insert_header(
+            "authorization",
+            format!("SharedKey {}:{signature}", self.account),
+        );
+        match next.split_first() {
+            Some((first, rest)) => first.send(ctx, request, rest).await,
+            None => Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Other,
+                "no transport after the shared key policy",
+            )),
+        }
+    }
+}
+
+impl SharedKey {
+    fn sign(&self, text: &str) -> String {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key)
+            .expect("HMAC takes keys of any length");
+        mac.update(text.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    }
+}
+
+fn string_to_sign(account: &str, request: &Request) -> String {
+    let headers = request.headers();
+    let header = |name: &str| -> String {
+        headers
+            .iter()
+            .find(|(k, _)| k.as_str().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str().to_string())
+            .unwrap_or_default()
+    };
+    let length = header("content-length");
+    let length = if length == "0" { String::new() } else { length };
+    let mut ms: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(k, _)| k.as_str().to_ascii_lowercase().starts_with("x-ms-"))
+        .map(|(k, v)| {
+            let value = v.as_str().split_whitespace().collect::<Vec<_>>().join(" ");
+            (k.as_str().to_ascii_lowercase(), value)
+        })
+        .collect();
+    ms.sort();
+    let canonical_headers: String = ms.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
+    let url = request.url();
+    let mut resource = format!("/{account}{}", url.path());
+    let mut params: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.into_owned()))
+        .collect();
+    params.sort();
+    let mut merged: Vec<(String, Vec<String>)> = Vec::new();
+    for (k, v) in params {
+        match merged.last_mut() {
+            Some((last, vs)) if *last == k => vs.push(v),
+            _ => merged.push((k, vec![v])),
+        }
+    }
+    for (k, vs) in merged {
+        resource.push_str(&format!("\n{k}:{}", vs.join(",")));
+    }
+    format!(
+        "{}\n{}\n{}\n{length}\n{}\n{}\n\n{}\n{}\n{}\n{}\n{}\n{canonical_headers}{resource}",
+        request.method().as_ref(),
+        header("content-encoding"),
+        header("content-language"),
+        header("content-md5"),
+        header("content-type"),
+        header("if-modified-since"),
+        header("if-match"),
+        header("if-none-match"),
+        header("if-unmodified-since"),
+        header("range"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use azure_core::http::Method;
+
+    /// The example of "Authorize with Shared Key": the string to sign of a GET with query
+    /// parameters puts them sorted, one per line, after the canonical resource.
+    #[test]
+    fn the_string_to_sign_follows_the_rest_reference() {
+        let url = Url::parse(
+            "https://myaccount.blob.core.windows.net/mycontainer?restype=container&comp=metadata",
+        )
+        .unwrap();
+        let mut r = Request::new(url, Method::Get);
+        r.insert_header("x-ms-date", "Fri, 26 Jun 2015 23:39:12 GMT");
+        r.insert_header("x-ms-version", "2015-02-21");
+        assert_eq!(
+            string_to_sign("myaccount", &r),
+            "GET\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:Fri, 26 Jun 2015 23:39:12 GMT\nx-ms-version:2015-02-21\n/myaccount/mycontainer\ncomp:metadata\nrestype:container"
+        );
+    }
+
+    #[test]
+    fn account_names_cannot_steer_the_request() {
+        let a = AzureAuditor {
+            endpoint: "https://{account}.blob.core.windows.net".into(),
+            auth: Auth::SharedKey(vec![1]),
+            observe: super::super::no_observer(),
+        };
+        for bad in ["evil.com/x", "a", "UPPER", "with-dash", &"x".repeat(25)] {
+            assert!(
+                matches!(a.account_url(bad), Err(AzureError::BadAccount { .. })),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            a.account_url("shop01").unwrap().as_str(),
+            "https://shop01.blob.core.windows.net/"
+        );
+        assert_eq!(encode("a b/c"), "a%20b%2Fc");
+    }
+}
