@@ -1,9 +1,9 @@
 # The README's test command is `make test`; .ci/run calls it.
-.PHONY: test lint crds bench build controlplane moto oscal
+.PHONY: test lint crds bench build controlplane moto azurite oscal
 
 # The control plane (etcd, kube-apiserver, kubectl, helm) is built from Go modules on first use
 # and cached under ~/.cache/onus/controlplane; later runs reuse it.
-test: lint controlplane moto oscal
+test: lint controlplane moto azurite oscal
 	cargo test --all-targets
 
 controlplane:
@@ -12,6 +12,10 @@ controlplane:
 # moto[server] (a local AWS) in a venv under ~/.cache/onus/moto, pinned.
 moto:
 	hack/moto install
+
+# azurite (a local Azure blob service) from npm under ~/.cache/onus/azurite, pinned.
+azurite:
+	hack/azurite install
 
 # compliance-trestle (OSCAL models from NIST's schemas) in a venv under ~/.cache/onus/trestle.
 oscal:

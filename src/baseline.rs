@@ -50,6 +50,8 @@ pub struct EffectiveBaseline {
     pub aws_account: Option<String>,
     pub aws_region: Option<String>,
     pub aws_role_arn: Option<String>,
+    /// The identity Azure audits run as (`azure.clientId`).
+    pub azure_client_id: Option<String>,
 }
 
 /// How an exception stands for one object.
@@ -103,6 +105,7 @@ impl EffectiveBaseline {
             aws_account: spec.aws.as_ref().and_then(|a| a.account_id.clone()),
             aws_region: spec.aws.as_ref().and_then(|a| a.region.clone()),
             aws_role_arn: spec.aws.as_ref().and_then(|a| a.role_arn.clone()),
+            azure_client_id: spec.azure.as_ref().and_then(|a| a.client_id.clone()),
             name,
         })
     }

@@ -1369,3 +1369,148 @@ async fn the_last_valid_spec_is_recorded_between_passes() {
         (!events(cp, Some(&ns), "InvalidBaseline", "b").is_empty()).then_some(())
     });
 }
+
+/// Azure end to end: the leader audits the blob containers workloads use on azurite, through
+/// the official SDK; the Report, the CloudResource and the metrics show it; the webhook refuses
+/// a new workload on the public container; closing the container clears the finding within a
+/// TTL; the storage service gone is `error`, never `pass`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_containers_are_audited_live_and_refused_at_admission() {
+    use azure_storage_blob::models::{
+        BlobContainerClientCreateOptions, PublicAccessType, SignedIdentifiers,
+    };
+    use support::azurite::{ACCOUNT, Azurite};
+
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cp = control_plane();
+    install_crds(cp);
+    let azurite = Azurite::start();
+    for (name, access) in [
+        ("site", Some(PublicAccessType::Container)),
+        ("private", None),
+    ] {
+        azurite
+            .container(name)
+            .create(Some(BlobContainerClientCreateOptions {
+                access,
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+    }
+    let ns = cp.create_namespace("portal");
+    let onus_ns = cp.create_namespace("onus-az");
+    cp.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            "apiVersion: onus.dev/v1alpha1\nkind: ResponsibilityBaseline\nmetadata: {{name: azure-paas, namespace: {ns}}}\nspec: {{provider: azure, serviceModel: paas, action: Deny}}\n"
+        ),
+    )
+    .expect_success();
+    let deploy = |name: &str, container: &str| {
+        format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}, annotations: {{onus.dev/uses: \"azblob://{ACCOUNT}/{container}\"}}}}\nspec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers:\n      - name: app\n        image: registry.example.com/{name}@sha256:0000000000000000000000000000000000000000000000000000000000000000\n"
+        )
+    };
+    cp.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &(deploy("uses-site", "site") + &deploy("uses-private", "private")),
+    )
+    .expect_success();
+    let env = azurite.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let onus = Onus::start_with_env(
+        cp,
+        &[
+            &format!("--namespace={onus_ns}"),
+            "--cert-host=127.0.0.1",
+            "--webhook-config=none",
+            "--audit-interval=2s",
+            "--posture-ttl=4s",
+            "--lease-duration=6s",
+        ],
+        &env,
+    );
+
+    let r = eventually(
+        Duration::from_secs(60),
+        "a report on the containers",
+        || {
+            report(cp, &ns).filter(|r| {
+                results(r, "uses-site", "data.public-access").contains(&"fail".to_string())
+                    && results(r, "uses-private", "data.public-access")
+                        .contains(&"pass".to_string())
+            })
+        },
+    );
+    let site = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["resources"][0]["name"] == "uses-site" && x["policy"] == "data.public-access")
+        .unwrap();
+    let msg = site["message"].as_str().unwrap();
+    assert!(msg.contains("access level is container"), "{msg}");
+    assert_eq!(site["properties"]["provider"], "azure");
+    assert!(
+        site["properties"]["remediation"]
+            .as_str()
+            .unwrap()
+            .contains("az storage container set-permission")
+    );
+    let cr = cloud_resource(cp, "azure-blob-container", &format!("{ACCOUNT}/site"))
+        .expect("a CloudResource for the container");
+    assert_eq!(cr["spec"]["provider"], "azure");
+    assert_eq!(cr["status"]["public"], true, "{cr}");
+    assert!(cr.to_string().contains("access level is container"), "{cr}");
+    assert!(metric(&onus, "onus_cloud_requests_total{provider=\"azure\"") >= 1.0);
+    let opened = eventually(Duration::from_secs(30), "a GapOpened event", || {
+        let e = events(cp, Some(&ns), "GapOpened", "uses-site");
+        (!e.is_empty()).then_some(e)
+    });
+    assert!(
+        opened[0]["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("data.public-access"),
+        "{opened:?}"
+    );
+
+    // The webhook refuses a new workload on the public container, allows one on the private.
+    let (site_yaml, private_yaml) = (
+        deploy("new-on-site", "site"),
+        deploy("new-on-private", "private"),
+    );
+    let as_json = |yaml: &str| -> Value {
+        serde_yaml_ng::from_str(yaml.trim_start_matches("---\n")).unwrap()
+    };
+    let (_, body) = onus.post_review(cp, &onus_ns, &review(&ns, &as_json(&site_yaml)));
+    assert!(body.contains("\"allowed\":false"), "{body}");
+    assert!(body.contains(&format!("azblob://{ACCOUNT}/site")), "{body}");
+    let (_, body) = onus.post_review(cp, &onus_ns, &review(&ns, &as_json(&private_yaml)));
+    assert!(body.contains("\"allowed\":true"), "{body}");
+
+    // Closed in the emulator: the finding clears within a TTL or two.
+    azurite
+        .container("site")
+        .set_access_policy(SignedIdentifiers::default().try_into().unwrap(), None)
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(40),
+        "the container to turn good",
+        || {
+            report(cp, &ns).filter(|r| {
+                results(r, "uses-site", "data.public-access") == vec!["pass".to_string()]
+            })
+        },
+    );
+
+    // The storage service gone: error, never pass.
+    azurite.stop();
+    eventually(Duration::from_secs(60), "the audit to fail loudly", || {
+        report(cp, &ns).filter(|r| {
+            results(r, "uses-private", "data.public-access").contains(&"error".to_string())
+        })
+    });
+}

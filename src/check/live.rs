@@ -1,5 +1,7 @@
-//! `onus check --live`: audit the AWS resources the manifests reference, with the standard
-//! credential chain (and `AWS_ENDPOINT_URL`), before judging.
+//! `onus check --live`: audit the cloud resources the manifests reference, before judging.
+//! AWS with the standard credential chain (and `AWS_ENDPOINT_URL`); Azure with workload
+//! identity, a service principal or managed identity (and `ONUS_AZURE_BLOB_ENDPOINT` /
+//! `ONUS_AZURE_STORAGE_KEY` for emulators).
 
 use std::collections::BTreeSet;
 
@@ -7,15 +9,21 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
 use crate::baseline::BaselineSet;
-use crate::cloud::aws::{AwsAuditor, no_observer};
+use crate::cloud::aws::AwsAuditor;
+use crate::cloud::azure::AzureAuditor;
+use crate::cloud::no_observer;
 use crate::engine::references;
 use crate::inventory::Inventory;
 use crate::model::Provider;
 use crate::object::Object;
 use crate::posture::{CloudResource, Posture};
 
-/// Audit every AWS resource that objects in AWS-baselined namespaces use; results go into
-/// `inventory.live`. A failure to set up the auditor makes every such resource an `error`.
+/// How many audits run at once.
+const CONCURRENCY: usize = 16;
+
+/// Audit every resource that objects in namespaces baselined for its provider use; results go
+/// into `inventory.live`. A failure to set up an auditor makes each of its resources an
+/// `error`.
 pub fn audit(
     objects: &[&Object],
     baselines: &BaselineSet,
@@ -23,39 +31,52 @@ pub fn audit(
     default_ns: &str,
     now: DateTime<Utc>,
 ) {
-    let mut wanted: BTreeSet<CloudResource> = BTreeSet::new();
-    let mut settings = None;
+    let mut aws_wanted: BTreeSet<CloudResource> = BTreeSet::new();
+    let mut azure_wanted: BTreeSet<CloudResource> = BTreeSet::new();
+    let mut aws_settings = None;
+    let mut azure_client = None;
     for obj in objects {
         let ns = obj.namespace().unwrap_or(default_ns);
         let bs = baselines.for_namespace(ns, &inventory.namespace_labels(ns));
-        let Some(aws) = bs.iter().find(|b| b.provider == Provider::Aws) else {
+        let aws = bs.iter().find(|b| b.provider == Provider::Aws);
+        let azure = bs.iter().find(|b| b.provider == Provider::Azure);
+        if aws.is_none() && azure.is_none() {
             continue;
-        };
-        settings.get_or_insert_with(|| {
-            (
-                aws.aws_region.clone(),
-                aws.aws_role_arn.clone(),
-                aws.aws_account.clone(),
-            )
-        });
-        wanted.extend(
-            references(obj, inventory)
-                .0
-                .into_iter()
-                .map(|r| r.resource)
-                .filter(|r| r.provider() == Provider::Aws),
-        );
+        }
+        if let Some(aws) = aws {
+            aws_settings.get_or_insert_with(|| {
+                (
+                    aws.aws_region.clone(),
+                    aws.aws_role_arn.clone(),
+                    aws.aws_account.clone(),
+                )
+            });
+        }
+        if let Some(azure) = azure {
+            azure_client.get_or_insert_with(|| azure.azure_client_id.clone());
+        }
+        for r in references(obj, inventory).0 {
+            match r.resource.provider() {
+                Provider::Aws if aws.is_some() => {
+                    aws_wanted.insert(r.resource);
+                }
+                Provider::Azure if azure.is_some() => {
+                    azure_wanted.insert(r.resource);
+                }
+                _ => {}
+            }
+        }
     }
-    let Some((region, role, account)) = settings else {
+    if aws_settings.is_none() && azure_client.is_none() {
         return;
-    };
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(r) => r,
         Err(e) => {
-            for r in wanted {
+            for r in aws_wanted.into_iter().chain(azure_wanted) {
                 inventory.live.replace(Posture::failed(
                     r,
                     format!("starting the async runtime: {e}"),
@@ -65,32 +86,67 @@ pub fn audit(
             return;
         }
     };
-    let postures: Vec<Posture> = runtime.block_on(async {
-        let auditor = match AwsAuditor::new(region, role, no_observer()).await {
-            Ok(a) => a,
-            Err(e) => {
-                return wanted
-                    .iter()
-                    .map(|r| Posture::failed(r.clone(), format!("AWS auditor: {e}"), now))
-                    .collect();
-            }
-        };
-        let account = match account {
-            Some(a) => Some(a),
-            None => auditor.account_id().await.ok(),
-        };
-        let mut all: Vec<CloudResource> = wanted.iter().cloned().collect();
-        all.extend(account.map(CloudResource::AwsAccount));
-        futures::stream::iter(all.iter())
-            .map(|r| auditor.audit(r, now))
-            .buffer_unordered(16)
-            .collect()
-            .await
-    });
+    let mut postures: Vec<Posture> = Vec::new();
+    if let Some((region, role, account)) = aws_settings {
+        postures.extend(runtime.block_on(audit_aws(region, role, account, &aws_wanted, now)));
+    }
+    if let Some(client) = azure_client {
+        postures.extend(runtime.block_on(audit_azure(client, &azure_wanted, now)));
+    }
     for p in postures {
         if let CloudResource::AwsAccount(a) = &p.resource {
             inventory.aws_account = Some(a.clone());
         }
         inventory.live.replace(p);
     }
+}
+
+async fn audit_aws(
+    region: Option<String>,
+    role: Option<String>,
+    account: Option<String>,
+    wanted: &BTreeSet<CloudResource>,
+    now: DateTime<Utc>,
+) -> Vec<Posture> {
+    let auditor = match AwsAuditor::new(region, role, no_observer()).await {
+        Ok(a) => a,
+        Err(e) => {
+            return wanted
+                .iter()
+                .map(|r| Posture::failed(r.clone(), format!("AWS auditor: {e}"), now))
+                .collect();
+        }
+    };
+    let account = match account {
+        Some(a) => Some(a),
+        None => auditor.account_id().await.ok(),
+    };
+    let mut all: Vec<CloudResource> = wanted.iter().cloned().collect();
+    all.extend(account.map(CloudResource::AwsAccount));
+    futures::stream::iter(all.iter())
+        .map(|r| auditor.audit(r, now))
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await
+}
+
+async fn audit_azure(
+    client_id: Option<String>,
+    wanted: &BTreeSet<CloudResource>,
+    now: DateTime<Utc>,
+) -> Vec<Posture> {
+    let auditor = match AzureAuditor::new(client_id, no_observer()) {
+        Ok(a) => a,
+        Err(e) => {
+            return wanted
+                .iter()
+                .map(|r| Posture::failed(r.clone(), format!("Azure auditor: {e}"), now))
+                .collect();
+        }
+    };
+    futures::stream::iter(wanted.iter())
+        .map(|r| auditor.audit(r, now))
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await
 }

@@ -386,6 +386,18 @@ fn credential(client_id: Option<String>) -> Result<Arc<dyn TokenCredential>, Azu
     Ok(c)
 }
 
+/// A pipeline policy that signs requests to `account` with a shared key (base64): for
+/// emulators and tests only (seeding azurite); production uses workload identity.
+pub fn shared_key_policy(account: &str, key: &str) -> Result<Arc<dyn Policy>, AzureError> {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(key.trim())
+        .map_err(|e| AzureError::BadKey(e.to_string()))?;
+    Ok(Arc::new(SharedKey {
+        account: account.to_string(),
+        key,
+    }))
+}
+
 /// Shared Key authorisation (for emulators): signs each try with the account key, as
 /// "Authorize with Shared Key" in the Azure Storage REST reference describes.
 #[derive(Debug)]
@@ -437,7 +449,11 @@ fn string_to_sign(account: &str, request: &Request) -> String {
             .map(|(_, v)| v.as_str().to_string())
             .unwrap_or_default()
     };
-    let length = header("content-length");
+    // The transport sets Content-Length after the policies run: take it from the body.
+    let length = match header("content-length") {
+        l if !l.is_empty() => l,
+        _ => request.body().len().unwrap_or(0).to_string(),
+    };
     let length = if length == "0" { String::new() } else { length };
     let mut ms: Vec<(String, String)> = headers
         .iter()

@@ -25,3 +25,111 @@ pub fn no_observer() -> CallObserver {
 pub const OUTCOME_OK: &str = "ok";
 pub const OUTCOME_ERROR: &str = "error";
 pub const OUTCOME_THROTTLED: &str = "throttled";
+
+/// The credentials an audit runs with, from a baseline: tenants with different credentials
+/// never share an audit or an auditor.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Credentials {
+    Aws {
+        region: Option<String>,
+        role: Option<String>,
+    },
+    Azure {
+        client_id: Option<String>,
+    },
+}
+
+impl Credentials {
+    /// The credentials of a baseline, for the providers onus audits live.
+    pub fn of(b: &crate::baseline::EffectiveBaseline) -> Option<Credentials> {
+        match b.provider {
+            crate::model::Provider::Aws => Some(Credentials::Aws {
+                region: b.aws_region.clone(),
+                role: b.aws_role_arn.clone(),
+            }),
+            crate::model::Provider::Azure => Some(Credentials::Azure {
+                client_id: b.azure_client_id.clone(),
+            }),
+            crate::model::Provider::Gcp => None,
+        }
+    }
+
+    pub fn provider(&self) -> crate::model::Provider {
+        match self {
+            Credentials::Aws { .. } => crate::model::Provider::Aws,
+            Credentials::Azure { .. } => crate::model::Provider::Azure,
+        }
+    }
+
+    /// How a `CloudResource` status records them (`status.auditor`).
+    pub fn record(&self, account: Option<String>) -> crate::api::Auditor {
+        match self {
+            Credentials::Aws { region, role } => crate::api::Auditor {
+                account,
+                region: region.clone(),
+                role: role.clone(),
+                client_id: None,
+            },
+            Credentials::Azure { client_id } => crate::api::Auditor {
+                client_id: client_id.clone(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Were these the credentials of a recorded audit?
+    pub fn recorded(&self, a: &crate::api::Auditor) -> bool {
+        match self {
+            Credentials::Aws { region, role } => {
+                a.region == *region && a.role == *role && a.client_id.is_none()
+            }
+            Credentials::Azure { client_id } => {
+                a.client_id == *client_id && a.region.is_none() && a.role.is_none()
+            }
+        }
+    }
+}
+
+/// A live auditor of one provider, for one set of credentials.
+#[derive(Debug)]
+pub enum Auditor {
+    Aws(Box<aws::AwsAuditor>),
+    Azure(azure::AzureAuditor),
+}
+
+impl Auditor {
+    pub async fn new(c: &Credentials, observe: CallObserver) -> Result<Auditor, String> {
+        match c {
+            Credentials::Aws { region, role } => {
+                aws::AwsAuditor::new(region.clone(), role.clone(), observe)
+                    .await
+                    .map(|a| Auditor::Aws(Box::new(a)))
+                    .map_err(|e| format!("AWS auditor: {e}"))
+            }
+            Credentials::Azure { client_id } => {
+                azure::AzureAuditor::new(client_id.clone(), observe)
+                    .map(Auditor::Azure)
+                    .map_err(|e| format!("Azure auditor: {e}"))
+            }
+        }
+    }
+
+    /// The live posture of `r`; a failed read is a posture with `error` set, never a pass.
+    pub async fn audit(
+        &self,
+        r: &crate::posture::CloudResource,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::posture::Posture {
+        match self {
+            Auditor::Aws(a) => a.audit(r, now).await,
+            Auditor::Azure(a) => a.audit(r, now).await,
+        }
+    }
+
+    pub fn aws(&self) -> Option<&aws::AwsAuditor> {
+        match self {
+            Auditor::Aws(a) => Some(a),
+            Auditor::Azure(_) => None,
+        }
+    }
+}

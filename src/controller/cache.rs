@@ -16,12 +16,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::Mutex as AsyncMutex;
 
+use crate::cloud::Credentials;
 use crate::posture::{CloudResource, Posture, PostureMap};
 
 type Slot = Arc<AsyncMutex<Option<(Posture, Instant)>>>;
 
-/// A resource and the credentials (region, role) that audit it.
-pub type AuditKey = (CloudResource, (Option<String>, Option<String>));
+/// A resource and the credentials that audit it.
+pub type AuditKey = (CloudResource, Credentials);
 
 pub struct PostureCache {
     slots: Mutex<HashMap<AuditKey, Slot>>,
@@ -86,7 +87,7 @@ impl PostureCache {
 
     /// Every posture read with these credentials (fresh or not: an old fact beats no fact
     /// until it is re-read).
-    pub fn postures(&self, credentials: &(Option<String>, Option<String>)) -> PostureMap {
+    pub fn postures(&self, credentials: &Credentials) -> PostureMap {
         let slots: Vec<Slot> = self
             .slots
             .lock()
@@ -130,7 +131,13 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn key(bucket: &str) -> AuditKey {
-        (CloudResource::S3Bucket(bucket.into()), (None, None))
+        (
+            CloudResource::S3Bucket(bucket.into()),
+            Credentials::Aws {
+                region: None,
+                role: None,
+            },
+        )
     }
 
     #[tokio::test]
@@ -155,11 +162,14 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        assert_eq!(cache.postures(&(None, None)).len(), 1);
+        assert_eq!(cache.postures(&r.1).len(), 1);
         // Other credentials audit on their own.
         let other = (
             r.0.clone(),
-            (None, Some("arn:aws:iam::1:role/other".to_string())),
+            Credentials::Aws {
+                region: None,
+                role: Some("arn:aws:iam::1:role/other".to_string()),
+            },
         );
         let (_, audited) = cache
             .get(&other, None, chrono::Utc::now(), || async {

@@ -12,9 +12,9 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder};
 use tokio::sync::watch;
 
-use crate::api::{Auditor, BaselineStatus};
+use crate::api::BaselineStatus;
 use crate::baseline::EffectiveBaseline;
-use crate::cloud::aws::{AwsAuditor, CallObserver};
+use crate::cloud::{Auditor as CloudAuditor, CallObserver, Credentials};
 use crate::declared::declared;
 use crate::engine::{Outcome, Verdict, evaluate, evaluate_namespace, references};
 use crate::index::Snapshot;
@@ -34,9 +34,6 @@ use super::{PostureCache, ReconcileError};
 
 /// Events published at once.
 const EVENTS_IN_FLIGHT: usize = 16;
-
-/// Which credentials audit a resource: the AWS settings of the namespace's baseline.
-type AuditorKey = (Option<String>, Option<String>);
 
 /// How audits run.
 #[derive(Clone, Debug)]
@@ -63,8 +60,8 @@ pub struct Context {
     no_report_crd: std::sync::atomic::AtomicBool,
     /// Status writes happen when content changes, and at least this often (lastAuditTime).
     pub status_refresh: std::time::Duration,
-    auditors: tokio::sync::Mutex<HashMap<AuditorKey, Result<Arc<AwsAuditor>, String>>>,
-    accounts: tokio::sync::Mutex<HashMap<AuditorKey, Option<String>>>,
+    auditors: tokio::sync::Mutex<HashMap<Credentials, Result<Arc<CloudAuditor>, String>>>,
+    accounts: tokio::sync::Mutex<HashMap<Credentials, Option<String>>>,
     state: Mutex<PassState>,
 }
 
@@ -117,7 +114,7 @@ impl Context {
         *self.leading.borrow()
     }
 
-    fn observer(&self) -> CallObserver {
+    fn observer(&self, provider: Provider) -> CallObserver {
         let m = self.metrics.clone();
         Arc::new(
             move |service: &'static str,
@@ -126,7 +123,7 @@ impl Context {
                   took: std::time::Duration| {
                 m.cloud_requests
                     .get_or_create(&CloudCallLabels {
-                        provider: "aws".into(),
+                        provider: provider.as_str().into(),
                         service: service.into(),
                         operation: operation.into(),
                         outcome: outcome.into(),
@@ -134,7 +131,7 @@ impl Context {
                     .inc();
                 m.cloud_request_duration
                     .get_or_create(&CloudServiceLabels {
-                        provider: "aws".into(),
+                        provider: provider.as_str().into(),
                         service: service.into(),
                     })
                     .observe(took.as_secs_f64());
@@ -142,24 +139,23 @@ impl Context {
         )
     }
 
-    async fn auditor(&self, key: &AuditorKey) -> Result<Arc<AwsAuditor>, String> {
+    async fn auditor(&self, key: &Credentials) -> Result<Arc<CloudAuditor>, String> {
         let mut auditors = self.auditors.lock().await;
         if let Some(a) = auditors.get(key) {
             return a.clone();
         }
-        let made = AwsAuditor::new(key.0.clone(), key.1.clone(), self.observer())
+        let made = CloudAuditor::new(key, self.observer(key.provider()))
             .await
-            .map(Arc::new)
-            .map_err(|e| e.to_string());
+            .map(Arc::new);
         if let Err(e) = &made {
-            tracing::warn!(error = %e, region = ?key.0, role = ?key.1, "cannot set up the AWS auditor");
+            tracing::warn!(error = %e, credentials = ?key, "cannot set up the auditor");
         }
         auditors.insert(key.clone(), made.clone());
         made
     }
 
     /// The account audits run in: the baseline's `aws.accountId`, else the credentials' account.
-    async fn account(&self, key: &AuditorKey, declared: Option<&str>) -> Result<String, String> {
+    async fn account(&self, key: &Credentials, declared: Option<&str>) -> Result<String, String> {
         if let Some(a) = declared {
             return Ok(a.to_string());
         }
@@ -168,11 +164,14 @@ impl Context {
             return Ok(a.clone());
         }
         let found = match self.auditor(key).await {
-            Ok(a) => a.account_id().await.map_err(|e| {
-                tracing::warn!(error = %e, "cannot read the AWS account id");
-                format!("cannot read the AWS account id (STS GetCallerIdentity): {e}")
-            }),
-            Err(e) => Err(format!("AWS auditor: {e}")),
+            Ok(a) => match a.aws() {
+                Some(a) => a.account_id().await.map_err(|e| {
+                    tracing::warn!(error = %e, "cannot read the AWS account id");
+                    format!("cannot read the AWS account id (STS GetCallerIdentity): {e}")
+                }),
+                None => Err("not AWS credentials".to_string()),
+            },
+            Err(e) => Err(e),
         };
         // A failed lookup is retried on the next pass.
         if let Ok(a) = &found {
@@ -194,7 +193,7 @@ impl Context {
             .get(k, published, now, || async {
                 match self.auditor(key).await {
                     Ok(a) => a.audit(r, now).await,
-                    Err(e) => Posture::failed(r.clone(), format!("AWS auditor: {e}"), now),
+                    Err(e) => Posture::failed(r.clone(), e, now),
                 }
             })
             .await
@@ -211,13 +210,16 @@ fn published_by<'a>(snap: &'a Snapshot, (r, key): &AuditKey) -> Option<&'a Postu
         .as_ref()?
         .auditor
         .as_ref()?;
-    (auditor.region == key.0 && auditor.role == key.1)
+    key.recorded(auditor)
         .then(|| snap.inventory.live.get(r))
         .flatten()
 }
 
-fn aws_key(b: &EffectiveBaseline) -> AuditorKey {
-    (b.aws_region.clone(), b.aws_role_arn.clone())
+/// The credentials of the namespace's baseline for `provider`.
+fn credentials(bs: &[Arc<EffectiveBaseline>], provider: Provider) -> Option<Credentials> {
+    bs.iter()
+        .find(|b| b.provider == provider)
+        .and_then(|b| Credentials::of(b))
 }
 
 /// Reconcile every namespace with a baseline, then write baseline statuses.
@@ -292,8 +294,10 @@ pub async fn run_pass(ctx: &Context) {
     let mut wanted: BTreeSet<AuditKey> = BTreeSet::new();
     let mut ns_account: HashMap<String, Result<String, String>> = HashMap::new();
     for (ns, bs) in &plan {
-        let aws = bs.iter().find(|b| b.provider == Provider::Aws);
-        let key = aws.map(|b| aws_key(b));
+        let keys: Vec<Credentials> = [Provider::Aws, Provider::Azure]
+            .into_iter()
+            .filter_map(|p| credentials(bs, p))
+            .collect();
         for obj in unpacked(&snap, ns) {
             for r in references(&obj, &snap.inventory).0 {
                 usages.entry(&r.resource).used_by.insert(publish::used_by(
@@ -302,14 +306,13 @@ pub async fn run_pass(ctx: &Context) {
                     &obj.id.name,
                     &r.found_at,
                 ));
-                if let Some(key) = &key
-                    && r.resource.provider() == Provider::Aws
-                {
+                if let Some(key) = keys.iter().find(|k| k.provider() == r.resource.provider()) {
                     wanted.insert((r.resource, key.clone()));
                 }
             }
         }
-        let (Some(aws), Some(key)) = (aws, key) else {
+        let aws = bs.iter().find(|b| b.provider == Provider::Aws);
+        let (Some(aws), Some(key)) = (aws, credentials(bs, Provider::Aws)) else {
             continue;
         };
         let account = ctx.account(&key, aws.aws_account.as_deref()).await;
@@ -332,17 +335,17 @@ pub async fn run_pass(ctx: &Context) {
         .await;
     ctx.cache.retain(|k| wanted.contains(k));
     let fresh = audited.iter().filter(|(_, a)| *a).count();
-    let mut key_account: HashMap<AuditorKey, Option<String>> = HashMap::new();
+    let mut key_account: HashMap<Credentials, Option<String>> = HashMap::new();
     for (ns, bs) in &plan {
-        if let Some(aws) = bs.iter().find(|b| b.provider == Provider::Aws) {
+        if let Some(key) = credentials(bs, Provider::Aws) {
             let acct = ns_account.get(ns).and_then(|a| a.clone().ok());
-            key_account.entry(aws_key(aws)).or_insert(acct);
+            key_account.entry(key).or_insert(acct);
         }
     }
     // What every replica judges from: per resource, the first audit that succeeded (in the
     // order of the credentials), else the first failure. A tenant whose role cannot read a
     // bucket does not hide what another tenant's role read.
-    let mut by_key: BTreeMap<AuditorKey, crate::posture::PostureMap> = BTreeMap::new();
+    let mut by_key: BTreeMap<Credentials, crate::posture::PostureMap> = BTreeMap::new();
     for (r, key) in &wanted {
         let live = by_key
             .entry(key.clone())
@@ -356,11 +359,7 @@ pub async fn run_pass(ctx: &Context) {
             Some((old, _)) => old.error.is_some() && p.error.is_none(),
         };
         if better {
-            let auditor = Auditor {
-                account: key_account.get(key).cloned().flatten(),
-                region: key.0.clone(),
-                role: key.1.clone(),
-            };
+            let auditor = key.record(key_account.get(key).cloned().flatten());
             usage.audit = Some((p.clone(), auditor));
         }
     }
@@ -378,11 +377,17 @@ pub async fn run_pass(ctx: &Context) {
         {
             // The judging task of the previous namespace has ended: no copy is made here.
             let inv = Arc::make_mut(&mut inventory);
-            inv.live = bs
-                .iter()
-                .find(|b| b.provider == Provider::Aws)
-                .and_then(|aws| by_key.get(&aws_key(aws)).cloned())
-                .unwrap_or_default();
+            // The audits of this namespace's own credentials, one set per provider.
+            let mut live = crate::posture::PostureMap::default();
+            for key in [Provider::Aws, Provider::Azure]
+                .into_iter()
+                .filter_map(|p| credentials(bs, p))
+            {
+                for p in by_key.get(&key).into_iter().flat_map(|m| m.iter()) {
+                    live.replace(p.clone());
+                }
+            }
+            inv.live = live;
             // A failed account lookup is an `error` on the account's audit trail, never silence.
             (inv.aws_account, inv.aws_account_error) = match ns_account.get(ns) {
                 Some(Ok(a)) => (Some(a.clone()), None),

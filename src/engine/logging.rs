@@ -43,6 +43,9 @@ pub(super) fn audit_trail(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&str>
         CloudResource::GcsBucket(b) => {
             format!("`gcloud storage buckets update gs://{b} --log-bucket=gs://LOG-BUCKET`")
         }
+        CloudResource::AzureStorageAccount(a) => format!(
+            "`az storage logging update --account-name {a} --services b --log rwd --retention 90` (or a diagnostic setting that sends StorageRead/StorageWrite/StorageDelete to a Log Analytics workspace)"
+        ),
         other => format!("turn on access logging for {other}"),
     };
     let what = format!(
@@ -55,6 +58,7 @@ pub(super) fn audit_trail(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&str>
         Check::new("access-logging").with(&[match &p.resource {
             CloudResource::S3Bucket(_) => "s3",
             CloudResource::GcsBucket(_) => "gcs",
+            CloudResource::AzureStorageAccount(_) => "azure-storage",
             _ => "other",
         }]),
         Outcome::Fail,

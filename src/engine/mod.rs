@@ -59,7 +59,7 @@ pub fn aspects(rule: &str) -> Vec<String> {
             return out;
         }
         "image-reference" => &["pinned", "allowed-registries"],
-        "access-logging" => &["s3", "gcs", "other"],
+        "access-logging" => &["s3", "gcs", "azure-storage", "other"],
         _ => &[],
     };
     names.iter().map(ToString::to_string).collect()

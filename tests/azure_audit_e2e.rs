@@ -1,0 +1,166 @@
+//! The Azure auditor against azurite: `onus check --live` reads the public access level of the
+//! blob containers workloads use, through the official Azure SDK for Rust, and a storage
+//! service it cannot reach is an `error`, never a pass.
+
+mod support;
+
+use std::process::Command;
+
+use azure_storage_blob::models::{
+    BlobContainerClientCreateOptions, PublicAccessType, SignedIdentifiers,
+};
+use serde_json::Value;
+use support::azurite::{ACCOUNT, Azurite};
+
+fn manifests() -> String {
+    format!(
+        r#"
+apiVersion: onus.dev/v1alpha1
+kind: ResponsibilityBaseline
+metadata: {{name: azure, namespace: portal}}
+spec: {{provider: azure, serviceModel: paas}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: portal, annotations: {{onus.dev/uses: "azblob://{ACCOUNT}/site, azblob://{ACCOUNT}/downloads, azblob://{ACCOUNT}/private"}}}}
+spec:
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - name: app
+        image: registry.example.com/app@sha256:0000000000000000000000000000000000000000000000000000000000000000
+        env: [{{name: EXPORTS, value: "https://{ACCOUNT}.blob.core.windows.net/missing"}}]
+"#
+    )
+}
+
+fn check(azurite: &Azurite, file: &std::path::Path) -> (i32, Vec<Value>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_onus"))
+        .envs(azurite.env())
+        .args(["check", "--output", "json", "--live"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let vs: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        vs.as_array().cloned().unwrap_or_default(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `(result, message)` of the public-access verdict on one container.
+fn on(vs: &[Value], container: &str) -> (String, String) {
+    let v = vs
+        .iter()
+        .find(|v| {
+            v["control"] == "data.public-access"
+                && v["cloudResource"] == format!("azblob://{ACCOUNT}/{container}")
+        })
+        .unwrap_or_else(|| panic!("no public-access verdict on {container}: {vs:#?}"));
+    (
+        v["result"].as_str().unwrap().to_string(),
+        format!(
+            "{} | {}",
+            v["message"].as_str().unwrap_or(""),
+            v["remediation"].as_str().unwrap_or("")
+        ),
+    )
+}
+
+async fn create(azurite: &Azurite, name: &str, access: Option<PublicAccessType>) {
+    azurite
+        .container(name)
+        .create(Some(BlobContainerClientCreateOptions {
+            access,
+            ..Default::default()
+        }))
+        .await
+        .unwrap_or_else(|e| panic!("create container {name}: {e}"));
+}
+
+#[test]
+fn live_check_reads_container_access_levels_from_azurite() {
+    let azurite = Azurite::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        create(&azurite, "site", Some(PublicAccessType::Container)).await;
+        create(&azurite, "downloads", Some(PublicAccessType::Blob)).await;
+        create(&azurite, "private", None).await;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("portal.yaml");
+    std::fs::write(&file, manifests()).unwrap();
+
+    let (code, vs, stderr) = check(&azurite, &file);
+    assert_eq!(code, 1, "a public container is a Deny finding: {stderr}");
+    let (result, message) = on(&vs, "site");
+    assert_eq!(result, "fail", "{message}");
+    assert!(
+        message.contains("access level is container")
+            && message.contains("az storage container set-permission"),
+        "{message}"
+    );
+    let (result, message) = on(&vs, "downloads");
+    assert_eq!(result, "fail", "{message}");
+    assert!(message.contains("access level is blob"), "{message}");
+    assert_eq!(on(&vs, "private").0, "pass");
+    // A container that does not exist is an error that says so, never a pass.
+    let (result, message) = on(&vs, "missing");
+    assert_eq!(result, "error", "{message}");
+    assert!(message.contains("does not exist"), "{message}");
+    // The verdicts come from the live read, which the findings carry.
+    let live = vs
+        .iter()
+        .find(|v| v["cloudResource"] == format!("azblob://{ACCOUNT}/site"))
+        .unwrap();
+    assert_eq!(live["provider"], "azure");
+
+    // Made private in the emulator: the next check passes it.
+    rt.block_on(async {
+        azurite
+            .container("site")
+            .set_access_policy(SignedIdentifiers::default().try_into().unwrap(), None)
+            .await
+            .unwrap();
+    });
+    let (_, vs, _) = check(&azurite, &file);
+    assert_eq!(on(&vs, "site").0, "pass");
+
+    // The storage service gone: every container is an error, never a pass.
+    azurite.stop();
+    let (code, vs, _) = check(&azurite, &file);
+    assert_eq!(code, 1);
+    for c in ["site", "downloads", "private"] {
+        let (result, message) = on(&vs, c);
+        assert_eq!(result, "error", "{c}: {message}");
+        assert!(message.contains("GetContainerACL"), "{message}");
+    }
+}
+
+/// Bad emulator settings are refused with the variable's name, not silently ignored.
+#[test]
+fn bad_emulator_settings_are_errors_that_name_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("portal.yaml");
+    std::fs::write(&file, manifests()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_onus"))
+        .env(
+            "ONUS_AZURE_BLOB_ENDPOINT",
+            "http://127.0.0.1:1/no-placeholder",
+        )
+        .env("ONUS_AZURE_STORAGE_KEY", "a2V5")
+        .args(["check", "--output", "json", "--live"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let vs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let (result, message) = on(&vs, "site");
+    assert_eq!(result, "error");
+    assert!(message.contains("ONUS_AZURE_BLOB_ENDPOINT"), "{message}");
+}
