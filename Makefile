@@ -1,9 +1,9 @@
 # The README's test command is `make test`; .ci/run calls it.
-.PHONY: test lint crds bench build controlplane moto azurite oscal
+.PHONY: test lint crds bench build controlplane moto azurite gcs oscal
 
 # The control plane (etcd, kube-apiserver, kubectl, helm) is built from Go modules on first use
 # and cached under ~/.cache/onus/controlplane; later runs reuse it.
-test: lint controlplane moto azurite oscal
+test: lint controlplane moto azurite gcs oscal
 	cargo test --all-targets
 
 controlplane:
@@ -16,6 +16,10 @@ moto:
 # azurite (a local Azure blob service) from npm under ~/.cache/onus/azurite, pinned.
 azurite:
 	hack/azurite install
+
+# fake-gcs-server (a local Cloud Storage JSON API) built from its Go module, pinned.
+gcs:
+	hack/gcs install
 
 # compliance-trestle (OSCAL models from NIST's schemas) in a venv under ~/.cache/onus/trestle.
 oscal:

@@ -52,6 +52,8 @@ pub struct EffectiveBaseline {
     pub aws_role_arn: Option<String>,
     /// The identity Azure audits run as (`azure.clientId`).
     pub azure_client_id: Option<String>,
+    /// The project GCP audits are for (`gcp.projectId`).
+    pub gcp_project: Option<String>,
 }
 
 /// How an exception stands for one object.
@@ -106,6 +108,7 @@ impl EffectiveBaseline {
             aws_region: spec.aws.as_ref().and_then(|a| a.region.clone()),
             aws_role_arn: spec.aws.as_ref().and_then(|a| a.role_arn.clone()),
             azure_client_id: spec.azure.as_ref().and_then(|a| a.client_id.clone()),
+            gcp_project: spec.gcp.as_ref().and_then(|g| g.project_id.clone()),
             name,
         })
     }

@@ -1514,3 +1514,106 @@ async fn azure_containers_are_audited_live_and_refused_at_admission() {
         })
     });
 }
+
+/// GCP end to end: the leader audits the buckets workloads use (fake-gcs-server behind the
+/// front that adds what the emulator drops); a bucket granted to allUsers and one without
+/// public access prevention or uniform access fail, a clean one passes; the webhook refuses a
+/// new workload on the public bucket; the emulator gone is `error`, never `pass`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcs_buckets_are_audited_live_and_refused_at_admission() {
+    use support::gcs::Gcs;
+
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cp = control_plane();
+    install_crds(cp);
+    let gcs = Gcs::start();
+    for b in ["ctl-open", "ctl-unguarded", "ctl-clean"] {
+        gcs.create_bucket(b);
+    }
+    let loose = serde_json::json!({"iamConfiguration": {
+        "uniformBucketLevelAccess": {"enabled": false}, "publicAccessPrevention": "inherited"}});
+    gcs.set_metadata("ctl-open", loose.clone());
+    gcs.set_iam(
+        "ctl-open",
+        serde_json::json!([{"role": "roles/storage.objectViewer", "members": ["allUsers"]}]),
+    );
+    gcs.set_metadata("ctl-unguarded", loose);
+    gcs.set_metadata(
+        "ctl-clean",
+        serde_json::json!({"iamConfiguration": {"uniformBucketLevelAccess": {"enabled": true},
+            "publicAccessPrevention": "enforced"}}),
+    );
+    let ns = cp.create_namespace("gcp-data");
+    let onus_ns = cp.create_namespace("onus-gcp");
+    cp.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &format!(
+            "apiVersion: onus.dev/v1alpha1\nkind: ResponsibilityBaseline\nmetadata: {{name: gcp-iaas, namespace: {ns}}}\nspec: {{provider: gcp, serviceModel: iaas, action: Deny, gcp: {{projectId: onus-test}}}}\n"
+        ),
+    )
+    .expect_success();
+    let deploy = |name: &str, bucket: &str| {
+        format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers:\n      - name: app\n        image: registry.example.com/{name}@sha256:0000000000000000000000000000000000000000000000000000000000000000\n        env: [{{name: BUCKET, value: \"gs://{bucket}/in\"}}]\n"
+        )
+    };
+    cp.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &(deploy("uses-open", "ctl-open")
+            + &deploy("uses-unguarded", "ctl-unguarded")
+            + &deploy("uses-clean", "ctl-clean")),
+    )
+    .expect_success();
+    let env = gcs.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let onus = Onus::start_with_env(
+        cp,
+        &[
+            &format!("--namespace={onus_ns}"),
+            "--cert-host=127.0.0.1",
+            "--webhook-config=none",
+            "--audit-interval=2s",
+            "--posture-ttl=4s",
+            "--lease-duration=6s",
+        ],
+        &env,
+    );
+    eventually(Duration::from_secs(60), "a report on the buckets", || {
+        report(cp, &ns).filter(|r| {
+            results(r, "uses-open", "data.public-access").contains(&"fail".to_string())
+                && results(r, "uses-unguarded", "data.public-access").contains(&"fail".to_string())
+                && results(r, "uses-clean", "data.public-access").contains(&"pass".to_string())
+        })
+    });
+    let cr = cloud_resource(cp, "gcs-bucket", "ctl-open").expect("a CloudResource");
+    assert_eq!(cr["spec"]["provider"], "gcp");
+    assert_eq!(cr["status"]["public"], true, "{cr}");
+    assert_eq!(cr["status"]["auditor"]["account"], "onus-test", "{cr}");
+    assert!(metric(&onus, "onus_cloud_requests_total{provider=\"gcp\"") >= 2.0);
+
+    let as_json = |yaml: &str| -> Value {
+        serde_yaml_ng::from_str(yaml.trim_start_matches("---\n")).unwrap()
+    };
+    let (_, body) = onus.post_review(
+        cp,
+        &onus_ns,
+        &review(&ns, &as_json(&deploy("new-open", "ctl-open"))),
+    );
+    assert!(
+        body.contains("\"allowed\":false") && body.contains("gs://ctl-open"),
+        "{body}"
+    );
+    let (_, body) = onus.post_review(
+        cp,
+        &onus_ns,
+        &review(&ns, &as_json(&deploy("new-clean", "ctl-clean"))),
+    );
+    assert!(body.contains("\"allowed\":true"), "{body}");
+
+    gcs.stop();
+    eventually(Duration::from_secs(60), "the audit to fail loudly", || {
+        report(cp, &ns).filter(|r| {
+            results(r, "uses-clean", "data.public-access").contains(&"error".to_string())
+        })
+    });
+}

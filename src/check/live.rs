@@ -1,7 +1,8 @@
 //! `onus check --live`: audit the cloud resources the manifests reference, before judging.
 //! AWS with the standard credential chain (and `AWS_ENDPOINT_URL`); Azure with workload
 //! identity, a service principal or managed identity (and `ONUS_AZURE_BLOB_ENDPOINT` /
-//! `ONUS_AZURE_STORAGE_KEY` for emulators).
+//! `ONUS_AZURE_STORAGE_KEY` for emulators); GCP with application default credentials (and
+//! `STORAGE_EMULATOR_HOST`).
 
 use std::collections::BTreeSet;
 
@@ -10,8 +11,7 @@ use futures::StreamExt;
 
 use crate::baseline::BaselineSet;
 use crate::cloud::aws::AwsAuditor;
-use crate::cloud::azure::AzureAuditor;
-use crate::cloud::no_observer;
+use crate::cloud::{Auditor, Credentials, no_observer};
 use crate::engine::references;
 use crate::inventory::Inventory;
 use crate::model::Provider;
@@ -32,18 +32,13 @@ pub fn audit(
     now: DateTime<Utc>,
 ) {
     let mut aws_wanted: BTreeSet<CloudResource> = BTreeSet::new();
-    let mut azure_wanted: BTreeSet<CloudResource> = BTreeSet::new();
     let mut aws_settings = None;
-    let mut azure_client = None;
+    // Azure and GCP: the first baseline's credentials per provider, and what they audit.
+    let mut others: Vec<(Credentials, BTreeSet<CloudResource>)> = Vec::new();
     for obj in objects {
         let ns = obj.namespace().unwrap_or(default_ns);
         let bs = baselines.for_namespace(ns, &inventory.namespace_labels(ns));
-        let aws = bs.iter().find(|b| b.provider == Provider::Aws);
-        let azure = bs.iter().find(|b| b.provider == Provider::Azure);
-        if aws.is_none() && azure.is_none() {
-            continue;
-        }
-        if let Some(aws) = aws {
+        if let Some(aws) = bs.iter().find(|b| b.provider == Provider::Aws) {
             aws_settings.get_or_insert_with(|| {
                 (
                     aws.aws_region.clone(),
@@ -52,22 +47,27 @@ pub fn audit(
                 )
             });
         }
-        if let Some(azure) = azure {
-            azure_client.get_or_insert_with(|| azure.azure_client_id.clone());
+        for b in bs.iter().filter(|b| b.provider != Provider::Aws) {
+            if let Some(c) = Credentials::of(b)
+                && !others.iter().any(|(o, _)| o.provider() == b.provider)
+            {
+                others.push((c, BTreeSet::new()));
+            }
         }
+        let baselined = |p: Provider| bs.iter().any(|b| b.provider == p);
         for r in references(obj, inventory).0 {
-            match r.resource.provider() {
-                Provider::Aws if aws.is_some() => {
-                    aws_wanted.insert(r.resource);
-                }
-                Provider::Azure if azure.is_some() => {
-                    azure_wanted.insert(r.resource);
-                }
-                _ => {}
+            let p = r.resource.provider();
+            if !baselined(p) {
+                continue;
+            }
+            if p == Provider::Aws {
+                aws_wanted.insert(r.resource);
+            } else if let Some((_, wanted)) = others.iter_mut().find(|(c, _)| c.provider() == p) {
+                wanted.insert(r.resource);
             }
         }
     }
-    if aws_settings.is_none() && azure_client.is_none() {
+    if aws_settings.is_none() && others.is_empty() {
         return;
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -76,7 +76,8 @@ pub fn audit(
     {
         Ok(r) => r,
         Err(e) => {
-            for r in aws_wanted.into_iter().chain(azure_wanted) {
+            let all = others.into_iter().flat_map(|(_, w)| w);
+            for r in aws_wanted.into_iter().chain(all) {
                 inventory.live.replace(Posture::failed(
                     r,
                     format!("starting the async runtime: {e}"),
@@ -90,8 +91,8 @@ pub fn audit(
     if let Some((region, role, account)) = aws_settings {
         postures.extend(runtime.block_on(audit_aws(region, role, account, &aws_wanted, now)));
     }
-    if let Some(client) = azure_client {
-        postures.extend(runtime.block_on(audit_azure(client, &azure_wanted, now)));
+    for (credentials, wanted) in &others {
+        postures.extend(runtime.block_on(audit_with(credentials, wanted, now)));
     }
     for p in postures {
         if let CloudResource::AwsAccount(a) = &p.resource {
@@ -130,17 +131,17 @@ async fn audit_aws(
         .await
 }
 
-async fn audit_azure(
-    client_id: Option<String>,
+async fn audit_with(
+    credentials: &Credentials,
     wanted: &BTreeSet<CloudResource>,
     now: DateTime<Utc>,
 ) -> Vec<Posture> {
-    let auditor = match AzureAuditor::new(client_id, no_observer()) {
+    let auditor = match Auditor::new(credentials, no_observer()).await {
         Ok(a) => a,
         Err(e) => {
             return wanted
                 .iter()
-                .map(|r| Posture::failed(r.clone(), format!("Azure auditor: {e}"), now))
+                .map(|r| Posture::failed(r.clone(), e.clone(), now))
                 .collect();
         }
     };

@@ -30,7 +30,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use hmac::{KeyInit, Mac};
 
-use super::{CallObserver, OUTCOME_ERROR, OUTCOME_OK, OUTCOME_THROTTLED};
+use super::{CallObserver, OUTCOME_ERROR, OUTCOME_OK, OUTCOME_THROTTLED, error_chain};
 use crate::posture::{CloudResource, Posture, PublicAccess, Source};
 
 /// Emulator endpoint template: `{account}` is replaced by the storage account name.
@@ -331,19 +331,6 @@ fn call_error(operation: &'static str, e: azure_core::Error) -> AzureError {
         code,
         message: error_chain(&e),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let more = s.to_string();
-        if !out.contains(&more) {
-            out = format!("{out}: {more}");
-        }
-        cur = s.source();
-    }
-    out
 }
 
 /// Percent-encode a container name for a URL path (names are lowercase letters, digits and

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 pub mod aws;
 pub mod azure;
+pub mod gcp;
 
 /// Observes every cloud call, for `onus_cloud_requests_total{provider,service,operation,outcome}`
 /// and `onus_cloud_request_duration_seconds{provider,service}`: `(service, operation, outcome,
@@ -19,6 +20,20 @@ pub type CallObserver =
 /// An observer that ignores everything.
 pub fn no_observer() -> CallObserver {
     Arc::new(|_, _, _, _| {})
+}
+
+/// An error and its sources, one line.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let more = s.to_string();
+        if !out.contains(&more) {
+            out = format!("{out}: {more}");
+        }
+        cur = s.source();
+    }
+    out
 }
 
 /// Outcome labels given to the [`CallObserver`].
@@ -37,6 +52,9 @@ pub enum Credentials {
     Azure {
         client_id: Option<String>,
     },
+    Gcp {
+        project: Option<String>,
+    },
 }
 
 impl Credentials {
@@ -50,7 +68,9 @@ impl Credentials {
             crate::model::Provider::Azure => Some(Credentials::Azure {
                 client_id: b.azure_client_id.clone(),
             }),
-            crate::model::Provider::Gcp => None,
+            crate::model::Provider::Gcp => Some(Credentials::Gcp {
+                project: b.gcp_project.clone(),
+            }),
         }
     }
 
@@ -58,6 +78,7 @@ impl Credentials {
         match self {
             Credentials::Aws { .. } => crate::model::Provider::Aws,
             Credentials::Azure { .. } => crate::model::Provider::Azure,
+            Credentials::Gcp { .. } => crate::model::Provider::Gcp,
         }
     }
 
@@ -74,6 +95,10 @@ impl Credentials {
                 client_id: client_id.clone(),
                 ..Default::default()
             },
+            Credentials::Gcp { project } => crate::api::Auditor {
+                account: project.clone(),
+                ..Default::default()
+            },
         }
     }
 
@@ -86,6 +111,12 @@ impl Credentials {
             Credentials::Azure { client_id } => {
                 a.client_id == *client_id && a.region.is_none() && a.role.is_none()
             }
+            Credentials::Gcp { project } => {
+                a.account == *project
+                    && a.client_id.is_none()
+                    && a.region.is_none()
+                    && a.role.is_none()
+            }
         }
     }
 }
@@ -95,6 +126,7 @@ impl Credentials {
 pub enum Auditor {
     Aws(Box<aws::AwsAuditor>),
     Azure(azure::AzureAuditor),
+    Gcp(gcp::GcpAuditor),
 }
 
 impl Auditor {
@@ -111,6 +143,9 @@ impl Auditor {
                     .map(Auditor::Azure)
                     .map_err(|e| format!("Azure auditor: {e}"))
             }
+            Credentials::Gcp { .. } => gcp::GcpAuditor::new(observe)
+                .map(Auditor::Gcp)
+                .map_err(|e| format!("GCP auditor: {e}")),
         }
     }
 
@@ -123,13 +158,14 @@ impl Auditor {
         match self {
             Auditor::Aws(a) => a.audit(r, now).await,
             Auditor::Azure(a) => a.audit(r, now).await,
+            Auditor::Gcp(a) => a.audit(r, now).await,
         }
     }
 
     pub fn aws(&self) -> Option<&aws::AwsAuditor> {
         match self {
             Auditor::Aws(a) => Some(a),
-            Auditor::Azure(_) => None,
+            Auditor::Azure(_) | Auditor::Gcp(_) => None,
         }
     }
 }

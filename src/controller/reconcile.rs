@@ -294,9 +294,9 @@ pub async fn run_pass(ctx: &Context) {
     let mut wanted: BTreeSet<AuditKey> = BTreeSet::new();
     let mut ns_account: HashMap<String, Result<String, String>> = HashMap::new();
     for (ns, bs) in &plan {
-        let keys: Vec<Credentials> = [Provider::Aws, Provider::Azure]
-            .into_iter()
-            .filter_map(|p| credentials(bs, p))
+        let keys: Vec<Credentials> = Provider::ALL
+            .iter()
+            .filter_map(|p| credentials(bs, *p))
             .collect();
         for obj in unpacked(&snap, ns) {
             for r in references(&obj, &snap.inventory).0 {
@@ -379,10 +379,7 @@ pub async fn run_pass(ctx: &Context) {
             let inv = Arc::make_mut(&mut inventory);
             // The audits of this namespace's own credentials, one set per provider.
             let mut live = crate::posture::PostureMap::default();
-            for key in [Provider::Aws, Provider::Azure]
-                .into_iter()
-                .filter_map(|p| credentials(bs, p))
-            {
+            for key in Provider::ALL.iter().filter_map(|p| credentials(bs, *p)) {
                 for p in by_key.get(&key).into_iter().flat_map(|m| m.iter()) {
                     live.replace(p.clone());
                 }

@@ -11,6 +11,7 @@
 pub mod azurite;
 pub mod controlplane;
 pub mod endpoints;
+pub mod gcs;
 pub mod moto;
 pub mod onus;
 
