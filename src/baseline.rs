@@ -50,8 +50,11 @@ pub struct EffectiveBaseline {
     pub aws_account: Option<String>,
     pub aws_region: Option<String>,
     pub aws_role_arn: Option<String>,
-    /// The identity Azure audits run as (`azure.clientId`).
+    /// The identity Azure audits run as (`azure.clientId`), and where the namespace's storage
+    /// accounts live in ARM (`azure.subscriptionId`, `azure.resourceGroup`).
     pub azure_client_id: Option<String>,
+    pub azure_subscription: Option<String>,
+    pub azure_resource_group: Option<String>,
     /// The project GCP audits are for (`gcp.projectId`).
     pub gcp_project: Option<String>,
 }
@@ -108,6 +111,8 @@ impl EffectiveBaseline {
             aws_region: spec.aws.as_ref().and_then(|a| a.region.clone()),
             aws_role_arn: spec.aws.as_ref().and_then(|a| a.role_arn.clone()),
             azure_client_id: spec.azure.as_ref().and_then(|a| a.client_id.clone()),
+            azure_subscription: spec.azure.as_ref().and_then(|a| a.subscription_id.clone()),
+            azure_resource_group: spec.azure.as_ref().and_then(|a| a.resource_group.clone()),
             gcp_project: spec.gcp.as_ref().and_then(|g| g.project_id.clone()),
             name,
         })

@@ -245,6 +245,8 @@ fn parse_enum<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, String> 
 }
 
 fn main() -> ExitCode {
+    // One TLS crypto provider for every client (kube, the cloud SDKs, reqwest).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -389,7 +391,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::WhoUses { id, output } => {
-            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             let found = match runtime.block_on(onus::who_uses::lookup(&id)) {
                 Ok(f) => f,
@@ -407,7 +408,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run(args) => {
             init_tracing(args.log_format);
-            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
             let namespace = args.namespace.clone();
             let certs = match (args.tls_cert_file, args.tls_key_file) {
                 (Some(cert), Some(key)) => CertSource::Files { cert, key },

@@ -62,6 +62,17 @@ impl CloudResource {
         }
     }
 
+    /// The resource whose settings also decide this one's (a container's storage account),
+    /// audited alongside it.
+    pub fn parent(&self) -> Option<CloudResource> {
+        match self {
+            CloudResource::AzureContainer { account, .. } => {
+                Some(CloudResource::AzureStorageAccount(account.clone()))
+            }
+            _ => None,
+        }
+    }
+
     /// The role name of an IAM role reference (`arn:...:role/path/NAME` or `role/NAME`).
     pub fn role_name(&self) -> Option<&str> {
         match self {

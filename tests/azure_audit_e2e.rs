@@ -164,3 +164,85 @@ fn bad_emulator_settings_are_errors_that_name_the_setting() {
     assert_eq!(result, "error");
     assert!(message.contains("ONUS_AZURE_BLOB_ENDPOINT"), "{message}");
 }
+
+/// With the baseline naming the subscription and resource group, the management plane (ARM,
+/// here the HTTPS stand-in) decides: an account that forbids public blob access neutralises a
+/// container's public level; one that allows it, accepts TLS 1.0 and plain HTTP fails on each;
+/// an account ARM does not know in that group is an error that says where onus looked.
+#[test]
+fn the_management_plane_decides_whether_a_public_level_takes_effect() {
+    use support::arm::Arm;
+    const SUB: &str = "00000000-0000-0000-0000-000000000001";
+    let azurite = Azurite::start();
+    let arm = Arm::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(create(&azurite, "site", Some(PublicAccessType::Container)));
+    arm.set_account(
+        SUB,
+        "portal-rg",
+        ACCOUNT,
+        serde_json::json!({"allowBlobPublicAccess": false, "minimumTlsVersion": "TLS1_2",
+            "supportsHttpsTrafficOnly": true, "networkAcls": {"defaultAction": "Deny"},
+            "encryption": {"keySource": "Microsoft.Storage"}}),
+    );
+    let manifests = manifests().replace(
+        "spec: {provider: azure, serviceModel: paas}",
+        &format!(
+            "spec: {{provider: azure, serviceModel: paas, azure: {{subscriptionId: {SUB}, resourceGroup: portal-rg}}}}"
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("portal.yaml");
+    std::fs::write(&file, &manifests).unwrap();
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_onus"))
+            .envs(azurite.env())
+            .envs(arm.env())
+            .args(["check", "--output", "json", "--live"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Vec<Value>>(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let vs = run();
+    let (result, message) = on(&vs, "site");
+    assert_eq!(
+        result, "pass",
+        "the account forbids public access: {message}"
+    );
+    assert!(arm.requests() >= 1);
+
+    arm.set_account(
+        SUB,
+        "portal-rg",
+        ACCOUNT,
+        serde_json::json!({"allowBlobPublicAccess": true, "minimumTlsVersion": "TLS1_0",
+            "supportsHttpsTrafficOnly": false}),
+    );
+    let vs = run();
+    let site: Vec<&Value> = vs
+        .iter()
+        .filter(|v| {
+            v["cloudResource"] == format!("azure storage account {ACCOUNT}")
+                || v["cloudResource"] == format!("azblob://{ACCOUNT}/site")
+        })
+        .collect();
+    let text = serde_json::to_string(&site).unwrap();
+    assert_eq!(on(&vs, "site").0, "fail", "{text}");
+    assert!(text.contains("allowBlobPublicAccess is true"), "{text}");
+    assert!(
+        text.contains("accepts TLS 1.0, below 1.2") && text.contains("accepts plain HTTP"),
+        "{text}"
+    );
+    // An account the resource group does not hold: an error naming where onus looked.
+    let moved = manifests.replace("portal-rg", "other-rg");
+    std::fs::write(&file, moved).unwrap();
+    let vs = run();
+    let (result, message) = on(&vs, "site");
+    assert_eq!(result, "error", "{message}");
+    assert!(message.contains("resource group other-rg"), "{message}");
+}

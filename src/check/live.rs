@@ -63,6 +63,7 @@ pub fn audit(
             if p == Provider::Aws {
                 aws_wanted.insert(r.resource);
             } else if let Some((_, wanted)) = others.iter_mut().find(|(c, _)| c.provider() == p) {
+                wanted.extend(r.resource.parent());
                 wanted.insert(r.resource);
             }
         }

@@ -9,9 +9,10 @@
 //!   `{account}` replaced (`http://127.0.0.1:10000/{account}` for azurite).
 //! - Every call is reported to the [`CallObserver`] (`provider="azure"`, service `blob`) and
 //!   bounded in time; a failed read is [`Posture::failed`], never a pass.
-//! - Container public access is what the data plane shows (`x-ms-blob-public-access`). Whether
-//!   the account lets it take effect (`allowBlobPublicAccess`) is a management-plane fact onus
-//!   does not read yet, so a container set public counts as public.
+//! - Container public access is what the data plane shows (`x-ms-blob-public-access`), in effect
+//!   unless the account forbids it (`allowBlobPublicAccess: false`, read from ARM when the
+//!   baseline names the subscription and resource group, see [`super::azure_arm`]). Without
+//!   them, a container set public counts as public.
 
 use std::fmt;
 use std::sync::Arc;
@@ -30,8 +31,9 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use hmac::{KeyInit, Mac};
 
+use super::azure_arm::{AccountFacts, ArmClient, Scope};
 use super::{CallObserver, OUTCOME_ERROR, OUTCOME_OK, OUTCOME_THROTTLED, error_chain};
-use crate::posture::{CloudResource, Posture, PublicAccess, Source};
+use crate::posture::{CloudResource, EncryptionAtRest, Posture, PublicAccess, Source, Transit};
 
 /// Emulator endpoint template: `{account}` is replaced by the storage account name.
 pub const ENDPOINT_ENV: &str = "ONUS_AZURE_BLOB_ENDPOINT";
@@ -75,6 +77,8 @@ enum Auth {
 pub struct AzureAuditor {
     endpoint: String,
     auth: Auth,
+    /// The management plane, when the baseline says where the accounts live.
+    arm: Option<(ArmClient, Scope)>,
     observe: CallObserver,
 }
 
@@ -96,6 +100,7 @@ impl AzureAuditor {
     /// picks a user-assigned identity for workload or managed identity.
     pub fn new(
         client_id: Option<String>,
+        arm: Option<Scope>,
         observe: CallObserver,
     ) -> Result<AzureAuditor, AzureError> {
         let endpoint = match std::env::var(ENDPOINT_ENV) {
@@ -116,9 +121,18 @@ impl AzureAuditor {
             ),
             _ => Auth::Token(credential(client_id)?),
         };
+        let token = match &auth {
+            Auth::Token(t) => Some(t.clone()),
+            Auth::SharedKey(_) => None,
+        };
+        let arm = match arm {
+            Some(scope) => Some((ArmClient::new(token, observe.clone())?, scope)),
+            None => None,
+        };
         Ok(AzureAuditor {
             endpoint,
             auth,
+            arm,
             observe,
         })
     }
@@ -177,6 +191,11 @@ impl AzureAuditor {
             }
             None => {}
         }
+        // The account's allowBlobPublicAccess decides whether the level takes effect.
+        let guard = self.facts(account).await?.map(|f| f.guard());
+        if guard == Some(Ok(())) {
+            exposures.clear();
+        }
         let mut p = Posture::new(
             CloudResource::AzureContainer {
                 account: account.to_string(),
@@ -184,10 +203,7 @@ impl AzureAuditor {
             },
             Source::Live,
         );
-        p.public_access = Some(PublicAccess {
-            exposures,
-            guard: None,
-        });
+        p.public_access = Some(PublicAccess { exposures, guard });
         Ok(p)
     }
 
@@ -221,7 +237,47 @@ impl AzureAuditor {
         p.access_logging = Some(props.logging.is_some_and(|l| {
             l.read == Some(true) && l.write == Some(true) && l.delete == Some(true)
         }));
+        if let Some(f) = self.facts(account).await? {
+            p.public_access = Some(PublicAccess {
+                exposures: Vec::new(),
+                guard: Some(f.guard()),
+            });
+            p.transit = Some(Transit {
+                https_only: f.https_only,
+                min_tls: f
+                    .minimum_tls_version
+                    .as_deref()
+                    .map(|v| v.trim_start_matches("TLS").replace('_', ".")),
+                secure_transport_policy: None,
+            });
+            p.encryption_at_rest = Some(EncryptionAtRest {
+                // Azure Storage encrypts every account; only the key owner varies.
+                enabled: true,
+                algorithm: Some(f.key_source.clone().unwrap_or("Microsoft.Storage".into())),
+                customer_managed_key: f
+                    .key_source
+                    .as_deref()
+                    .is_some_and(|k| k.eq_ignore_ascii_case("Microsoft.Keyvault")),
+            });
+        }
         Ok(p)
+    }
+
+    /// The account's management-plane facts, when the baseline says where it lives. An account
+    /// ARM does not know there is an error that says where onus looked, never a pass.
+    async fn facts(&self, account: &str) -> Result<Option<AccountFacts>, AzureError> {
+        let Some((arm, scope)) = &self.arm else {
+            return Ok(None);
+        };
+        match arm.storage_account(scope, account).await? {
+            Some(f) => Ok(Some(f)),
+            None => Err(AzureError::NotFound {
+                what: format!(
+                    "storage account {account} in subscription {} resource group {} (azure.resourceGroup)",
+                    scope.subscription, scope.resource_group
+                ),
+            }),
+        }
     }
 
     fn account_url(&self, account: &str) -> Result<Url, AzureError> {
@@ -511,6 +567,7 @@ mod tests {
         let a = AzureAuditor {
             endpoint: "https://{account}.blob.core.windows.net".into(),
             auth: Auth::SharedKey(vec![1]),
+            arm: None,
             observe: super::super::no_observer(),
         };
         for bad in ["evil.com/x", "a", "UPPER", "with-dash", &"x".repeat(25)] {

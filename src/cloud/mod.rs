@@ -9,6 +9,7 @@ use std::time::Duration;
 
 pub mod aws;
 pub mod azure;
+pub mod azure_arm;
 pub mod gcp;
 
 /// Observes every cloud call, for `onus_cloud_requests_total{provider,service,operation,outcome}`
@@ -51,6 +52,8 @@ pub enum Credentials {
     },
     Azure {
         client_id: Option<String>,
+        /// Where the storage accounts live, for management-plane facts.
+        arm: Option<azure_arm::Scope>,
     },
     Gcp {
         project: Option<String>,
@@ -67,6 +70,14 @@ impl Credentials {
             }),
             crate::model::Provider::Azure => Some(Credentials::Azure {
                 client_id: b.azure_client_id.clone(),
+                arm: b
+                    .azure_subscription
+                    .clone()
+                    .zip(b.azure_resource_group.clone())
+                    .map(|(subscription, resource_group)| azure_arm::Scope {
+                        subscription,
+                        resource_group,
+                    }),
             }),
             crate::model::Provider::Gcp => Some(Credentials::Gcp {
                 project: b.gcp_project.clone(),
@@ -91,8 +102,11 @@ impl Credentials {
                 role: role.clone(),
                 client_id: None,
             },
-            Credentials::Azure { client_id } => crate::api::Auditor {
+            Credentials::Azure { client_id, arm } => crate::api::Auditor {
                 client_id: client_id.clone(),
+                account: arm
+                    .as_ref()
+                    .map(|s| format!("{}/{}", s.subscription, s.resource_group)),
                 ..Default::default()
             },
             Credentials::Gcp { project } => crate::api::Auditor {
@@ -108,8 +122,14 @@ impl Credentials {
             Credentials::Aws { region, role } => {
                 a.region == *region && a.role == *role && a.client_id.is_none()
             }
-            Credentials::Azure { client_id } => {
-                a.client_id == *client_id && a.region.is_none() && a.role.is_none()
+            Credentials::Azure { client_id, arm } => {
+                a.client_id == *client_id
+                    && a.account
+                        == arm
+                            .as_ref()
+                            .map(|s| format!("{}/{}", s.subscription, s.resource_group))
+                    && a.region.is_none()
+                    && a.role.is_none()
             }
             Credentials::Gcp { project } => {
                 a.account == *project
@@ -138,8 +158,8 @@ impl Auditor {
                     .map(|a| Auditor::Aws(Box::new(a)))
                     .map_err(|e| format!("AWS auditor: {e}"))
             }
-            Credentials::Azure { client_id } => {
-                azure::AzureAuditor::new(client_id.clone(), observe)
+            Credentials::Azure { client_id, arm } => {
+                azure::AzureAuditor::new(client_id.clone(), arm.clone(), observe)
                     .map(Auditor::Azure)
                     .map_err(|e| format!("Azure auditor: {e}"))
             }

@@ -307,6 +307,15 @@ pub async fn run_pass(ctx: &Context) {
                     &r.found_at,
                 ));
                 if let Some(key) = keys.iter().find(|k| k.provider() == r.resource.provider()) {
+                    if let Some(parent) = r.resource.parent() {
+                        usages.entry(&parent).used_by.insert(publish::used_by(
+                            ns,
+                            obj.kind(),
+                            &obj.id.name,
+                            &r.found_at,
+                        ));
+                        wanted.insert((parent, key.clone()));
+                    }
                     wanted.insert((r.resource, key.clone()));
                 }
             }

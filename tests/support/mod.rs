@@ -8,6 +8,7 @@
 //!   and [`create_namespace`]: a fresh, randomly named namespace per test.
 #![allow(dead_code)]
 
+pub mod arm;
 pub mod azurite;
 pub mod controlplane;
 pub mod endpoints;

@@ -1,0 +1,291 @@
+//! Azure Resource Manager: the management-plane facts of a storage account that the blob
+//! service does not show (Storage Accounts - Get Properties, api-version 2023-05-01):
+//! `allowBlobPublicAccess`, `minimumTlsVersion`, `supportsHttpsTrafficOnly`,
+//! `networkAcls.defaultAction` and `encryption.keySource`.
+//!
+//! Token from `azure_identity` (scope `https://management.azure.com/.default`). No emulator for
+//! ARM exists here: `ONUS_AZURE_ARM_ENDPOINT` points the client elsewhere (tests use a local
+//! HTTPS server that answers with the documented JSON), `ONUS_AZURE_ARM_CA_FILE` adds a CA to
+//! trust (a private cloud's, or the test server's). In emulator mode (a shared storage key and
+//! no identity) no token is sent.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use azure_core::credentials::TokenCredential;
+use serde_json::Value;
+
+use super::azure::AzureError;
+use super::{CallObserver, OUTCOME_ERROR, OUTCOME_OK, OUTCOME_THROTTLED, error_chain};
+
+pub const ENDPOINT_ENV: &str = "ONUS_AZURE_ARM_ENDPOINT";
+pub const CA_ENV: &str = "ONUS_AZURE_ARM_CA_FILE";
+const API_VERSION: &str = "2023-05-01";
+const SCOPE: &str = "https://management.azure.com/.default";
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+const ATTEMPTS: u32 = 3;
+/// A storage account's properties are a few KiB.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// What ARM says of a storage account.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountFacts {
+    /// `None`: the property is absent, which ARM documents as "public access is permitted".
+    pub allow_blob_public_access: Option<bool>,
+    pub minimum_tls_version: Option<String>,
+    pub https_only: Option<bool>,
+    /// `Allow` (every network) or `Deny`.
+    pub network_default_action: Option<String>,
+    /// `Microsoft.Storage` or `Microsoft.Keyvault`.
+    pub key_source: Option<String>,
+}
+
+impl AccountFacts {
+    /// From the documented JSON of Storage Accounts - Get Properties.
+    pub fn from_json(v: &Value) -> Result<AccountFacts, String> {
+        let props = v
+            .get("properties")
+            .filter(|p| p.is_object())
+            .ok_or("no properties object")?;
+        let text = |p: &str| props.pointer(p).and_then(Value::as_str).map(String::from);
+        Ok(AccountFacts {
+            allow_blob_public_access: props.get("allowBlobPublicAccess").and_then(Value::as_bool),
+            minimum_tls_version: text("/minimumTlsVersion"),
+            https_only: props
+                .get("supportsHttpsTrafficOnly")
+                .and_then(Value::as_bool),
+            network_default_action: text("/networkAcls/defaultAction"),
+            key_source: text("/encryption/keySource"),
+        })
+    }
+
+    /// The account's guard against public containers.
+    pub fn guard(&self) -> Result<(), String> {
+        match self.allow_blob_public_access {
+            Some(false) => Ok(()),
+            Some(true) => {
+                Err("the account allows public blob access (allowBlobPublicAccess is true)".into())
+            }
+            None => Err(
+                "the account does not forbid public blob access (allowBlobPublicAccess is not set)"
+                    .into(),
+            ),
+        }
+    }
+}
+
+/// Where a storage account lives in ARM.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope {
+    pub subscription: String,
+    pub resource_group: String,
+}
+
+pub struct ArmClient {
+    endpoint: String,
+    http: reqwest::Client,
+    token: Option<Arc<dyn TokenCredential>>,
+    observe: CallObserver,
+}
+
+impl ArmClient {
+    pub fn new(
+        token: Option<Arc<dyn TokenCredential>>,
+        observe: CallObserver,
+    ) -> Result<ArmClient, AzureError> {
+        let endpoint = match std::env::var(ENDPOINT_ENV) {
+            Ok(e) if !e.trim().is_empty() => {
+                let e = e.trim().trim_end_matches('/').to_string();
+                match reqwest::Url::parse(&e) {
+                    Ok(u) if u.host().is_some() => e,
+                    _ => return Err(AzureError::BadEndpoint(ENDPOINT_ENV, e)),
+                }
+            }
+            _ => "https://management.azure.com".to_string(),
+        };
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(ATTEMPT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none());
+        if let Ok(path) = std::env::var(CA_ENV)
+            && !path.trim().is_empty()
+        {
+            let pem = std::fs::read(path.trim())
+                .map_err(|e| AzureError::BadEndpoint(CA_ENV, format!("{path}: {e}")))?;
+            let ca = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| AzureError::BadEndpoint(CA_ENV, format!("{path}: {e}")))?;
+            builder = builder.add_root_certificate(ca);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| AzureError::Credentials(format!("HTTP client: {e}")))?;
+        Ok(ArmClient {
+            endpoint,
+            http,
+            token,
+            observe,
+        })
+    }
+
+    /// Storage Accounts - Get Properties; `Ok(None)` when ARM says there is no such account.
+    pub async fn storage_account(
+        &self,
+        scope: &Scope,
+        account: &str,
+    ) -> Result<Option<AccountFacts>, AzureError> {
+        let url = format!(
+            "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Storage/storageAccounts/{account}?api-version={API_VERSION}",
+            self.endpoint,
+            segment(&scope.subscription),
+            segment(&scope.resource_group),
+        );
+        let op = "GetStorageAccountProperties";
+        match self.get(op, &url).await? {
+            Some(v) => AccountFacts::from_json(&v)
+                .map(Some)
+                .map_err(|message| AzureError::Call {
+                    operation: op,
+                    status: None,
+                    code: None,
+                    message: format!("the answer is not what ARM documents: {message}"),
+                }),
+            None => Ok(None),
+        }
+    }
+
+    async fn get(&self, operation: &'static str, url: &str) -> Result<Option<Value>, AzureError> {
+        let mut last = None;
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+            let start = Instant::now();
+            let result = self.get_once(operation, url).await;
+            let outcome = match &result {
+                Ok(_) => OUTCOME_OK,
+                Err(AzureError::Call {
+                    status: Some(429), ..
+                }) => OUTCOME_THROTTLED,
+                Err(_) => OUTCOME_ERROR,
+            };
+            (self.observe)("arm", operation, outcome, start.elapsed());
+            match result {
+                Err(e @ AzureError::Call { status, .. })
+                    if status.is_none_or(|s| s == 429 || s >= 500) =>
+                {
+                    last = Some(e);
+                }
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or(AzureError::Call {
+            operation,
+            status: None,
+            code: None,
+            message: "no attempt was made".into(),
+        }))
+    }
+
+    async fn get_once(
+        &self,
+        operation: &'static str,
+        url: &str,
+    ) -> Result<Option<Value>, AzureError> {
+        let call = |status: Option<u16>, code: Option<String>, message: String| AzureError::Call {
+            operation,
+            status,
+            code,
+            message,
+        };
+        let mut req = self.http.get(url);
+        if let Some(t) = &self.token {
+            let token = t
+                .get_token(&[SCOPE], None)
+                .await
+                .map_err(|e| AzureError::Credentials(error_chain(&e)))?;
+            req = req.bearer_auth(token.token.secret());
+        }
+        let rsp = req
+            .send()
+            .await
+            .map_err(|e| call(None, None, error_chain(&e)))?;
+        let status = rsp.status().as_u16();
+        if rsp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(call(Some(status), None, "answer too large".into()));
+        }
+        let body = rsp
+            .bytes()
+            .await
+            .map_err(|e| call(Some(status), None, error_chain(&e)))?;
+        if body.len() > MAX_BODY {
+            return Err(call(Some(status), None, "answer too large".into()));
+        }
+        let json: Option<Value> = serde_json::from_slice(&body).ok();
+        if (200..300).contains(&status) {
+            return json
+                .map(Some)
+                .ok_or_else(|| call(Some(status), None, "the answer is not JSON".into()));
+        }
+        let code = json
+            .as_ref()
+            .and_then(|v| v.pointer("/error/code").and_then(Value::as_str))
+            .map(String::from);
+        if status == 404 && code.as_deref() == Some("ResourceNotFound") {
+            return Ok(None);
+        }
+        let message = json
+            .as_ref()
+            .and_then(|v| v.pointer("/error/message").and_then(Value::as_str))
+            .map(String::from)
+            .unwrap_or_else(|| crate::text::cut(String::from_utf8_lossy(&body).trim(), 300));
+        Err(call(
+            Some(status),
+            code,
+            format!("HTTP {status}: {message}"),
+        ))
+    }
+}
+
+/// A path segment from configuration, percent-encoded (subscription ids are UUIDs and resource
+/// group names letters, digits and `-_.()`: anything else is encoded, not trusted).
+fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'(' | b')' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The shape of "Storage Accounts - Get Properties" in the ARM REST reference.
+    #[test]
+    fn account_facts_as_arm_documents_them() {
+        let v = json!({
+            "id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/shop",
+            "kind": "StorageV2",
+            "properties": {
+                "allowBlobPublicAccess": false,
+                "minimumTlsVersion": "TLS1_2",
+                "supportsHttpsTrafficOnly": true,
+                "networkAcls": {"defaultAction": "Deny", "bypass": "AzureServices"},
+                "encryption": {"keySource": "Microsoft.Keyvault", "services": {"blob": {"enabled": true}}}
+            }
+        });
+        let f = AccountFacts::from_json(&v).unwrap();
+        assert_eq!(f.guard(), Ok(()));
+        assert_eq!(f.minimum_tls_version.as_deref(), Some("TLS1_2"));
+        assert_eq!(f.key_source.as_deref(), Some("Microsoft.Keyvault"));
+        // Absent means permitted (older accounts): not a guard.
+        let old = AccountFacts::from_json(&json!({"properties": {}})).unwrap();
+        assert!(old.guard().unwrap_err().contains("not set"));
+        assert!(AccountFacts::from_json(&json!({"error": {}})).is_err());
+        assert_eq!(segment("rg-1 /x"), "rg-1%20%2Fx");
+    }
+}
