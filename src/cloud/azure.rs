@@ -14,6 +14,7 @@
 //!   baseline names the subscription and resource group, see [`super::azure_arm`]). Without
 //!   them, a container set public counts as public.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,6 +65,9 @@ pub enum AzureError {
     NotFound { what: String },
     #[error("{0} is not a resource the Azure auditor reads yet")]
     Unsupported(String),
+    /// A failure shared by the audits of one pass (the account's ARM read).
+    #[error("{0}")]
+    Shared(String),
 }
 
 /// How requests are authorised.
@@ -79,8 +83,13 @@ pub struct AzureAuditor {
     auth: Auth,
     /// The management plane, when the baseline says where the accounts live.
     arm: Option<(ArmClient, Scope)>,
+    /// Each account's ARM facts, read once per pass: audits given the same `now` belong to one
+    /// pass and share the read (a thousand containers of one account cost one ARM call).
+    facts: std::sync::Mutex<(DateTime<Utc>, HashMap<String, Arc<FactsCell>>)>,
     observe: CallObserver,
 }
+
+type FactsCell = tokio::sync::OnceCell<Result<Option<AccountFacts>, String>>;
 
 impl fmt::Debug for AzureAuditor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -133,6 +142,7 @@ impl AzureAuditor {
             endpoint,
             auth,
             arm,
+            facts: std::sync::Mutex::new((DateTime::<Utc>::MIN_UTC, HashMap::new())),
             observe,
         })
     }
@@ -141,9 +151,9 @@ impl AzureAuditor {
     pub async fn audit(&self, r: &CloudResource, now: DateTime<Utc>) -> Posture {
         let read = match r {
             CloudResource::AzureContainer { account, container } => {
-                self.container(account, container).await
+                self.container(account, container, now).await
             }
-            CloudResource::AzureStorageAccount(account) => self.account(account).await,
+            CloudResource::AzureStorageAccount(account) => self.account(account, now).await,
             other => Err(AzureError::Unsupported(other.to_string())),
         };
         match read {
@@ -157,7 +167,12 @@ impl AzureAuditor {
 
     /// Public access level of a container (Get Container ACL). Its stored access policies are
     /// not judged: they are how SAS tokens are made revocable, not a gap.
-    async fn container(&self, account: &str, container: &str) -> Result<Posture, AzureError> {
+    async fn container(
+        &self,
+        account: &str,
+        container: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Posture, AzureError> {
         let url = self.account_url(account)?;
         let url = url
             .join(&format!("{}/", encode(container)))
@@ -192,7 +207,7 @@ impl AzureAuditor {
             None => {}
         }
         // The account's allowBlobPublicAccess decides whether the level takes effect.
-        let guard = self.facts(account).await?.map(|f| f.guard());
+        let guard = self.facts(account, now).await?.map(|f| f.guard());
         if guard == Some(Ok(())) {
             exposures.clear();
         }
@@ -208,7 +223,7 @@ impl AzureAuditor {
     }
 
     /// Blob service properties of an account: Storage Analytics logging.
-    async fn account(&self, account: &str) -> Result<Posture, AzureError> {
+    async fn account(&self, account: &str, now: DateTime<Utc>) -> Result<Posture, AzureError> {
         let url = self.account_url(account)?;
         let client = BlobServiceClient::new(
             url,
@@ -237,7 +252,7 @@ impl AzureAuditor {
         p.access_logging = Some(props.logging.is_some_and(|l| {
             l.read == Some(true) && l.write == Some(true) && l.delete == Some(true)
         }));
-        if let Some(f) = self.facts(account).await? {
+        if let Some(f) = self.facts(account, now).await? {
             p.public_access = Some(PublicAccess {
                 exposures: Vec::new(),
                 guard: Some(f.guard()),
@@ -265,19 +280,37 @@ impl AzureAuditor {
 
     /// The account's management-plane facts, when the baseline says where it lives. An account
     /// ARM does not know there is an error that says where onus looked, never a pass.
-    async fn facts(&self, account: &str) -> Result<Option<AccountFacts>, AzureError> {
+    async fn facts(
+        &self,
+        account: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AccountFacts>, AzureError> {
         let Some((arm, scope)) = &self.arm else {
             return Ok(None);
         };
-        match arm.storage_account(scope, account).await? {
-            Some(f) => Ok(Some(f)),
-            None => Err(AzureError::NotFound {
-                what: format!(
-                    "storage account {account} in subscription {} resource group {} (azure.resourceGroup)",
-                    scope.subscription, scope.resource_group
-                ),
-            }),
-        }
+        let cell = {
+            let mut memo = self.facts.lock().unwrap_or_else(|e| e.into_inner());
+            if memo.0 != now {
+                *memo = (now, HashMap::new());
+            }
+            memo.1.entry(account.to_string()).or_default().clone()
+        };
+        let read = cell
+            .get_or_init(|| async {
+                match arm.storage_account(scope, account).await {
+                    Ok(Some(f)) => Ok(Some(f)),
+                    Ok(None) => Err(AzureError::NotFound {
+                        what: format!(
+                            "storage account {account} in subscription {} resource group {} (azure.resourceGroup)",
+                            scope.subscription, scope.resource_group
+                        ),
+                    }
+                    .to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+            .await;
+        read.clone().map_err(AzureError::Shared)
     }
 
     fn account_url(&self, account: &str) -> Result<Url, AzureError> {
@@ -568,6 +601,7 @@ mod tests {
             endpoint: "https://{account}.blob.core.windows.net".into(),
             auth: Auth::SharedKey(vec![1]),
             arm: None,
+            facts: std::sync::Mutex::new((DateTime::<Utc>::MIN_UTC, HashMap::new())),
             observe: super::super::no_observer(),
         };
         for bad in ["evil.com/x", "a", "UPPER", "with-dash", &"x".repeat(25)] {
