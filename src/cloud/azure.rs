@@ -85,11 +85,13 @@ pub struct AzureAuditor {
     arm: Option<(ArmClient, Scope)>,
     /// Each account's ARM facts, read once per pass: audits given the same `now` belong to one
     /// pass and share the read (a thousand containers of one account cost one ARM call).
-    facts: std::sync::Mutex<(DateTime<Utc>, HashMap<String, Arc<FactsCell>>)>,
+    facts: std::sync::Mutex<FactsMemo>,
     observe: CallObserver,
 }
 
 type FactsCell = tokio::sync::OnceCell<Result<Option<AccountFacts>, String>>;
+/// The pass (its `now`) and each account's read in it.
+type FactsMemo = (DateTime<Utc>, HashMap<String, Arc<FactsCell>>);
 
 impl fmt::Debug for AzureAuditor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
