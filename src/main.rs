@@ -35,7 +35,10 @@ enum Command {
         /// Namespace of objects that do not name one.
         #[arg(long, default_value = "default")]
         namespace: String,
-        /// Also audit referenced AWS resources live (standard credential chain, AWS_ENDPOINT_URL).
+        /// Also audit the referenced cloud resources live, before judging: AWS (standard
+        /// credential chain, AWS_ENDPOINT_URL), Azure (workload identity, service principal or
+        /// managed identity; ONUS_AZURE_BLOB_ENDPOINT), GCP (application default credentials;
+        /// STORAGE_EMULATOR_HOST). What is not audited within 120 s is an error.
         #[arg(long)]
         live: bool,
         /// Text output: list the compliance requirement ids under each finding (JSON and SARIF
@@ -66,7 +69,7 @@ enum Command {
         /// --cluster: only this namespace's Report (default: every namespace).
         #[arg(long)]
         namespace: Option<String>,
-        /// Also audit referenced AWS resources live, as `onus check --live`.
+        /// Also audit the referenced cloud resources live, as `onus check --live`.
         #[arg(long)]
         live: bool,
         /// Take the evidence from the Reports the controller wrote in the cluster of the

@@ -246,3 +246,53 @@ fn the_management_plane_decides_whether_a_public_level_takes_effect() {
     assert_eq!(result, "error", "{message}");
     assert!(message.contains("resource group other-rg"), "{message}");
 }
+
+/// What does not come from Azure Storage is no evidence: a 200 without the service's request
+/// id (a proxy or portal) is an error, not "private"; an answer past 1 MiB is cut off, an
+/// error, and costs no more memory than that; a container name that would leave the account's
+/// path is refused before any request.
+#[test]
+fn answers_that_are_not_azure_storage_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("portal.yaml");
+    let manifest = manifests().replace(
+        &format!("azblob://{ACCOUNT}/private"),
+        &format!("azblob://{ACCOUNT}/.."),
+    );
+    std::fs::write(&file, manifest).unwrap();
+    let run = |port: u16| {
+        let out = Command::new(env!("CARGO_BIN_EXE_onus"))
+            .env(
+                "ONUS_AZURE_BLOB_ENDPOINT",
+                format!("http://127.0.0.1:{port}/{{account}}"),
+            )
+            .env("ONUS_AZURE_STORAGE_KEY", "a2V5")
+            .args(["check", "--output", "json", "--live"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
+    };
+    let portal = support::hostile_server(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ntransfer-encoding: chunked\r\n\r\n",
+        10,
+    );
+    let vs = run(portal);
+    let (result, message) = on(&vs, "site");
+    assert_eq!(result, "error", "{message}");
+    assert!(
+        message.contains("does not come from Azure Storage"),
+        "{message}"
+    );
+    let flood = support::hostile_server(
+        "HTTP/1.1 200 OK\r\nx-ms-request-id: 1\r\ncontent-type: application/xml\r\ntransfer-encoding: chunked\r\n\r\n",
+        64 * 1024 * 1024,
+    );
+    let vs = run(flood);
+    let (result, message) = on(&vs, "site");
+    assert_eq!(result, "error", "{message}");
+    assert!(message.contains("larger than 1048576 bytes"), "{message}");
+    let (result, message) = on(&vs, "..");
+    assert_eq!(result, "error", "{message}");
+    assert!(message.contains("is not a container name"), "{message}");
+}

@@ -145,3 +145,35 @@ fn live_check_reads_bucket_iam_and_guards_from_the_emulator() {
         assert!(message.contains("GetBucket"), "{message}");
     }
 }
+
+/// An endpoint that answers with far more than a bucket's metadata is cut off at 1 MiB and is
+/// an error, not an out-of-memory; one that answers 200 with something other than a bucket is
+/// an error, not a private bucket.
+#[test]
+fn hostile_answers_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data.yaml");
+    std::fs::write(&file, MANIFESTS).unwrap();
+    let run = |port: u16| {
+        let out = Command::new(env!("CARGO_BIN_EXE_onus"))
+            .env("STORAGE_EMULATOR_HOST", format!("127.0.0.1:{port}"))
+            .args(["check", "--output", "json", "--live"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
+    };
+    let flood = support::hostile_server(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+        64 * 1024 * 1024,
+    );
+    let (result, message) = on(&run(flood), "data.public-access", "clean");
+    assert_eq!(result, "error", "{message}");
+    assert!(message.contains("answer too large"), "{message}");
+    let portal = support::hostile_server(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n",
+        0,
+    );
+    let (result, message) = on(&run(portal), "data.public-access", "clean");
+    assert_eq!(result, "error", "{message}");
+}

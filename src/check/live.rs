@@ -18,8 +18,12 @@ use crate::model::Provider;
 use crate::object::Object;
 use crate::posture::{CloudResource, Posture};
 
-/// How many audits run at once.
+/// How many audits run at once, per provider.
 const CONCURRENCY: usize = 16;
+/// How long the audits of one `onus check --live` may take in all: an endpoint that never
+/// answers costs each audit its retries, and a run must end. What is not audited by then is
+/// an `error`.
+const DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Audit every resource that objects in namespaces baselined for its provider use; results go
 /// into `inventory.live`. A failure to set up an auditor makes each of its resources an
@@ -88,13 +92,43 @@ pub fn audit(
             return;
         }
     };
-    let mut postures: Vec<Posture> = Vec::new();
-    if let Some((region, role, account)) = aws_settings {
-        postures.extend(runtime.block_on(audit_aws(region, role, account, &aws_wanted, now)));
-    }
-    for (credentials, wanted) in &others {
-        postures.extend(runtime.block_on(audit_with(credentials, wanted, now)));
-    }
+    // Every provider at once, under one deadline.
+    let postures: Vec<Posture> = runtime.block_on(async {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        let aws = async {
+            match aws_settings {
+                Some((region, role, account)) => {
+                    audit_aws(region, role, account, &aws_wanted, now, deadline).await
+                }
+                None => Vec::new(),
+            }
+        };
+        let rest = futures::future::join_all(
+            others
+                .iter()
+                .map(|(credentials, wanted)| audit_with(credentials, wanted, now, deadline)),
+        );
+        let (mut all, rest) = futures::future::join(aws, rest).await;
+        all.extend(rest.into_iter().flatten());
+        all
+    });
+    let audited: BTreeSet<&CloudResource> = postures.iter().map(|p| &p.resource).collect();
+    let late: Vec<Posture> = aws_wanted
+        .iter()
+        .chain(others.iter().flat_map(|(_, w)| w))
+        .filter(|r| !audited.contains(r))
+        .map(|r| {
+            Posture::failed(
+                r.clone(),
+                format!(
+                    "not audited within {} s (the --live deadline): the endpoint is slow or does not answer",
+                    DEADLINE.as_secs()
+                ),
+                now,
+            )
+        })
+        .collect();
+    let postures: Vec<Posture> = postures.into_iter().chain(late).collect();
     for p in postures {
         if let CloudResource::AwsAccount(a) = &p.resource {
             inventory.aws_account = Some(a.clone());
@@ -109,6 +143,7 @@ async fn audit_aws(
     account: Option<String>,
     wanted: &BTreeSet<CloudResource>,
     now: DateTime<Utc>,
+    deadline: tokio::time::Instant,
 ) -> Vec<Posture> {
     let auditor = match AwsAuditor::new(region, role, no_observer()).await {
         Ok(a) => a,
@@ -128,6 +163,7 @@ async fn audit_aws(
     futures::stream::iter(all.iter())
         .map(|r| auditor.audit(r, now))
         .buffer_unordered(CONCURRENCY)
+        .take_until(tokio::time::sleep_until(deadline))
         .collect()
         .await
 }
@@ -136,6 +172,7 @@ async fn audit_with(
     credentials: &Credentials,
     wanted: &BTreeSet<CloudResource>,
     now: DateTime<Utc>,
+    deadline: tokio::time::Instant,
 ) -> Vec<Posture> {
     let auditor = match Auditor::new(credentials, no_observer()).await {
         Ok(a) => a,
@@ -149,6 +186,7 @@ async fn audit_with(
     futures::stream::iter(wanted.iter())
         .map(|r| auditor.audit(r, now))
         .buffer_unordered(CONCURRENCY)
+        .take_until(tokio::time::sleep_until(deadline))
         .collect()
         .await
 }

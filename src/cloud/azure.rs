@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use azure_core::credentials::TokenCredential;
 use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{
-    ClientOptions, Context, ExponentialRetryOptions, Request, RetryOptions, Url,
+    AsyncRawResponse, ClientOptions, Context, ExponentialRetryOptions, Request, RetryOptions, Url,
 };
 use azure_storage_blob::models::{PublicAccessType, SignedIdentifiersHeaders};
 use azure_storage_blob::{
@@ -30,6 +30,7 @@ use azure_storage_blob::{
 };
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use hmac::{KeyInit, Mac};
 
 use super::azure_arm::{AccountFacts, ArmClient, Scope};
@@ -43,6 +44,10 @@ pub const STORAGE_KEY_ENV: &str = "ONUS_AZURE_STORAGE_KEY";
 
 /// How long one call may take, retries included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest answer read: a container's ACL or a service's properties are a few KiB.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// Longest error text kept from a service's answer.
+const MAX_ERROR: usize = 300;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AzureError {
@@ -54,6 +59,10 @@ pub enum AzureError {
     Credentials(String),
     #[error("{account:?} is not a storage account name (3-24 lowercase letters and digits)")]
     BadAccount { account: String },
+    #[error(
+        "{container:?} is not a container name (3-63 lowercase letters, digits and dashes, or $root, $web, $logs)"
+    )]
+    BadContainer { container: String },
     #[error("{operation}: {message}")]
     Call {
         operation: &'static str,
@@ -175,6 +184,11 @@ impl AzureAuditor {
         container: &str,
         now: DateTime<Utc>,
     ) -> Result<Posture, AzureError> {
+        if !valid_container(container) {
+            return Err(AzureError::BadContainer {
+                container: crate::text::cut(container, 80),
+            });
+        }
         let url = self.account_url(account)?;
         let url = url
             .join(&format!("{}/", encode(container)))
@@ -192,7 +206,13 @@ impl AzureAuditor {
         let rsp = self
             .call("GetContainerACL", &what, client.get_access_policy(None))
             .await?;
+        // Only an answer from the storage service counts: a proxy or portal that answers 200
+        // without the header would otherwise read as "private".
+        azure_answer("GetContainerACL", rsp.headers())?;
         let level = rsp.access().map_err(|e| call_error("GetContainerACL", e))?;
+        // The body must be the ACL document the API describes.
+        rsp.into_model()
+            .map_err(|e| call_error("GetContainerACL", e))?;
         let mut exposures = Vec::new();
         match level {
             Some(PublicAccessType::Container) => exposures.push(
@@ -244,6 +264,7 @@ impl AzureAuditor {
                 client.get_properties(None),
             )
             .await?;
+        azure_answer("GetBlobServiceProperties", rsp.headers())?;
         let props = rsp
             .into_model()
             .map_err(|e| call_error("GetBlobServiceProperties", e))?;
@@ -354,6 +375,7 @@ impl AzureAuditor {
                 key: key.clone(),
             }));
         }
+        o.per_try_policies.push(Arc::new(LimitBody(MAX_BODY)));
         o
     }
 
@@ -413,14 +435,109 @@ fn call_error(operation: &'static str, e: azure_core::Error) -> AzureError {
     let (status, code) = match e.kind() {
         azure_core::error::ErrorKind::HttpResponse {
             status, error_code, ..
-        } => (Some(u16::from(*status)), error_code.clone()),
+        } => (
+            Some(u16::from(*status)),
+            error_code.as_deref().map(|c| crate::text::cut(c, 80)),
+        ),
         _ => (None, None),
     };
+    // The service's text can be long and multi-line: one line, bounded.
     AzureError::Call {
         operation,
         status,
         code,
-        message: error_chain(&e),
+        message: super::one_line(&error_chain(&e), MAX_ERROR),
+    }
+}
+
+/// An answer carries the storage service's request id (`x-ms-request-id`), as every answer of
+/// Azure Storage and its emulator does.
+fn azure_answer(
+    operation: &'static str,
+    headers: &azure_core::http::headers::Headers,
+) -> Result<(), AzureError> {
+    if headers
+        .iter()
+        .any(|(k, _)| k.as_str().eq_ignore_ascii_case("x-ms-request-id"))
+    {
+        Ok(())
+    } else {
+        Err(AzureError::Call {
+            operation,
+            status: None,
+            code: None,
+            message: "the answer does not come from Azure Storage (no x-ms-request-id)".into(),
+        })
+    }
+}
+
+/// Container names as Azure allows them, and the three system containers.
+fn valid_container(c: &str) -> bool {
+    matches!(c, "$root" | "$web" | "$logs")
+        || ((3..=63).contains(&c.len())
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !c.starts_with('-')
+            && !c.ends_with('-')
+            && !c.contains("--"))
+}
+
+/// Ends an answer once it passes `.0` bytes: the SDK reads bodies whole, and a hostile or
+/// broken endpoint could otherwise send gigabytes.
+#[derive(Debug)]
+struct LimitBody(usize);
+
+#[async_trait::async_trait]
+impl Policy for LimitBody {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        let Some((first, rest)) = next.split_first() else {
+            return Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Other,
+                "no transport after the body limit",
+            ));
+        };
+        let (status, headers, body) = first.send(ctx, request, rest).await?.deconstruct();
+        let limit = self.0;
+        let too_large = move || {
+            azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Io,
+                format!("the answer is larger than {limit} bytes"),
+            )
+        };
+        let declared = headers
+            .iter()
+            .find(|(k, _)| k.as_str().eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.as_str().parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        // Chunks pass while the total stays within the limit; the first one over it ends the
+        // answer with an error.
+        let limited = body
+            .scan(0usize, move |seen, chunk| {
+                let item = match chunk {
+                    Ok(bytes) if *seen + bytes.len() > limit => Err(too_large()),
+                    Ok(bytes) => {
+                        *seen += bytes.len();
+                        Ok(bytes)
+                    }
+                    Err(e) => Err(e),
+                };
+                futures::future::ready(Some(item))
+            })
+            .scan(false, |ended, item| {
+                if *ended {
+                    return futures::future::ready(None);
+                }
+                *ended = item.is_err();
+                futures::future::ready(Some(item))
+            });
+        Ok(AsyncRawResponse::new(status, headers, Box::pin(limited)))
     }
 }
 
@@ -478,10 +595,18 @@ pub fn shared_key_policy(account: &str, key: &str) -> Result<Arc<dyn Policy>, Az
 
 /// Shared Key authorisation (for emulators): signs each try with the account key, as
 /// "Authorize with Shared Key" in the Azure Storage REST reference describes.
-#[derive(Debug)]
 struct SharedKey {
     account: String,
     key: Vec<u8>,
+}
+
+/// Never the key.
+impl fmt::Debug for SharedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedKey")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
 }
 
 #[async_trait::async_trait]

@@ -16,7 +16,9 @@ use azure_core::credentials::TokenCredential;
 use serde_json::Value;
 
 use super::azure::AzureError;
-use super::{CallObserver, OUTCOME_ERROR, OUTCOME_OK, OUTCOME_THROTTLED, error_chain};
+use super::{
+    CallObserver, OUTCOME_ERROR, OUTCOME_OK, OUTCOME_THROTTLED, error_chain, one_line, read_bounded,
+};
 
 pub const ENDPOINT_ENV: &str = "ONUS_AZURE_ARM_ENDPOINT";
 pub const CA_ENV: &str = "ONUS_AZURE_ARM_CA_FILE";
@@ -210,16 +212,9 @@ impl ArmClient {
             .await
             .map_err(|e| call(None, None, error_chain(&e)))?;
         let status = rsp.status().as_u16();
-        if rsp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
-            return Err(call(Some(status), None, "answer too large".into()));
-        }
-        let body = rsp
-            .bytes()
+        let body = read_bounded(rsp, MAX_BODY)
             .await
-            .map_err(|e| call(Some(status), None, error_chain(&e)))?;
-        if body.len() > MAX_BODY {
-            return Err(call(Some(status), None, "answer too large".into()));
-        }
+            .map_err(|e| call(Some(status), None, e))?;
         let json: Option<Value> = serde_json::from_slice(&body).ok();
         if (200..300).contains(&status) {
             return json
@@ -237,7 +232,9 @@ impl ArmClient {
             .as_ref()
             .and_then(|v| v.pointer("/error/message").and_then(Value::as_str))
             .map(String::from)
-            .unwrap_or_else(|| crate::text::cut(String::from_utf8_lossy(&body).trim(), 300));
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        let message = one_line(&message, 300);
+        let code = code.map(|c| one_line(&c, 80));
         Err(call(
             Some(status),
             code,

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{CallObserver, OUTCOME_ERROR, OUTCOME_OK, OUTCOME_THROTTLED, error_chain};
+use super::{
+    CallObserver, OUTCOME_ERROR, OUTCOME_OK, OUTCOME_THROTTLED, error_chain, one_line, read_bounded,
+};
 use crate::posture::{CloudResource, EncryptionAtRest, Posture, PublicAccess, Source};
 
 /// Where an emulator listens (`host:port` or a URL), as Google's client libraries read it.
@@ -130,23 +132,23 @@ impl GcpAuditor {
                 &what,
             )
             .await?;
+        expect_kind("GetBucket", &meta, "storage#bucket")?;
+        // Version 3: buckets with IAM Conditions refuse lower versions.
         let policy = self
             .get(
                 "GetBucketIamPolicy",
-                &format!("{}/storage/v1/b/{bucket}/iam", self.endpoint),
+                &format!(
+                    "{}/storage/v1/b/{bucket}/iam?optionsRequestedPolicyVersion=3",
+                    self.endpoint
+                ),
                 &what,
             )
             .await?;
-        let bindings = policy
-            .get("bindings")
-            .map(|b| {
-                b.as_array().cloned().ok_or_else(|| GcpError::Unreadable {
-                    operation: "GetBucketIamPolicy",
-                    message: "bindings is not a list".into(),
-                })
-            })
-            .transpose()?
-            .unwrap_or_default();
+        expect_kind("GetBucketIamPolicy", &policy, "storage#policy")?;
+        let bindings = bindings_of(&policy).map_err(|message| GcpError::Unreadable {
+            operation: "GetBucketIamPolicy",
+            message,
+        })?;
         let mut p = Posture::new(CloudResource::GcsBucket(bucket.to_string()), Source::Live);
         p.public_access = Some(PublicAccess {
             exposures: public_bindings(&bindings),
@@ -230,16 +232,9 @@ impl GcpAuditor {
         }
         let rsp = req.send().await.map_err(|e| call(None, error_chain(&e)))?;
         let status = rsp.status();
-        if rsp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
-            return Err(call(Some(status.as_u16()), "answer too large".into()));
-        }
-        let body = rsp
-            .bytes()
+        let body = read_bounded(rsp, MAX_BODY)
             .await
-            .map_err(|e| call(Some(status.as_u16()), error_chain(&e)))?;
-        if body.len() > MAX_BODY {
-            return Err(call(Some(status.as_u16()), "answer too large".into()));
-        }
+            .map_err(|e| call(Some(status.as_u16()), e))?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&body);
             let message = serde_json::from_slice::<Value>(&body)
@@ -249,7 +244,8 @@ impl GcpAuditor {
                         .and_then(Value::as_str)
                         .map(String::from)
                 })
-                .unwrap_or_else(|| crate::text::cut(text.trim(), 300));
+                .unwrap_or_else(|| text.to_string());
+            let message = one_line(&message, 300);
             return Err(call(
                 Some(status.as_u16()),
                 format!("HTTP {status}: {message}"),
@@ -284,7 +280,42 @@ fn valid_bucket(b: &str) -> bool {
         && !b.contains("..")
 }
 
-/// `role granted to allUsers` for every binding that names a public member.
+/// The answer is the resource the API documents (`kind`), not an error or another document
+/// that happens to parse.
+fn expect_kind(operation: &'static str, v: &Value, kind: &str) -> Result<(), GcpError> {
+    if v.get("kind").and_then(Value::as_str) == Some(kind) && v.get("error").is_none() {
+        Ok(())
+    } else {
+        Err(GcpError::Unreadable {
+            operation,
+            message: format!("expected an object of kind {kind}"),
+        })
+    }
+}
+
+/// The bindings of a policy, each an object with a `role` and a list of `members` (strings):
+/// any other shape is unreadable, never "no public members".
+pub fn bindings_of(policy: &Value) -> Result<Vec<Value>, String> {
+    let bindings = match policy.get("bindings") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(b)) => b,
+        Some(_) => return Err("bindings is not a list".into()),
+    };
+    for b in bindings {
+        let role_ok = b.get("role").is_some_and(Value::is_string);
+        let members_ok = b
+            .get("members")
+            .and_then(Value::as_array)
+            .is_some_and(|m| m.iter().all(Value::is_string));
+        if !(role_ok && members_ok) {
+            return Err("a binding without a role and a list of members".into());
+        }
+    }
+    Ok(bindings.clone())
+}
+
+/// `role granted to allUsers` for every binding that names a public member (compared without
+/// case: a member spelled `allusers` is read as the public one it looks like).
 pub fn public_bindings(bindings: &[Value]) -> Vec<String> {
     let mut out = Vec::new();
     for b in bindings {
@@ -295,7 +326,7 @@ pub fn public_bindings(bindings: &[Value]) -> Vec<String> {
             .map(Vec::as_slice)
             .unwrap_or(&[]);
         for m in members.iter().filter_map(Value::as_str) {
-            if PUBLIC_MEMBERS.contains(&m) {
+            if let Some(m) = PUBLIC_MEMBERS.iter().find(|p| p.eq_ignore_ascii_case(m)) {
                 let cond = if b.get("condition").is_some() {
                     " (under a condition)"
                 } else {
@@ -364,6 +395,34 @@ mod tests {
         assert!(
             e.contains("unspecified") && e.contains("object ACLs"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn odd_policies_are_unreadable_never_private() {
+        for bad in [
+            json!({"kind": "storage#policy", "bindings": "allUsers"}),
+            json!({"kind": "storage#policy", "bindings": [{"role": "r", "members": "allUsers"}]}),
+            json!({"kind": "storage#policy", "bindings": [{"members": ["allUsers"]}]}),
+            json!({"kind": "storage#policy", "bindings": [null]}),
+        ] {
+            assert!(bindings_of(&bad).is_err(), "{bad}");
+        }
+        for bad in [
+            json!(null),
+            json!([]),
+            json!({"error": {"code": 403}}),
+            json!({"kind": "storage#bucket"}),
+        ] {
+            assert!(
+                expect_kind("GetBucketIamPolicy", &bad, "storage#policy").is_err(),
+                "{bad}"
+            );
+        }
+        let odd_case = json!([{"role": "roles/storage.objectViewer", "members": ["allusers"]}]);
+        assert_eq!(
+            public_bindings(odd_case.as_array().unwrap()),
+            vec!["IAM grants roles/storage.objectViewer to allUsers"]
         );
     }
 

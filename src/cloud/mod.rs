@@ -37,6 +37,29 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// An answer's body, read chunk by chunk and refused past `max` bytes (declared or not).
+pub(crate) async fn read_bounded(
+    mut rsp: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, String> {
+    if rsp.content_length().is_some_and(|n| n > max as u64) {
+        return Err("answer too large".into());
+    }
+    let mut body: Vec<u8> = Vec::new();
+    while let Some(chunk) = rsp.chunk().await.map_err(|e| error_chain(&e))? {
+        if body.len() + chunk.len() > max {
+            return Err("answer too large".into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A service's error text as one line of at most `max` bytes.
+pub(crate) fn one_line(text: &str, max: usize) -> String {
+    crate::text::cut(&text.split_whitespace().collect::<Vec<_>>().join(" "), max)
+}
+
 /// Outcome labels given to the [`CallObserver`].
 pub const OUTCOME_OK: &str = "ok";
 pub const OUTCOME_ERROR: &str = "error";

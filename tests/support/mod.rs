@@ -23,3 +23,35 @@ pub use controlplane::{ControlPlane, Output, control_plane, create_namespace, ra
 pub fn repo_root() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// A tiny server that answers every request with `head` and then `body_len` bytes (chunked,
+/// no length), to play a proxy, a portal or a hostile endpoint.
+pub fn hostile_server(head: &'static str, body_len: usize) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let _ = c.read(&mut buf);
+                let _ = c.write_all(head.as_bytes());
+                let chunk = vec![b'x'; 64 * 1024];
+                let mut sent = 0;
+                while sent < body_len {
+                    let n = chunk.len().min(body_len - sent);
+                    if c.write_all(format!("{n:x}\r\n").as_bytes()).is_err()
+                        || c.write_all(&chunk[..n]).is_err()
+                        || c.write_all(b"\r\n").is_err()
+                    {
+                        return;
+                    }
+                    sent += n;
+                }
+                let _ = c.write_all(b"0\r\n\r\n");
+            });
+        }
+    });
+    port
+}
