@@ -10,24 +10,34 @@
 //! no identity) no token is sent.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use azure_core::credentials::TokenCredential;
 use serde_json::Value;
 
 use super::azure::AzureError;
-use super::{
-    CallObserver, OUTCOME_ERROR, OUTCOME_OK, OUTCOME_THROTTLED, error_chain, one_line, read_bounded,
-};
+use super::{CallFailure, CallObserver, error_chain, one_line, read_bounded, retried};
 
 pub const ENDPOINT_ENV: &str = "ONUS_AZURE_ARM_ENDPOINT";
 pub const CA_ENV: &str = "ONUS_AZURE_ARM_CA_FILE";
 const API_VERSION: &str = "2023-05-01";
 const SCOPE: &str = "https://management.azure.com/.default";
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-const ATTEMPTS: u32 = 3;
 /// A storage account's properties are a few KiB.
 const MAX_BODY: usize = 1024 * 1024;
+
+impl CallFailure for AzureError {
+    fn http_status(&self) -> Option<u16> {
+        match self {
+            AzureError::Call { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(self, AzureError::Call { status, .. } if status.is_none_or(|s| s == 429 || s >= 500))
+    }
+}
 
 /// What ARM says of a storage account.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -156,36 +166,10 @@ impl ArmClient {
     }
 
     async fn get(&self, operation: &'static str, url: &str) -> Result<Option<Value>, AzureError> {
-        let mut last = None;
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-            }
-            let start = Instant::now();
-            let result = self.get_once(operation, url).await;
-            let outcome = match &result {
-                Ok(_) => OUTCOME_OK,
-                Err(AzureError::Call {
-                    status: Some(429), ..
-                }) => OUTCOME_THROTTLED,
-                Err(_) => OUTCOME_ERROR,
-            };
-            (self.observe)("arm", operation, outcome, start.elapsed());
-            match result {
-                Err(e @ AzureError::Call { status, .. })
-                    if status.is_none_or(|s| s == 429 || s >= 500) =>
-                {
-                    last = Some(e);
-                }
-                other => return other,
-            }
-        }
-        Err(last.unwrap_or(AzureError::Call {
-            operation,
-            status: None,
-            code: None,
-            message: "no attempt was made".into(),
-        }))
+        retried(&self.observe, "arm", operation, || {
+            self.get_once(operation, url)
+        })
+        .await
     }
 
     async fn get_once(

@@ -14,22 +14,19 @@
 //! - Every call is reported to the [`CallObserver`] (`provider="gcp"`, service `storage`) and
 //!   bounded in time, with retries on 429/5xx; a failed read is [`Posture::failed`].
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{
-    CallObserver, OUTCOME_ERROR, OUTCOME_OK, OUTCOME_THROTTLED, error_chain, one_line, read_bounded,
-};
+use super::{CallFailure, CallObserver, error_chain, one_line, read_bounded, retried};
 use crate::posture::{CloudResource, EncryptionAtRest, Posture, PublicAccess, Source};
 
 /// Where an emulator listens (`host:port` or a URL), as Google's client libraries read it.
 pub const EMULATOR_ENV: &str = "STORAGE_EMULATOR_HOST";
 const API: &str = "https://storage.googleapis.com";
-/// One attempt's time bound; three attempts at most.
+/// One attempt's time bound (three attempts at most, see [`retried`]).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-const ATTEMPTS: u32 = 3;
 /// Largest answer read (a bucket's metadata or IAM policy is a few KiB).
 const MAX_BODY: usize = 1024 * 1024;
 /// Members that make a binding public.
@@ -58,6 +55,19 @@ pub enum GcpError {
     },
     #[error("{0} is not a resource the GCP auditor reads yet")]
     Unsupported(String),
+}
+
+impl CallFailure for GcpError {
+    fn http_status(&self) -> Option<u16> {
+        match self {
+            GcpError::Call { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(self, GcpError::Call { status, .. } if status.is_none_or(|s| s == 429 || s >= 500))
+    }
 }
 
 /// Live auditor for one set of GCP credentials.
@@ -174,43 +184,18 @@ impl GcpAuditor {
 
     /// One GET with retries on throttling and server errors; the JSON answer.
     async fn get(&self, operation: &'static str, url: &str, what: &str) -> Result<Value, GcpError> {
-        let mut last = None;
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-            }
-            let start = Instant::now();
-            let result = self.get_once(operation, url).await;
-            let outcome = match &result {
-                Ok(_) => OUTCOME_OK,
-                Err(GcpError::Call {
-                    status: Some(429), ..
-                }) => OUTCOME_THROTTLED,
-                Err(_) => OUTCOME_ERROR,
-            };
-            (self.observe)("storage", operation, outcome, start.elapsed());
-            match result {
-                Ok(v) => return Ok(v),
-                Err(GcpError::Call {
-                    status: Some(404), ..
-                }) => {
-                    return Err(GcpError::NotFound {
-                        what: what.to_string(),
-                    });
-                }
-                Err(e @ GcpError::Call { status, .. })
-                    if status.is_none_or(|s| s == 429 || s >= 500) =>
-                {
-                    last = Some(e);
-                }
-                Err(e) => return Err(e),
-            }
+        let result = retried(&self.observe, "storage", operation, || {
+            self.get_once(operation, url)
+        })
+        .await;
+        match result {
+            Err(GcpError::Call {
+                status: Some(404), ..
+            }) => Err(GcpError::NotFound {
+                what: what.to_string(),
+            }),
+            other => other,
         }
-        Err(last.unwrap_or(GcpError::Call {
-            operation,
-            status: None,
-            message: "no attempt was made".into(),
-        }))
     }
 
     async fn get_once(&self, operation: &'static str, url: &str) -> Result<Value, GcpError> {

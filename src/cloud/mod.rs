@@ -37,6 +37,49 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// A failed call, as [`retried`] needs to know it.
+pub(crate) trait CallFailure {
+    /// The HTTP status the service answered with, if it answered.
+    fn http_status(&self) -> Option<u16>;
+    /// No answer, throttling or a server error: worth another try.
+    fn retryable(&self) -> bool;
+}
+
+/// How many times [`retried`] tries a call.
+const ATTEMPTS: u32 = 3;
+
+/// Runs `once` up to three times (on no answer, throttling or a server error, with 400 ms
+/// then 800 ms between tries), reporting every try to `observe`.
+pub(crate) async fn retried<T, E, Fut>(
+    observe: &CallObserver,
+    service: &'static str,
+    operation: &'static str,
+    mut once: impl FnMut() -> Fut,
+) -> Result<T, E>
+where
+    E: CallFailure,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut attempt = 0;
+    loop {
+        let start = std::time::Instant::now();
+        let result = once().await;
+        let outcome = match &result {
+            Ok(_) => OUTCOME_OK,
+            Err(e) if e.http_status() == Some(429) => OUTCOME_THROTTLED,
+            Err(_) => OUTCOME_ERROR,
+        };
+        observe(service, operation, outcome, start.elapsed());
+        match result {
+            Err(e) if e.retryable() && attempt + 1 < ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// An answer's body, read chunk by chunk and refused past `max` bytes (declared or not).
 pub(crate) async fn read_bounded(
     mut rsp: reqwest::Response,

@@ -13,7 +13,7 @@
 //! - [`Azurite::env`] points onus at it; [`Azurite::container`] makes SDK clients for seeding.
 #![allow(dead_code)]
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use azure_core::http::{ClientOptions, Url};
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
 
-use super::repo_root;
+use super::{free_port, repo_root};
 
 /// The emulator's storage account and its key (base64), made up for the tests.
 pub const ACCOUNT: &str = "onusshop";
@@ -85,13 +85,6 @@ fn instance_dir() -> PathBuf {
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst)
     ))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 impl Azurite {
@@ -211,26 +204,7 @@ impl Azurite {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", self.exe.display()))?;
-        let watchdog = Command::new("bash")
-            .args([
-                "-c",
-                "while kill -0 \"$1\" 2>/dev/null && kill -0 \"$2\" 2>/dev/null; do sleep 1; done; kill -9 \"$2\" 2>/dev/null; exit 0",
-                "azurite-watchdog",
-                &std::process::id().to_string(),
-                &server.id().to_string(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let watchdog = match watchdog {
-            Ok(w) => w,
-            Err(e) => {
-                let _ = server.kill();
-                let _ = server.wait();
-                return Err(format!("spawn the azurite watchdog: {e}"));
-            }
-        };
+        let watchdog = super::watchdog("azurite", &mut server)?;
         let deadline = Instant::now() + READY_TIMEOUT;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         loop {

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::repo_root;
+use super::{free_port, repo_root};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -67,13 +67,6 @@ fn fake_gcs_server() -> &'static Path {
         Ok(p) => p,
         Err(e) => panic!("fake-gcs-server is not available: {e}"),
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 impl Gcs {
@@ -211,19 +204,8 @@ impl Gcs {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", self.exe.display()))?;
-        // The emulator dies with the test binary: a watchdog kills it when we are gone.
-        let _ = Command::new("bash")
-            .args([
-                "-c",
-                "while kill -0 \"$1\" 2>/dev/null && kill -0 \"$2\" 2>/dev/null; do sleep 1; done; kill -9 \"$2\" 2>/dev/null; exit 0",
-                "gcs-watchdog",
-                &std::process::id().to_string(),
-                &child.id().to_string(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
+        let mut child = child;
+        super::watchdog("fake-gcs-server", &mut child)?;
         *self.server.lock().unwrap() = Some(child);
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.emulator_port));
         let deadline = Instant::now() + READY_TIMEOUT;

@@ -55,3 +55,37 @@ pub fn hostile_server(head: &'static str, body_len: usize) -> u16 {
     });
     port
 }
+
+/// A free loopback port (the kernel picks it; a tiny race with other processes is accepted).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("find a free port: {e}"))
+}
+
+/// A shell that kills `server` when this test process is gone (also when it is killed), so
+/// that no emulator outlives its tests. When it cannot start, `server` is stopped.
+pub fn watchdog(
+    name: &str,
+    server: &mut std::process::Child,
+) -> Result<std::process::Child, String> {
+    use std::process::{Command, Stdio};
+    let spawned = Command::new("bash")
+        .args([
+            "-c",
+            "while kill -0 \"$1\" 2>/dev/null && kill -0 \"$2\" 2>/dev/null; do sleep 1; done; kill -9 \"$2\" 2>/dev/null; exit 0",
+            &format!("{name}-watchdog"),
+            &std::process::id().to_string(),
+            &server.id().to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    spawned.map_err(|e| {
+        let _ = server.kill();
+        let _ = server.wait();
+        format!("spawn the {name} watchdog: {e}")
+    })
+}

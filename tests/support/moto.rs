@@ -22,14 +22,14 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::repo_root;
+use super::{free_port, repo_root};
 
 /// Random seed given to every moto process, so that ids are the same after a restart.
 const SEED: u32 = 20261128;
@@ -269,27 +269,7 @@ impl Moto {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", self.exe.display()))?;
-        // Kill moto when this test process is gone (also when it is killed).
-        let watchdog = Command::new("bash")
-            .args([
-                "-c",
-                "while kill -0 \"$1\" 2>/dev/null && kill -0 \"$2\" 2>/dev/null; do sleep 1; done; kill -9 \"$2\" 2>/dev/null; exit 0",
-                "moto-watchdog",
-                &std::process::id().to_string(),
-                &server.id().to_string(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let watchdog = match watchdog {
-            Ok(w) => w,
-            Err(e) => {
-                let _ = server.kill();
-                let _ = server.wait();
-                return Err(format!("spawn the moto watchdog: {e}"));
-            }
-        };
+        let watchdog = super::watchdog("moto", &mut server)?;
         {
             let mut st = self.lock();
             st.server = Some(server);
@@ -382,14 +362,6 @@ impl Drop for Moto {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("find a free port: {e}"))
 }
 
 /// `target/tmp/moto/<test binary>-<pid>-<n>`, after removing directories of test binaries

@@ -1,21 +1,14 @@
 //! `onus run` as a child process of a test, against the test control plane.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::ControlPlane;
 
-/// A free loopback port (the kernel picks it; a tiny race with other processes is accepted).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::free_port;
 
 /// A running `onus run`; killed when dropped, also when the test panics.
 pub struct Onus {
