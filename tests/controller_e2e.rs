@@ -1428,6 +1428,9 @@ async fn azure_containers_are_audited_live_and_refused_at_admission() {
             "--audit-interval=2s",
             "--posture-ttl=4s",
             "--lease-duration=6s",
+            // Namespaces of earlier tests in this control plane still have baselines whose
+            // clouds are gone: passes can be slow, and staleness is not what this test is about.
+            "--posture-max-age=120s",
         ],
         &env,
     );
@@ -1458,8 +1461,12 @@ async fn azure_containers_are_audited_live_and_refused_at_admission() {
             .unwrap()
             .contains("az storage container set-permission")
     );
-    let cr = cloud_resource(cp, "azure-blob-container", &format!("{ACCOUNT}/site"))
-        .expect("a CloudResource for the container");
+    // CloudResources are published after the Reports, at the end of the pass.
+    let cr = eventually(
+        Duration::from_secs(60),
+        "the container's CloudResource",
+        || cloud_resource(cp, "azure-blob-container", &format!("{ACCOUNT}/site")),
+    );
     assert_eq!(cr["spec"]["provider"], "azure");
     assert_eq!(cr["status"]["public"], true, "{cr}");
     assert!(cr.to_string().contains("access level is container"), "{cr}");
@@ -1575,6 +1582,9 @@ async fn gcs_buckets_are_audited_live_and_refused_at_admission() {
             "--audit-interval=2s",
             "--posture-ttl=4s",
             "--lease-duration=6s",
+            // Namespaces of earlier tests in this control plane still have baselines whose
+            // clouds are gone: passes can be slow, and staleness is not what this test is about.
+            "--posture-max-age=120s",
         ],
         &env,
     );
@@ -1585,7 +1595,12 @@ async fn gcs_buckets_are_audited_live_and_refused_at_admission() {
                 && results(r, "uses-clean", "data.public-access").contains(&"pass".to_string())
         })
     });
-    let cr = cloud_resource(cp, "gcs-bucket", "ctl-open").expect("a CloudResource");
+    // CloudResources are published after the Reports, at the end of the pass.
+    let cr = eventually(
+        Duration::from_secs(60),
+        "the bucket's CloudResource",
+        || cloud_resource(cp, "gcs-bucket", "ctl-open"),
+    );
     assert_eq!(cr["spec"]["provider"], "gcp");
     assert_eq!(cr["status"]["public"], true, "{cr}");
     assert_eq!(cr["status"]["auditor"]["account"], "onus-test", "{cr}");
