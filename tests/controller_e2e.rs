@@ -247,7 +247,16 @@ fn ready(status: &Value, want: &str) -> Option<Value> {
 }
 
 fn start_onus(cp: &ControlPlane, moto: &Moto, onus_ns: &str, extra: &[&str]) -> Onus {
-    let env: Vec<(&str, String)> = moto.env();
+    start_onus_with(cp, &moto.env(), onus_ns, extra)
+}
+
+/// `onus run` as the tests run it (short intervals), with `env` pointing it at emulators.
+fn start_onus_with(
+    cp: &ControlPlane,
+    env: &[(&str, String)],
+    onus_ns: &str,
+    extra: &[&str],
+) -> Onus {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut args = vec![
         format!("--namespace={onus_ns}"),
@@ -1417,23 +1426,9 @@ async fn azure_containers_are_audited_live_and_refused_at_admission() {
         &(deploy("uses-site", "site") + &deploy("uses-private", "private")),
     )
     .expect_success();
-    let env = azurite.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let onus = Onus::start_with_env(
-        cp,
-        &[
-            &format!("--namespace={onus_ns}"),
-            "--cert-host=127.0.0.1",
-            "--webhook-config=none",
-            "--audit-interval=2s",
-            "--posture-ttl=4s",
-            "--lease-duration=6s",
-            // Namespaces of earlier tests in this control plane still have baselines whose
-            // clouds are gone: passes can be slow, and staleness is not what this test is about.
-            "--posture-max-age=120s",
-        ],
-        &env,
-    );
+    // Namespaces of earlier tests in this control plane still have baselines whose clouds are
+    // gone: passes can be slow, and staleness is not what this test is about.
+    let onus = start_onus_with(cp, &azurite.env(), &onus_ns, &["--posture-max-age=120s"]);
 
     let r = eventually(
         Duration::from_secs(60),
@@ -1571,23 +1566,9 @@ async fn gcs_buckets_are_audited_live_and_refused_at_admission() {
             + &deploy("uses-clean", "ctl-clean")),
     )
     .expect_success();
-    let env = gcs.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let onus = Onus::start_with_env(
-        cp,
-        &[
-            &format!("--namespace={onus_ns}"),
-            "--cert-host=127.0.0.1",
-            "--webhook-config=none",
-            "--audit-interval=2s",
-            "--posture-ttl=4s",
-            "--lease-duration=6s",
-            // Namespaces of earlier tests in this control plane still have baselines whose
-            // clouds are gone: passes can be slow, and staleness is not what this test is about.
-            "--posture-max-age=120s",
-        ],
-        &env,
-    );
+    // Namespaces of earlier tests in this control plane still have baselines whose clouds are
+    // gone: passes can be slow, and staleness is not what this test is about.
+    let onus = start_onus_with(cp, &gcs.env(), &onus_ns, &["--posture-max-age=120s"]);
     eventually(Duration::from_secs(60), "a report on the buckets", || {
         report(cp, &ns).filter(|r| {
             results(r, "uses-open", "data.public-access").contains(&"fail".to_string())

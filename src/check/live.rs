@@ -52,10 +52,8 @@ pub fn audit(
             });
         }
         for b in bs.iter().filter(|b| b.provider != Provider::Aws) {
-            if let Some(c) = Credentials::of(b)
-                && !others.iter().any(|(o, _)| o.provider() == b.provider)
-            {
-                others.push((c, BTreeSet::new()));
+            if !others.iter().any(|(o, _)| o.provider() == b.provider) {
+                others.push((Credentials::of(b), BTreeSet::new()));
             }
         }
         let baselined = |p: Provider| bs.iter().any(|b| b.provider == p);

@@ -23,13 +23,13 @@ pub fn no_observer() -> CallObserver {
     Arc::new(|_, _, _, _| {})
 }
 
-/// An error and its sources, one line.
+/// An error and its sources, joined with `: ` (empty ones and repeats skipped).
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {
         let more = s.to_string();
-        if !out.contains(&more) {
+        if !more.is_empty() && !out.contains(&more) {
             out = format!("{out}: {more}");
         }
         cur = s.source();
@@ -127,14 +127,14 @@ pub enum Credentials {
 }
 
 impl Credentials {
-    /// The credentials of a baseline, for the providers onus audits live.
-    pub fn of(b: &crate::baseline::EffectiveBaseline) -> Option<Credentials> {
+    /// The credentials of a baseline.
+    pub fn of(b: &crate::baseline::EffectiveBaseline) -> Credentials {
         match b.provider {
-            crate::model::Provider::Aws => Some(Credentials::Aws {
+            crate::model::Provider::Aws => Credentials::Aws {
                 region: b.aws_region.clone(),
                 role: b.aws_role_arn.clone(),
-            }),
-            crate::model::Provider::Azure => Some(Credentials::Azure {
+            },
+            crate::model::Provider::Azure => Credentials::Azure {
                 client_id: b.azure_client_id.clone(),
                 arm: b
                     .azure_subscription
@@ -144,10 +144,10 @@ impl Credentials {
                         subscription,
                         resource_group,
                     }),
-            }),
-            crate::model::Provider::Gcp => Some(Credentials::Gcp {
+            },
+            crate::model::Provider::Gcp => Credentials::Gcp {
                 project: b.gcp_project.clone(),
-            }),
+            },
         }
     }
 

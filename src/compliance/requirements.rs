@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::{Framework, WHOLE_CONTROL_RULES, natural, tables};
+use super::{Framework, natural, tables};
 use crate::engine::{Outcome, Verdict};
 use crate::model::{ControlId, Domain, Matrix, Owner, Provider, ServiceModel};
 
@@ -117,7 +117,7 @@ pub fn requirements(
                 _ => Owner::Shared,
             };
             let (status, failing) = match verdicts {
-                Some(vs) => judge((framework, id), &checks, (provider, model), vs),
+                Some(vs) => judge((framework, id), (provider, model), vs),
                 None => (None, Vec::new()),
             };
             Requirement {
@@ -167,17 +167,15 @@ pub fn requirements(
 /// failed, results a Report folded) carries every requirement of that control.
 fn judge(
     requirement: (Framework, &str),
-    checks: &BTreeSet<(ControlId, &str)>,
     (provider, model): (Provider, ServiceModel),
     verdicts: &[Verdict],
 ) -> (Option<RequirementStatus>, Vec<String>) {
+    // A verdict's ids come from the rows of its own check (of its whole control, for a check
+    // that stands for it): carrying the id is being one of the requirement's checks.
     let relevant = verdicts.iter().filter(|v| {
         v.provider == provider
             && v.service_model == model
             && v.frameworks.contains(requirement.0, requirement.1)
-            && (checks.contains(&(v.control, v.rule))
-                || (WHOLE_CONTROL_RULES.contains(&v.rule)
-                    && checks.iter().any(|(c, _)| *c == v.control)))
     });
     let mut judged = false;
     let mut failing = BTreeSet::new();

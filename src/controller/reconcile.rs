@@ -219,7 +219,7 @@ fn published_by<'a>(snap: &'a Snapshot, (r, key): &AuditKey) -> Option<&'a Postu
 fn credentials(bs: &[Arc<EffectiveBaseline>], provider: Provider) -> Option<Credentials> {
     bs.iter()
         .find(|b| b.provider == provider)
-        .and_then(|b| Credentials::of(b))
+        .map(|b| Credentials::of(b))
 }
 
 /// Reconcile every namespace with a baseline, then write baseline statuses.

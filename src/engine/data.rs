@@ -133,7 +133,8 @@ fn public_evaluated(p: &Posture) -> Vec<&'static str> {
             vec!["s3-acl", "s3-policy", "s3-block-public-access"]
         }
         CloudResource::S3Bucket(_) => vec!["s3-acl", "s3-policy"],
-        CloudResource::AzureContainer { .. } | CloudResource::AzureStorageAccount(_) => {
+        // The requirement is the account's allowBlobPublicAccess: met only when it is known.
+        CloudResource::AzureContainer { .. } | CloudResource::AzureStorageAccount(_) if guarded => {
             vec!["azure-blob"]
         }
         CloudResource::GcsBucket(_) if guarded => {

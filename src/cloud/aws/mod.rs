@@ -506,22 +506,8 @@ where
     match (e.code(), e.message()) {
         (Some(code), Some(msg)) if !msg.is_empty() => format!("{code}: {msg}"),
         (Some(code), _) => code.to_string(),
-        _ => error_chain(e),
+        _ => super::error_chain(e),
     }
-}
-
-/// An error and its sources, joined with `: ` (repeats skipped).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !text.is_empty() && parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        cause = c.source();
-    }
-    parts.join(": ")
 }
 
 /// Turns an error with one of the `codes` into "WHAT does not exist".
