@@ -5,10 +5,11 @@ use serde_json::Value;
 
 use crate::iam::{self, IamFinding, IamIssue};
 use crate::model::ControlId;
-use crate::network::{aws_port_range, normalise_protocol, parse_port_range};
+use crate::network::{aws_port_range, normalise_protocol, nsg_ingress};
 use crate::object::{Object, list, truthy};
 use crate::posture::{
-    CloudResource, EncryptionAtRest, IngressRule, Posture, PublicAccess, Source, Transit,
+    CloudResource, EncryptionAtRest, IngressRule, NetworkAccess, Posture, PublicAccess, Source,
+    Transit,
 };
 
 use ControlId::*;
@@ -681,6 +682,10 @@ fn aso_storage_account(obj: &Object) -> Declared {
             .map(|v| v.trim_start_matches("TLS").replace('_', ".")),
         secure_transport_policy: None,
     });
+    p.network_access = Some(NetworkAccess::of(
+        obj.str_at("spec.publicNetworkAccess"),
+        obj.str_at("spec.networkAcls.defaultAction"),
+    ));
     let key_source = obj.str_at("spec.encryption.keySource");
     p.encryption_at_rest = Some(EncryptionAtRest {
         // Azure Storage encrypts every account; only the key owner varies.
@@ -695,6 +700,7 @@ fn aso_storage_account(obj: &Object) -> Declared {
             DataPublicAccess,
             DataEncryptionAtRest,
             DataEncryptionInTransit,
+            NetworkExposure,
         ],
     }
 }
@@ -742,44 +748,10 @@ fn aso_nsg_rule(obj: &Object, names: &dyn NameResolver) -> Declared {
         )
         .unwrap_or_else(|| owner.to_string());
     let mut p = posture(CloudResource::AzureNsg(nsg));
-    let spec = obj.at("spec").cloned().unwrap_or(Value::Null);
-    let s = |k: &str| spec.get(k).and_then(Value::as_str);
-    let inbound_allow = s("direction").is_none_or(|d| d.eq_ignore_ascii_case("Inbound"))
-        && s("access").is_none_or(|a| a.eq_ignore_ascii_case("Allow"));
-    let mut rules = Vec::new();
-    if inbound_allow {
-        let proto = normalise_protocol(s("protocol").unwrap_or("*"));
-        // Singular and plural forms may both be set; ASO passes both through to ARM.
-        let sources: Vec<String> = s("sourceAddressPrefix")
-            .map(str::to_string)
-            .into_iter()
-            .chain(
-                list(&spec, "sourceAddressPrefixes")
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_string)),
-            )
-            .collect();
-        let ranges: Vec<(u16, u16)> = s("destinationPortRange")
-            .into_iter()
-            .chain(
-                list(&spec, "destinationPortRanges")
-                    .iter()
-                    .filter_map(Value::as_str),
-            )
-            .filter_map(parse_port_range)
-            .collect();
-        for src in &sources {
-            for &(from, to) in &ranges {
-                rules.push(IngressRule {
-                    protocol: proto.clone(),
-                    from_port: from,
-                    to_port: to,
-                    source: src.clone(),
-                });
-            }
-        }
+    match nsg_ingress(obj.at("spec").into_iter()) {
+        Ok(rules) => p.ingress = Some(rules),
+        Err(e) => p.error = Some(format!("{}: {e}", obj.id)),
     }
-    p.ingress = Some(rules);
     Declared {
         posture: p,
         controls: NETWORK,

@@ -145,8 +145,38 @@ pub struct Transit {
     pub secure_transport_policy: Option<bool>,
 }
 
+/// Which networks reach a storage account's public endpoint: `publicNetworkAccess` and
+/// `networkAcls.defaultAction`, as ARM and ASO name them.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkAccess {
+    /// Public network access enabled and the default action `Allow` (Azure's default).
+    AllNetworks,
+    /// Default action `Deny`: only the listed networks, addresses and trusted services.
+    SelectedNetworks,
+    /// `publicNetworkAccess: Disabled`: private endpoints only.
+    Disabled,
+}
+
+impl NetworkAccess {
+    /// From the two settings; absent ones take Azure's defaults (enabled, `Allow`). A network
+    /// security perimeter (`SecuredByPerimeter`) admits only what its profile lists.
+    pub fn of(public_network_access: Option<&str>, default_action: Option<&str>) -> NetworkAccess {
+        let is = |v: Option<&str>, what: &str| v.is_some_and(|v| v.eq_ignore_ascii_case(what));
+        if is(public_network_access, "Disabled") {
+            NetworkAccess::Disabled
+        } else if is(default_action, "Deny") || is(public_network_access, "SecuredByPerimeter") {
+            NetworkAccess::SelectedNetworks
+        } else {
+            NetworkAccess::AllNetworks
+        }
+    }
+}
+
 /// One ingress rule of a security group or network security group.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct IngressRule {
     /// `tcp`, `udp`, `icmp`, or `all` (`-1`, `*`).
     pub protocol: String,
@@ -210,6 +240,8 @@ pub struct Posture {
     /// Managed policies attached to a role, to look up when declared separately.
     pub attached_policies: Vec<String>,
     pub ingress: Option<Vec<IngressRule>>,
+    /// Which networks reach a storage account's public endpoint.
+    pub network_access: Option<NetworkAccess>,
     /// Server access logging on a bucket.
     pub access_logging: Option<bool>,
     pub audit_trail: Option<AuditTrail>,
@@ -241,6 +273,7 @@ impl Posture {
             iam: None,
             attached_policies: Vec::new(),
             ingress: None,
+            network_access: None,
             access_logging: None,
             audit_trail: None,
             object_ownership: None,
@@ -286,6 +319,7 @@ impl Posture {
             encryption_at_rest,
             observed_at,
             access_logging,
+            network_access,
             audit_trail,
             object_ownership,
             cross_account

@@ -126,11 +126,73 @@ pub fn parse_reference(s: &str) -> Option<CloudResource> {
         let bucket = rest.split('/').next()?;
         return valid_bucket(bucket).then(|| CloudResource::GcsBucket(bucket.to_string()));
     }
+    if let Some(id) = NsgId::parse(s) {
+        return Some(CloudResource::AzureNsg(id.to_string()));
+    }
     if let Some(id) = s.strip_prefix("sg-") {
         return (id.len() >= 8 && id.len() <= 17 && id.bytes().all(|b| b.is_ascii_hexdigit()))
             .then(|| CloudResource::SecurityGroup(s.to_string()));
     }
     None
+}
+
+/// An Azure network security group by its ARM resource id,
+/// `/subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Network/networkSecurityGroups/NAME`
+/// (ARM matches the fixed segments without regard to case; `Display` writes them canonically).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NsgId {
+    pub subscription: String,
+    pub resource_group: String,
+    pub name: String,
+}
+
+impl NsgId {
+    pub fn parse(s: &str) -> Option<NsgId> {
+        let p: Vec<&str> = s.strip_prefix('/')?.split('/').collect();
+        let fixed = [
+            (0, "subscriptions"),
+            (2, "resourceGroups"),
+            (4, "providers"),
+            (5, "Microsoft.Network"),
+            (6, "networkSecurityGroups"),
+        ];
+        if p.len() != 8 || !fixed.iter().all(|&(i, f)| p[i].eq_ignore_ascii_case(f)) {
+            return None;
+        }
+        // Subscription: a GUID; group: 1-90 of letters, digits and `-_.()`; NSG: 1-80 of
+        // letters, digits and `-_.`.
+        let guid = p[1].len() == 36
+            && p[1].bytes().enumerate().all(|(i, b)| {
+                if matches!(i, 8 | 13 | 18 | 23) {
+                    b == b'-'
+                } else {
+                    b.is_ascii_hexdigit()
+                }
+            });
+        let group = (1..=90).contains(&p[3].len())
+            && p[3]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.()".contains(&b));
+        let name = (1..=80).contains(&p[7].len())
+            && p[7]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        (guid && group && name).then(|| NsgId {
+            subscription: p[1].to_ascii_lowercase(),
+            resource_group: p[3].to_string(),
+            name: p[7].to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for NsgId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/networkSecurityGroups/{}",
+            self.subscription, self.resource_group, self.name
+        )
+    }
 }
 
 fn valid_bucket(b: &str) -> bool {
@@ -151,6 +213,7 @@ pub fn references_in_text(text: &str) -> impl Iterator<Item = CloudResource> + '
         ".blob.core.windows.net",
         "gs://",
         "sg-",
+        "/subscriptions/",
     ]
     .iter()
     .any(|m| text.contains(m));
@@ -167,7 +230,7 @@ pub const MAX_REFERENCES: usize = 256;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BadReference {
     #[error(
-        "annotation {USES_ANNOTATION}: {0:?} is not a cloud resource URI (expected s3://NAME, arn:aws:s3:::NAME, azblob://ACCOUNT/CONTAINER, gs://NAME, arn:aws:iam::ACCOUNT:role/NAME or sg-ID)"
+        "annotation {USES_ANNOTATION}: {0:?} is not a cloud resource URI (expected s3://NAME, arn:aws:s3:::NAME, azblob://ACCOUNT/CONTAINER, gs://NAME, arn:aws:iam::ACCOUNT:role/NAME, sg-ID or an NSG's ARM id)"
     )]
     NotAUri(String),
     #[error(
@@ -341,6 +404,28 @@ mod tests {
             Some(CloudResource::SecurityGroup("sg-0123456789abcdef0".into()))
         );
         assert_eq!(parse_reference("sg-xyz"), None);
+        let nsg = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/shop-rg/providers/Microsoft.Network/networkSecurityGroups/web-nsg";
+        assert_eq!(
+            parse_reference(&nsg.to_lowercase().replace("shop-rg", "Shop-RG")),
+            Some(CloudResource::AzureNsg(nsg.replace("shop-rg", "Shop-RG")))
+        );
+        assert_eq!(
+            references_in_text(&format!("NSG={nsg}")).collect::<Vec<_>>(),
+            vec![CloudResource::AzureNsg(nsg.into())]
+        );
+        // Another provider's resource, a bad GUID, a path that goes on, a name ARM refuses.
+        for bad in [
+            nsg.replace(
+                "Microsoft.Network/networkSecurityGroups",
+                "Microsoft.Storage/storageAccounts",
+            ),
+            nsg.replace("0b1f6471", "0b1f647x"),
+            format!("{nsg}/securityRules/r1"),
+            nsg.replace("web-nsg", "web/../nsg"),
+            nsg.replace("web-nsg", "web%2Fnsg"),
+        ] {
+            assert_eq!(parse_reference(&bad), None, "{bad}");
+        }
         assert_eq!(parse_reference("s3://UPPER"), None);
         assert_eq!(parse_reference("https://example.com/x"), None);
     }

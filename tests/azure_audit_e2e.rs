@@ -238,6 +238,30 @@ fn the_management_plane_decides_whether_a_public_level_takes_effect() {
         text.contains("accepts TLS 1.0, below 1.2") && text.contains("accepts plain HTTP"),
         "{text}"
     );
+    // No networkAcls: Azure's default lets every network in.
+    assert!(
+        text.contains("accepts connections from every network"),
+        "{text}"
+    );
+    // Each namespace is audited with its own baseline's settings: a second tenant whose
+    // resource group does not hold the account gets an error, not the first tenant's pass.
+    let second = manifests
+        .replace("namespace: portal", "namespace: shop")
+        .replace("portal-rg", "shop-rg")
+        .replace("name: azure,", "name: azure-shop,");
+    std::fs::write(&file, format!("{manifests}\n---\n{second}")).unwrap();
+    let vs = run();
+    let in_ns = |ns: &str| -> Vec<&Value> {
+        vs.iter()
+            .filter(|v| v["resource"]["namespace"] == ns && v["control"] == "data.public-access")
+            .collect()
+    };
+    let shop = serde_json::to_string(&in_ns("shop")).unwrap();
+    assert!(
+        shop.contains("\"error\"") && shop.contains("resource group shop-rg"),
+        "{shop}"
+    );
+    assert!(!in_ns("portal").is_empty());
     // An account the resource group does not hold: an error naming where onus looked.
     let moved = manifests.replace("portal-rg", "other-rg");
     std::fs::write(&file, moved).unwrap();
@@ -295,4 +319,95 @@ fn answers_that_are_not_azure_storage_are_errors() {
     let (result, message) = on(&vs, "..");
     assert_eq!(result, "error", "{message}");
     assert!(message.contains("is not a container name"), "{message}");
+}
+
+/// A network security group named by its ARM id in a workload is read from the management plane
+/// (the HTTPS stand-in): SSH open to `Internet` fails with the `az` commands that close it; a
+/// deny of higher precedence shuts it and the NSG passes; a group ARM does not know is an error.
+#[test]
+fn network_security_groups_are_read_from_the_management_plane() {
+    use support::arm::Arm;
+    const SUB: &str = "00000000-0000-0000-0000-000000000002";
+    let arm = Arm::start();
+    let nsg = format!(
+        "/subscriptions/{SUB}/resourceGroups/web-rg/providers/Microsoft.Network/networkSecurityGroups/web-nsg"
+    );
+    let manifest = format!(
+        r#"
+apiVersion: onus.dev/v1alpha1
+kind: ResponsibilityBaseline
+metadata: {{name: azure, namespace: vms}}
+spec: {{provider: azure, serviceModel: iaas}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: bastion, namespace: vms, annotations: {{onus.dev/uses: "{nsg}"}}}}
+spec:
+  selector: {{matchLabels: {{app: bastion}}}}
+  template:
+    metadata: {{labels: {{app: bastion}}}}
+    spec:
+      containers:
+      - name: app
+        image: registry.example.com/app@sha256:0000000000000000000000000000000000000000000000000000000000000000
+"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vms.yaml");
+    std::fs::write(&file, &manifest).unwrap();
+    let run = || -> (String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_onus"))
+            .envs(arm.env())
+            // Emulator mode: no identity, so no token is asked for.
+            .env("ONUS_AZURE_STORAGE_KEY", "a2V5")
+            .args(["check", "--output", "json", "--live"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let vs: Vec<Value> = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+        let v = vs
+            .iter()
+            .find(|v| {
+                v["control"] == "network.exposure"
+                    && v["cloudResource"]
+                        .as_str()
+                        .is_some_and(|r| r.ends_with("-nsg"))
+            })
+            .unwrap_or_else(|| panic!("no network.exposure verdict on the NSG: {vs:#?}"));
+        (
+            v["result"].as_str().unwrap().to_string(),
+            format!("{} {}", v["message"], v["remediation"]),
+        )
+    };
+    let ssh = |priority: u32| {
+        serde_json::json!({"name": "ssh", "properties": {"protocol": "Tcp", "sourcePortRange": "*",
+            "destinationPortRanges": ["22", "443"], "sourceAddressPrefixes": ["10.0.0.0/8", "Internet"],
+            "destinationAddressPrefix": "*", "access": "Allow", "priority": priority, "direction": "Inbound"}})
+    };
+    arm.set_nsg(SUB, "web-rg", "web-nsg", serde_json::json!([ssh(300)]));
+    let (result, text) = run();
+    assert_eq!(result, "fail", "{text}");
+    assert!(text.contains("port 22 open to Internet"), "{text}");
+    assert!(
+        text.contains("az network nsg rule update --resource-group web-rg --nsg-name web-nsg"),
+        "{text}"
+    );
+
+    let deny = serde_json::json!({"name": "no-ssh", "properties": {"protocol": "Tcp",
+        "destinationPortRange": "22", "sourceAddressPrefix": "Internet", "access": "Deny",
+        "priority": 100, "direction": "Inbound"}});
+    arm.set_nsg(
+        SUB,
+        "web-rg",
+        "web-nsg",
+        serde_json::json!([ssh(300), deny]),
+    );
+    let (result, text) = run();
+    assert_eq!(result, "pass", "{text}");
+
+    std::fs::write(&file, manifest.replace("web-nsg", "gone-nsg")).unwrap();
+    let (result, text) = run();
+    assert_eq!(result, "error", "{text}");
+    assert!(text.contains("gone-nsg does not exist"), "{text}");
 }

@@ -1515,6 +1515,16 @@ async fn azure_containers_are_audited_live_and_refused_at_admission() {
             results(r, "uses-private", "data.public-access").contains(&"error".to_string())
         })
     });
+    // Back (empty: azurite keeps its state in memory), the private container made again: the
+    // error clears without a restart of onus (failed reads are kept at most 30 s).
+    azurite.start_again();
+    azurite.container("private").create(None).await.unwrap();
+    eventually(Duration::from_secs(90), "the audit to recover", || {
+        report(cp, &ns).filter(|r| {
+            let got = results(r, "uses-private", "data.public-access");
+            got.contains(&"pass".to_string()) && !got.contains(&"error".to_string())
+        })
+    });
 }
 
 /// GCP end to end: the leader audits the buckets workloads use (fake-gcs-server behind the
@@ -1610,6 +1620,16 @@ async fn gcs_buckets_are_audited_live_and_refused_at_admission() {
     eventually(Duration::from_secs(60), "the audit to fail loudly", || {
         report(cp, &ns).filter(|r| {
             results(r, "uses-clean", "data.public-access").contains(&"error".to_string())
+        })
+    });
+    // Back (empty: the emulator keeps buckets in memory), the clean bucket made again: the
+    // error clears without a restart of onus.
+    gcs.start_again();
+    gcs.create_bucket("ctl-clean");
+    eventually(Duration::from_secs(90), "the audit to recover", || {
+        report(cp, &ns).filter(|r| {
+            let got = results(r, "uses-clean", "data.public-access");
+            got.contains(&"pass".to_string()) && !got.contains(&"error".to_string())
         })
     });
 }

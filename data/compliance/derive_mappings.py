@@ -97,6 +97,7 @@ ONUS = [
     ("network.exposure", "ingress-rules/all-ports", "aws", [SG + "all_ports"]),
     ("network.exposure", "ingress-rules/tcp-22", "azure", ["network_ssh_internet_access_restricted"]),
     ("network.exposure", "ingress-rules/tcp-3389", "azure", ["network_rdp_internet_access_restricted"]),
+    ("network.exposure", "storage-network", "azure", ["storage_default_network_access_rule_is_denied"]),
     ("host-os.isolation", "host-access/privileged", "kubernetes", ["core_minimize_privileged_containers"]),
     ("host-os.isolation", "host-access/host-pid", "kubernetes", ["core_minimize_hostPID_containers"]),
     ("host-os.isolation", "host-access/host-ipc", "kubernetes", ["core_minimize_hostIPC_containers"]),

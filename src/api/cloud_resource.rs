@@ -179,6 +179,9 @@ pub struct PostureFacts {
     pub attached_policies: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<Vec<IngressFacts>>,
+    /// Which networks reach a storage account's public endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_access: Option<crate::posture::NetworkAccess>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_logging: Option<bool>,
     /// S3 Object Ownership (`BucketOwnerEnforced`, ...; empty when the bucket has none).
@@ -453,6 +456,7 @@ impl PostureFacts {
                     })
                     .collect()
             }),
+            network_access: p.network_access,
             access_logging: p.access_logging,
             trails: p.audit_trail.as_ref().map(|t| t.trails.clone()),
             object_ownership: p.object_ownership.clone(),
@@ -499,6 +503,7 @@ impl PostureFacts {
                 })
                 .collect()
         });
+        p.network_access = self.network_access;
         p.access_logging = self.access_logging;
         p.audit_trail = self
             .trails

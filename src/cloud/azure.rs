@@ -36,6 +36,7 @@ use hmac::{KeyInit, Mac};
 use super::azure_arm::{AccountFacts, ArmClient, Scope};
 use super::{CallObserver, OUTCOME_ERROR, OUTCOME_OK, OUTCOME_THROTTLED, error_chain};
 use crate::posture::{CloudResource, EncryptionAtRest, Posture, PublicAccess, Source, Transit};
+use crate::refs::NsgId;
 
 /// Emulator endpoint template: `{account}` is replaced by the storage account name.
 pub const ENDPOINT_ENV: &str = "ONUS_AZURE_BLOB_ENDPOINT";
@@ -72,6 +73,10 @@ pub enum AzureError {
     },
     #[error("{what} does not exist")]
     NotFound { what: String },
+    #[error(
+        "network security group {0:?}: not an ARM id, and the baseline names no azure.subscriptionId and azure.resourceGroup to find it in"
+    )]
+    NsgUnplaced(String),
     #[error("{0} is not a resource the Azure auditor reads yet")]
     Unsupported(String),
     /// A failure shared by the audits of one pass (the account's ARM read).
@@ -90,8 +95,10 @@ enum Auth {
 pub struct AzureAuditor {
     endpoint: String,
     auth: Auth,
-    /// The management plane, when the baseline says where the accounts live.
-    arm: Option<(ArmClient, Scope)>,
+    /// The management plane: storage account facts when the baseline says where the accounts
+    /// live (`scope`), network security groups by their ARM id.
+    arm: ArmClient,
+    scope: Option<Scope>,
     /// Each account's ARM facts, read once per pass: audits given the same `now` belong to one
     /// pass and share the read (a thousand containers of one account cost one ARM call).
     facts: std::sync::Mutex<FactsMemo>,
@@ -145,14 +152,11 @@ impl AzureAuditor {
             Auth::Token(t) => Some(t.clone()),
             Auth::SharedKey(_) => None,
         };
-        let arm = match arm {
-            Some(scope) => Some((ArmClient::new(token, observe.clone())?, scope)),
-            None => None,
-        };
         Ok(AzureAuditor {
             endpoint,
             auth,
-            arm,
+            arm: ArmClient::new(token, observe.clone())?,
+            scope: arm,
             facts: std::sync::Mutex::new((DateTime::<Utc>::MIN_UTC, HashMap::new())),
             observe,
         })
@@ -165,6 +169,7 @@ impl AzureAuditor {
                 self.container(account, container, now).await
             }
             CloudResource::AzureStorageAccount(account) => self.account(account, now).await,
+            CloudResource::AzureNsg(nsg) => self.nsg(nsg).await,
             other => Err(AzureError::Unsupported(other.to_string())),
         };
         match read {
@@ -288,6 +293,7 @@ impl AzureAuditor {
                     .map(|v| v.trim_start_matches("TLS").replace('_', ".")),
                 secure_transport_policy: None,
             });
+            p.network_access = Some(f.network_access);
             p.encryption_at_rest = Some(EncryptionAtRest {
                 // Azure Storage encrypts every account; only the key owner varies.
                 enabled: true,
@@ -308,7 +314,7 @@ impl AzureAuditor {
         account: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<AccountFacts>, AzureError> {
-        let Some((arm, scope)) = &self.arm else {
+        let (arm, Some(scope)) = (&self.arm, &self.scope) else {
             return Ok(None);
         };
         let cell = {
@@ -334,6 +340,35 @@ impl AzureAuditor {
             })
             .await;
         read.clone().map_err(AzureError::Shared)
+    }
+
+    /// A network security group's inbound rules, from ARM. A bare name (an ASO object's) is
+    /// looked up in the baseline's subscription and resource group.
+    async fn nsg(&self, nsg: &str) -> Result<Posture, AzureError> {
+        let id = NsgId::parse(nsg)
+            .or_else(|| {
+                let scope = self.scope.as_ref()?;
+                // Valid as a name only if it makes a valid id.
+                NsgId::parse(
+                    &NsgId {
+                        subscription: scope.subscription.clone(),
+                        resource_group: scope.resource_group.clone(),
+                        name: nsg.to_string(),
+                    }
+                    .to_string(),
+                )
+            })
+            .ok_or_else(|| AzureError::NsgUnplaced(crate::text::cut(nsg, 200)))?;
+        let rules =
+            self.arm
+                .network_security_group(&id)
+                .await?
+                .ok_or_else(|| AzureError::NotFound {
+                    what: format!("network security group {id}"),
+                })?;
+        let mut p = Posture::new(CloudResource::AzureNsg(nsg.to_string()), Source::Live);
+        p.ingress = Some(rules);
+        Ok(p)
     }
 
     fn account_url(&self, account: &str) -> Result<Url, AzureError> {
@@ -727,7 +762,8 @@ mod tests {
         let a = AzureAuditor {
             endpoint: "https://{account}.blob.core.windows.net".into(),
             auth: Auth::SharedKey(vec![1]),
-            arm: None,
+            arm: ArmClient::new(None, super::super::no_observer()).unwrap(),
+            scope: None,
             facts: std::sync::Mutex::new((DateTime::<Utc>::MIN_UTC, HashMap::new())),
             observe: super::super::no_observer(),
         };

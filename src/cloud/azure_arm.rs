@@ -1,7 +1,8 @@
 //! Azure Resource Manager: the management-plane facts of a storage account that the blob
 //! service does not show (Storage Accounts - Get Properties, api-version 2023-05-01):
 //! `allowBlobPublicAccess`, `minimumTlsVersion`, `supportsHttpsTrafficOnly`,
-//! `networkAcls.defaultAction` and `encryption.keySource`.
+//! `networkAcls.defaultAction` and `encryption.keySource`; and the rules of network security
+//! groups (Network Security Groups - Get, api-version 2024-05-01).
 //!
 //! Token from `azure_identity` (scope `https://management.azure.com/.default`). No emulator for
 //! ARM exists here: `ONUS_AZURE_ARM_ENDPOINT` points the client elsewhere (tests use a local
@@ -17,10 +18,13 @@ use serde_json::Value;
 
 use super::azure::AzureError;
 use super::{CallFailure, CallObserver, error_chain, one_line, read_bounded, retried};
+use crate::posture::IngressRule;
+use crate::refs::NsgId;
 
 pub const ENDPOINT_ENV: &str = "ONUS_AZURE_ARM_ENDPOINT";
 pub const CA_ENV: &str = "ONUS_AZURE_ARM_CA_FILE";
 const API_VERSION: &str = "2023-05-01";
+const NETWORK_API_VERSION: &str = "2024-05-01";
 const SCOPE: &str = "https://management.azure.com/.default";
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A storage account's properties are a few KiB.
@@ -40,14 +44,14 @@ impl CallFailure for AzureError {
 }
 
 /// What ARM says of a storage account.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccountFacts {
     /// `None`: the property is absent, which ARM documents as "public access is permitted".
     pub allow_blob_public_access: Option<bool>,
     pub minimum_tls_version: Option<String>,
     pub https_only: Option<bool>,
-    /// `Allow` (every network) or `Deny`.
-    pub network_default_action: Option<String>,
+    /// `publicNetworkAccess` with `networkAcls.defaultAction`.
+    pub network_access: crate::posture::NetworkAccess,
     /// `Microsoft.Storage` or `Microsoft.Keyvault`.
     pub key_source: Option<String>,
 }
@@ -66,7 +70,10 @@ impl AccountFacts {
             https_only: props
                 .get("supportsHttpsTrafficOnly")
                 .and_then(Value::as_bool),
-            network_default_action: text("/networkAcls/defaultAction"),
+            network_access: crate::posture::NetworkAccess::of(
+                text("/publicNetworkAccess").as_deref(),
+                text("/networkAcls/defaultAction").as_deref(),
+            ),
             key_source: text("/encryption/keySource"),
         })
     }
@@ -165,6 +172,31 @@ impl ArmClient {
         }
     }
 
+    /// Network Security Groups - Get: the inbound rules that let traffic in, the user's and
+    /// Azure's defaults alike; `Ok(None)` when ARM says there is no such group.
+    pub async fn network_security_group(
+        &self,
+        id: &NsgId,
+    ) -> Result<Option<Vec<IngressRule>>, AzureError> {
+        let url = format!(
+            "{}/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/networkSecurityGroups/{}?api-version={NETWORK_API_VERSION}",
+            self.endpoint,
+            segment(&id.subscription),
+            segment(&id.resource_group),
+            segment(&id.name),
+        );
+        let op = "GetNetworkSecurityGroup";
+        match self.get(op, &url).await? {
+            Some(v) => nsg_rules(&v).map(Some).map_err(|message| AzureError::Call {
+                operation: op,
+                status: None,
+                code: None,
+                message: format!("the answer is not what ARM documents: {message}"),
+            }),
+            None => Ok(None),
+        }
+    }
+
     async fn get(&self, operation: &'static str, url: &str) -> Result<Option<Value>, AzureError> {
         retried(&self.observe, "arm", operation, || {
             self.get_once(operation, url)
@@ -227,6 +259,31 @@ impl ArmClient {
     }
 }
 
+/// The rules of a Network Security Group as ARM documents its JSON: `properties.securityRules`
+/// and `properties.defaultSecurityRules`, each rule's fields under its own `properties`.
+pub fn nsg_rules(v: &Value) -> Result<Vec<IngressRule>, String> {
+    let props = v
+        .get("properties")
+        .filter(|p| p.is_object())
+        .ok_or("no properties object")?;
+    let mut rules = Vec::new();
+    for field in ["securityRules", "defaultSecurityRules"] {
+        let list = match props.get(field) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(a)) => a,
+            Some(_) => return Err(format!("{field} is not a list")),
+        };
+        for (i, r) in list.iter().enumerate() {
+            rules.push(
+                r.get("properties")
+                    .filter(|p| p.is_object())
+                    .ok_or_else(|| format!("{field}[{i}] has no properties object"))?,
+            );
+        }
+    }
+    crate::network::nsg_ingress(rules.into_iter())
+}
+
 /// A path segment from configuration, percent-encoded (subscription ids are UUIDs and resource
 /// group names letters, digits and `-_.()`: anything else is encoded, not trusted).
 fn segment(s: &str) -> String {
@@ -263,10 +320,88 @@ mod tests {
         assert_eq!(f.guard(), Ok(()));
         assert_eq!(f.minimum_tls_version.as_deref(), Some("TLS1_2"));
         assert_eq!(f.key_source.as_deref(), Some("Microsoft.Keyvault"));
+        assert_eq!(
+            f.network_access,
+            crate::posture::NetworkAccess::SelectedNetworks
+        );
         // Absent means permitted (older accounts): not a guard.
         let old = AccountFacts::from_json(&json!({"properties": {}})).unwrap();
         assert!(old.guard().unwrap_err().contains("not set"));
+        assert_eq!(
+            old.network_access,
+            crate::posture::NetworkAccess::AllNetworks
+        );
+        let private = json!({"properties": {"publicNetworkAccess": "Disabled", "networkAcls": {"defaultAction": "Allow"}}});
+        assert_eq!(
+            AccountFacts::from_json(&private).unwrap().network_access,
+            crate::posture::NetworkAccess::Disabled
+        );
         assert!(AccountFacts::from_json(&json!({"error": {}})).is_err());
         assert_eq!(segment("rg-1 /x"), "rg-1%20%2Fx");
+    }
+
+    /// The shape of "Network Security Groups - Get" in the ARM REST reference: the forms other
+    /// scanners miss (plural fields next to singular ones, `Any`, `Internet`, `::/0`), a deny of
+    /// higher precedence, and Azure's default rules.
+    #[test]
+    fn nsg_rules_as_arm_documents_them() {
+        let rule = |name: &str, props: Value| json!({"name": name, "id": format!("/x/securityRules/{name}"), "properties": props});
+        let v = json!({
+            "id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups/web",
+            "name": "web",
+            "properties": {
+                "securityRules": [
+                    rule("ssh", json!({"protocol": "Tcp", "sourcePortRange": "*", "destinationPortRange": "22",
+                        "sourceAddressPrefix": "Internet", "destinationAddressPrefix": "*", "access": "Allow",
+                        "priority": 200, "direction": "Inbound"})),
+                    rule("db", json!({"protocol": "*", "sourcePortRange": "*", "destinationPortRanges": ["5432", "6379-6380"],
+                        "sourceAddressPrefixes": ["10.1.0.0/16", "::/0"], "access": "Allow", "priority": 210, "direction": "Inbound"})),
+                    rule("rdp-shut", json!({"protocol": "Tcp", "destinationPortRange": "3389", "sourceAddressPrefix": "Any",
+                        "access": "Allow", "priority": 300, "direction": "Inbound"})),
+                    rule("deny-rdp", json!({"protocol": "*", "destinationPortRange": "3000-4000", "sourceAddressPrefix": "Internet",
+                        "access": "Deny", "priority": 100, "direction": "Inbound"})),
+                    rule("out", json!({"protocol": "*", "destinationPortRange": "*", "sourceAddressPrefix": "*",
+                        "access": "Allow", "priority": 100, "direction": "Outbound"})),
+                ],
+                "defaultSecurityRules": [
+                    rule("AllowVnetInBound", json!({"protocol": "*", "destinationPortRange": "*", "sourceAddressPrefix": "VirtualNetwork",
+                        "access": "Allow", "priority": 65000, "direction": "Inbound"})),
+                    rule("DenyAllInBound", json!({"protocol": "*", "destinationPortRange": "*", "sourceAddressPrefix": "*",
+                        "access": "Deny", "priority": 65500, "direction": "Inbound"})),
+                ]
+            }
+        });
+        let rules = nsg_rules(&v).unwrap();
+        let seen: Vec<String> = rules
+            .iter()
+            .map(|r| format!("{} {}-{} {}", r.protocol, r.from_port, r.to_port, r.source))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                "tcp 22-22 Internet",
+                "all 5432-5432 10.1.0.0/16",
+                "all 5432-5432 ::/0",
+                "all 6379-6380 10.1.0.0/16",
+                "all 6379-6380 ::/0",
+                "all 0-65535 VirtualNetwork",
+            ]
+        );
+        // Not the documented shape: an error, never an empty rule set.
+        assert!(nsg_rules(&json!({"error": {"code": "x"}})).is_err());
+        assert!(nsg_rules(&json!({"properties": {"securityRules": {}}})).is_err());
+        assert!(nsg_rules(&json!({"properties": {"securityRules": [{"name": "r"}]}})).is_err());
+        assert_eq!(nsg_rules(&json!({"properties": {}})).unwrap(), vec![]);
+    }
+
+    /// A rule set that would expand past the bound is refused, not judged in part.
+    #[test]
+    fn nsg_rule_sets_past_the_bound_are_refused() {
+        let sources: Vec<String> = (0..200).map(|i| format!("10.0.{i}.0/24")).collect();
+        let ports: Vec<String> = (1..=100).map(|p| p.to_string()).collect();
+        let v = json!({"properties": {"securityRules": [{"properties": {
+            "access": "Allow", "direction": "Inbound", "protocol": "Tcp", "priority": 100,
+            "sourceAddressPrefixes": sources, "destinationPortRanges": ports}}]}});
+        assert!(nsg_rules(&v).unwrap_err().contains("more than 10000"));
     }
 }

@@ -22,6 +22,7 @@ fn controls_for(r: &CloudResource) -> &'static [ControlId] {
             DataPublicAccess,
             DataEncryptionAtRest,
             DataEncryptionInTransit,
+            NetworkExposure,
         ],
         AzureContainer { .. } => &[DataPublicAccess],
         GcsBucket(_) => &[DataPublicAccess, DataEncryptionAtRest, LoggingAuditTrail],
@@ -162,13 +163,19 @@ pub(super) fn judge_posture(
         }
         if let Some(err) = &p.error {
             let what = format!("{} could not be read: {err}", p.resource);
+            let fix = match p.source {
+                crate::posture::Source::Live => {
+                    "fix what the error names (credentials, permissions, the endpoint or the resource itself), then audit again: the controller retries within its TTL, `onus check --live` on its next run"
+                }
+                crate::posture::Source::Declared => "fix the declaring manifest as the error says",
+            };
             ctx.verdict(
                 control,
                 "posture",
                 Outcome::Error,
                 Some(&p.resource),
                 what,
-                Some("fix access to the resource; onus retries".into()),
+                Some(fix.into()),
             );
             continue;
         }
@@ -177,7 +184,10 @@ pub(super) fn judge_posture(
             DataEncryptionAtRest => data::encryption_at_rest(ctx, p, found_at),
             DataEncryptionInTransit => data::encryption_in_transit(ctx, p, found_at),
             IdentityLeastPrivilege => identity::least_privilege(ctx, p, found_at),
-            NetworkExposure => network::security_group(ctx, p, found_at),
+            NetworkExposure => match p.network_access {
+                Some(access) => network::storage_network(ctx, p, access, found_at),
+                None => network::security_group(ctx, p, found_at),
+            },
             LoggingAuditTrail => logging::audit_trail(ctx, p, found_at),
             _ => {}
         }

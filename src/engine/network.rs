@@ -5,7 +5,7 @@ use serde_json::Value;
 use crate::model::ControlId::{NetworkExposure, NetworkSegmentation};
 use crate::network::{exposure, normalise_protocol};
 use crate::object::list;
-use crate::posture::{CloudResource, IngressRule, Posture};
+use crate::posture::{CloudResource, IngressRule, NetworkAccess, Posture};
 use crate::refs::{AWS_LB_SECURITY_GROUPS, Reference, parse_reference};
 
 use super::cloud::{found, judge_references};
@@ -230,9 +230,15 @@ pub(super) fn security_group(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&s
             })
             .collect::<Vec<_>>()
             .join(" and "),
-        CloudResource::AzureNsg(n) => format!(
-            "`az network nsg rule update --nsg-name {n} --resource-group RG --name RULE --source-address-prefixes YOUR-CIDR` (or --access Deny)"
-        ),
+        CloudResource::AzureNsg(n) => {
+            let (group, name) = match crate::refs::NsgId::parse(n) {
+                Some(id) => (id.resource_group, id.name),
+                None => ("RG".to_string(), n.clone()),
+            };
+            format!(
+                "`az network nsg rule list --resource-group {group} --nsg-name {name} -o table` to find the rule, then `az network nsg rule update --resource-group {group} --nsg-name {name} --name RULE --source-address-prefixes YOUR-CIDR` (or `--access Deny`)"
+            )
+        }
         other => format!("close the rule on {other}"),
     };
     ctx.verdict(
@@ -242,6 +248,51 @@ pub(super) fn security_group(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&s
         Some(&p.resource),
         what,
         Some(fix),
+    );
+}
+
+/// A storage account's public endpoint: open to every network unless public network access is
+/// disabled or the default action denies (CIS Azure: default network access rule set to deny).
+pub(super) fn storage_network(
+    ctx: &mut Ctx<'_>,
+    p: &Posture,
+    access: NetworkAccess,
+    found_at: Option<&str>,
+) {
+    let check = Check::new("storage-network");
+    let (outcome, what, fix) = match access {
+        NetworkAccess::AllNetworks => {
+            let name = match &p.resource {
+                CloudResource::AzureStorageAccount(a) => a.as_str(),
+                _ => "ACCOUNT",
+            };
+            (
+                Outcome::Fail,
+                "accepts connections from every network (public network access enabled, networkAcls.defaultAction Allow)",
+                Some(format!(
+                    "`az storage account update --name {name} --resource-group RG --default-action Deny` and allow the networks that need it with `az storage account network-rule add`, or `--public-network-access Disabled` behind a private endpoint"
+                )),
+            )
+        }
+        NetworkAccess::SelectedNetworks => (
+            Outcome::Pass,
+            "accepts connections only from selected networks (networkAcls.defaultAction Deny)",
+            None,
+        ),
+        NetworkAccess::Disabled => (
+            Outcome::Pass,
+            "has public network access disabled (private endpoints only)",
+            None,
+        ),
+    };
+    let what = format!("{}{} {what}", p.resource, found(found_at));
+    ctx.verdict(
+        NetworkExposure,
+        check,
+        outcome,
+        Some(&p.resource),
+        what,
+        fix,
     );
 }
 

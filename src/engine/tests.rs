@@ -708,7 +708,12 @@ spec: {allowBlobPublicAccess: true, supportsHttpsTrafficOnly: false, minimumTlsV
 apiVersion: storage.azure.com/v1api20230101
 kind: StorageAccount
 metadata: {name: strong}
-spec: {allowBlobPublicAccess: false, supportsHttpsTrafficOnly: true, minimumTlsVersion: TLS1_2}
+spec: {allowBlobPublicAccess: false, supportsHttpsTrafficOnly: true, minimumTlsVersion: TLS1_2, networkAcls: {defaultAction: Deny}}
+---
+apiVersion: storage.azure.com/v1api20230101
+kind: StorageAccount
+metadata: {name: private}
+spec: {allowBlobPublicAccess: false, publicNetworkAccess: Disabled, networkAcls: {defaultAction: Allow}}
 ---
 apiVersion: network.azure.com/v1api20240301
 kind: NetworkSecurityGroupsSecurityRule
@@ -738,6 +743,12 @@ spec: {owner: {name: nsg2}, direction: Inbound, access: Allow, protocol: Tcp, so
         Outcome::Pass
     );
     assert_eq!(outcome(&vs, DataEncryptionAtRest, "strong"), Outcome::Pass);
+    // Network access: Azure's default (every network) fails; a default deny or no public
+    // endpoint at all passes.
+    assert_eq!(outcome(&vs, NetworkExposure, "weak"), Outcome::Fail);
+    assert!(message(&vs, NetworkExposure, "weak").contains("--default-action Deny"));
+    assert_eq!(outcome(&vs, NetworkExposure, "strong"), Outcome::Pass);
+    assert_eq!(outcome(&vs, NetworkExposure, "private"), Outcome::Pass);
     assert_eq!(outcome(&vs, NetworkExposure, "rdp"), Outcome::Fail);
     assert!(message(&vs, NetworkExposure, "rdp").contains("Internet"));
     assert_eq!(

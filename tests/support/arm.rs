@@ -1,8 +1,8 @@
 //! A stand-in for Azure Resource Manager: no ARM emulator exists, so this local HTTPS server
 //! (rustls, a certificate made for 127.0.0.1 whose CA onus is told to trust) answers Storage
 //! Accounts - Get Properties with the JSON shape of the ARM REST reference, from what the test
-//! sets with [`Arm::set_account`], and `404 ResourceNotFound` otherwise. It is the only mock of
-//! a cloud API in the tests.
+//! sets with [`Arm::set_account`], Network Security Groups - Get from [`Arm::set_nsg`], and
+//! `404 ResourceNotFound` otherwise. It is the only mock of a cloud API in the tests.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -46,6 +46,10 @@ impl Arm {
         let app = axum::Router::new()
             .route(
                 "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{name}",
+                get(account),
+            )
+            .route(
+                "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/networkSecurityGroups/{name}",
                 get(account),
             )
             .with_state((accounts.clone(), requests.clone()));
@@ -106,6 +110,35 @@ impl Arm {
                 "kind": "StorageV2",
                 "location": "westeurope",
                 "properties": properties,
+            }),
+        );
+    }
+
+    /// A network security group with these `securityRules` (each `{"name", "properties"}`) and
+    /// Azure's three default inbound rules, as Network Security Groups - Get returns it.
+    pub fn set_nsg(&self, subscription: &str, group: &str, name: &str, rules: Value) {
+        let default = |name: &str, source: &str, access: &str, priority: u32| {
+            json!({"name": name, "properties": {"protocol": "*", "sourcePortRange": "*",
+                "destinationPortRange": "*", "sourceAddressPrefix": source,
+                "destinationAddressPrefix": "*", "access": access, "priority": priority,
+                "direction": "Inbound", "provisioningState": "Succeeded"}})
+        };
+        self.accounts.lock().unwrap().insert(
+            (subscription.into(), group.into(), name.into()),
+            json!({
+                "id": format!("/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Network/networkSecurityGroups/{name}"),
+                "name": name,
+                "type": "Microsoft.Network/networkSecurityGroups",
+                "location": "westeurope",
+                "properties": {
+                    "provisioningState": "Succeeded",
+                    "securityRules": rules,
+                    "defaultSecurityRules": [
+                        default("AllowVnetInBound", "VirtualNetwork", "Allow", 65000),
+                        default("AllowAzureLoadBalancerInBound", "AzureLoadBalancer", "Allow", 65001),
+                        default("DenyAllInBound", "*", "Deny", 65500),
+                    ],
+                },
             }),
         );
     }

@@ -180,6 +180,22 @@ impl Gcs {
         }
     }
 
+    /// Start the emulator again on the same port, empty (the front keeps what was set with
+    /// [`Gcs::set_metadata`] and [`Gcs::set_iam`]).
+    pub fn start_again(&self) {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.launch() {
+                Ok(()) => return,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                Err(e) => panic!("fake-gcs-server did not restart: {e}"),
+            }
+        }
+    }
+
     fn launch(&self) -> Result<(), String> {
         let log = std::fs::File::create(self.dir.join("fake-gcs-server.log"))
             .map_err(|e| e.to_string())?;
