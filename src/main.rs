@@ -233,9 +233,14 @@ enum MatrixFormat {
 /// output quietly instead of a panic, as other command-line tools do; any other failure (a full
 /// disk) exits 2, so a pipeline never takes a missing report for a clean one.
 fn emit(text: &str) {
+    emit_with(|out| out.write_all(text.as_bytes()));
+}
+
+/// [`emit`] for output written as it is made.
+fn emit_with(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
+    if let Err(e) = write(&mut out).and_then(|()| out.flush())
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
         eprintln!("onus: error: writing the output: {e}");
@@ -290,7 +295,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 colour,
                 frameworks: show_frameworks,
             };
-            emit(&check::render(&report, output, text));
+            emit_with(|out| check::write(&report, output, text, out));
             for e in &report.errors {
                 eprintln!("onus: error: {}", onus::text::printable(&e.to_string()));
             }

@@ -718,3 +718,49 @@ fn text_output_escapes_control_characters_from_manifests() {
     );
     assert!(!text.contains('\u{1b}'), "{text:?}");
 }
+
+/// Workloads are judged after everything they look things up in, wherever those come in the
+/// files: a ConfigMap and a public ACK Bucket written after the Deployment that uses them still
+/// count, verdicts come out in reading order, and a document whose head says "Deployment" but
+/// which is not a manifest is an error, not a silent skip.
+#[test]
+fn workloads_are_judged_against_everything_whatever_the_order() {
+    let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec:\n  selector: {matchLabels: {app: api}}\n  template:\n    metadata: {labels: {app: api}}\n    spec:\n      containers:\n      - name: c\n        image: \"r.example.com/a@sha256:0000000000000000000000000000000000000000000000000000000000000000\"\n        env:\n        - name: DATA\n          valueFrom: {configMapKeyRef: {name: cfg, key: bucket}}\n";
+    let later = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {bucket: \"s3://late-bucket\"}\n---\napiVersion: s3.services.k8s.aws/v1alpha1\nkind: Bucket\nmetadata: {name: late-bucket}\nspec: {name: late-bucket, acl: public-read}\n";
+    let dir = temp_with(&[
+        ("a.yaml", &format!("{deploy}---\n{later}")),
+        ("b.yaml", BASELINE),
+        (
+            "c.yaml",
+            &format!("{CLEAN_POD}---\n--- |\napiVersion: apps/v1\nkind: Deployment\n"),
+        ),
+    ]);
+    let out = onus(&["check", "--output", "json", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("c.yaml: document 2"), "{err}");
+    let vs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let public: Vec<&Value> = vs
+        .iter()
+        .filter(|v| v["resource"]["name"] == "api" && v["control"] == "data.public-access")
+        .collect();
+    assert_eq!(public.len(), 1, "{public:#?}");
+    assert_eq!(public[0]["result"], "fail", "{public:#?}");
+    assert!(
+        public[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("late-bucket")
+    );
+    // Reading order: a.yaml's Deployment, then its Bucket, then c.yaml's Pod.
+    let names: Vec<&str> = vs
+        .iter()
+        .filter_map(|v| v["resource"]["name"].as_str())
+        .fold(Vec::new(), |mut seen, n| {
+            if seen.last() != Some(&n) {
+                seen.push(n);
+            }
+            seen
+        });
+    assert_eq!(names[..3], ["api", "late-bucket", "ok"], "{names:?}");
+}

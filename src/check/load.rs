@@ -68,7 +68,7 @@ pub fn load(paths: &[PathBuf]) -> (Vec<Document>, Vec<InputError>) {
     (docs, errors)
 }
 
-fn read_file(path: &Path) -> Result<String, String> {
+pub fn read_file(path: &Path) -> Result<String, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let too_big = || {
         format!(
@@ -90,7 +90,7 @@ fn read_file(path: &Path) -> Result<String, String> {
     Ok(text)
 }
 
-fn collect_files(
+pub fn collect_files(
     path: &Path,
     out: &mut Vec<PathBuf>,
     seen: &mut HashSet<PathBuf>,
@@ -177,13 +177,19 @@ fn flow_depth(text: &str) -> usize {
     max
 }
 
-/// Split a YAML stream into documents with their start lines, parse each, flatten Lists.
-pub fn parse_stream(
-    file: &str,
-    text: &str,
-    docs: &mut Vec<Document>,
-    errors: &mut Vec<InputError>,
-) {
+/// One document of a file, split from the stream but not parsed.
+#[derive(Debug)]
+pub struct Chunk {
+    /// 1-based index of the document in its file.
+    pub index: usize,
+    /// 1-based line of its first line with content.
+    pub line: usize,
+    pub text: String,
+}
+
+/// Split a YAML stream into documents with their start lines; documents of only comments or
+/// blank lines are dropped (their index is kept by the others).
+pub fn split(text: &str) -> Vec<Chunk> {
     let mut chunks: Vec<(usize, String)> = Vec::new();
     let mut current = String::new();
     let mut start = 1;
@@ -203,28 +209,87 @@ pub fn parse_stream(
         current.push('\n');
     }
     chunks.push((start, current));
-    // Only comments or blank lines: not a document.
-    chunks.retain(|(_, c)| {
-        !c.lines()
+    let blank = |c: &str| {
+        c.lines()
             .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-    });
+    };
+    chunks
+        .into_iter()
+        .filter(|(_, c)| !blank(c))
+        .enumerate()
+        .map(|(i, (line, text))| {
+            // Point at the first line with content, past leading comments.
+            let line = line
+                + text
+                    .lines()
+                    .take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+                    .count();
+            Chunk {
+                index: i + 1,
+                line,
+                text,
+            }
+        })
+        .collect()
+}
+
+/// `apiVersion` and `kind` of a document written in plain block style, read from its lines
+/// at column 0 without parsing it (a block scalar's lines are indented, so a line at column 0
+/// is a top-level key). `None` for anything else: flow style, JSON, a key given twice, a
+/// value with quotes, anchors or tags. It only decides when a document is parsed, never what
+/// it says.
+pub fn head(text: &str) -> Option<(&str, &str)> {
+    let (mut api, mut kind) = (None, None);
+    for line in text.lines() {
+        let field = if line.starts_with("apiVersion:") {
+            &mut api
+        } else if line.starts_with("kind:") {
+            &mut kind
+        } else {
+            continue;
+        };
+        let value = line.split_once(':')?.1;
+        let value = value.split(" #").next()?.trim();
+        let plain = !value.is_empty()
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b'-'));
+        if !plain || field.replace(value).is_some() {
+            return None;
+        }
+    }
+    Some((api?, kind?))
+}
+
+/// Split a YAML stream into documents with their start lines, parse each, flatten Lists.
+pub fn parse_stream(
+    file: &str,
+    text: &str,
+    docs: &mut Vec<Document>,
+    errors: &mut Vec<InputError>,
+) {
+    let chunks = split(text);
+    let all: Vec<&Chunk> = chunks.iter().collect();
+    parse_chunks(file, &all, docs, errors);
+}
+
+/// Parse documents of one file (on every core), flatten Lists.
+pub fn parse_chunks(
+    file: &str,
+    chunks: &[&Chunk],
+    docs: &mut Vec<Document>,
+    errors: &mut Vec<InputError>,
+) {
     let json = file.ends_with(".json");
-    let parsed = parse_parallel(&chunks, json);
-    for (i, ((line, chunk), value)) in chunks.iter().zip(parsed).enumerate() {
-        let index = i + 1;
-        // Point at the first line with content, past leading comments.
-        let line = line
-            + chunk
-                .lines()
-                .take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-                .count();
+    let parsed = parse_parallel(chunks, json);
+    for (chunk, value) in chunks.iter().zip(parsed) {
         match value {
             Ok(Value::Null) => {}
-            Ok(v) => flatten(file, index, line, v, docs, errors),
+            Ok(v) => flatten(file, chunk.index, chunk.line, v, docs, errors),
             Err(message) => errors.push(InputError {
                 file: file.to_string(),
-                document: Some(index),
-                line: Some(line),
+                document: Some(chunk.index),
+                line: Some(chunk.line),
                 message,
             }),
         }
@@ -233,7 +298,7 @@ pub fn parse_stream(
 
 /// YAML parsing dominates `onus check` on large inputs; documents are independent, so parse
 /// them on every core.
-fn parse_parallel(chunks: &[(usize, String)], json: bool) -> Vec<Result<Value, String>> {
+fn parse_parallel(chunks: &[&Chunk], json: bool) -> Vec<Result<Value, String>> {
     let parse = |c: &str| -> Result<Value, String> {
         let depth = flow_depth(c);
         if depth > MAX_NESTING {
@@ -251,7 +316,7 @@ fn parse_parallel(chunks: &[(usize, String)], json: bool) -> Vec<Result<Value, S
         .map(|n| n.get())
         .unwrap_or(1);
     if threads == 1 || chunks.len() < 64 {
-        return chunks.iter().map(|(_, c)| parse(c)).collect();
+        return chunks.iter().map(|c| parse(&c.text)).collect();
     }
     let per = chunks.len().div_ceil(threads);
     std::thread::scope(|scope| {
@@ -260,7 +325,7 @@ fn parse_parallel(chunks: &[(usize, String)], json: bool) -> Vec<Result<Value, S
             .map(|part| {
                 (
                     part.len(),
-                    scope.spawn(move || part.iter().map(|(_, c)| parse(c)).collect::<Vec<_>>()),
+                    scope.spawn(move || part.iter().map(|c| parse(&c.text)).collect::<Vec<_>>()),
                 )
             })
             .collect();
@@ -396,6 +461,23 @@ mod tests {
         assert!(errs.is_empty(), "{errs:?}");
         assert_eq!(docs.len(), 1);
         assert_eq!(flow_depth(fine), 2);
+    }
+
+    #[test]
+    fn heads_are_read_only_where_plainly_written() {
+        let block = "# c\napiVersion: apps/v1\nkind: Deployment # the app\nmetadata:\n  kind: x\n";
+        assert_eq!(head(block), Some(("apps/v1", "Deployment")));
+        for odd in [
+            "{apiVersion: v1, kind: Pod}\n",
+            "apiVersion: v1\nkind: Pod\nkind: ConfigMap\n",
+            "apiVersion: v1\nkind: \"Pod\"\n",
+            "apiVersion: v1\nkind: !!str Pod\n",
+            "apiVersion: v1\nkind: &k Pod\n",
+            "apiVersion: v1\n",
+            "metadata: {name: x,\nkind: Pod, apiVersion: v1}\n",
+        ] {
+            assert_eq!(head(odd), None, "{odd}");
+        }
     }
 
     #[test]

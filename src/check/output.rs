@@ -31,15 +31,34 @@ pub struct TextOptions {
 
 /// Render the report.
 pub fn render(report: &CheckReport, format: Format, options: TextOptions) -> String {
+    let mut out = Vec::new();
+    // Writing to memory fails only if serialising fails, which these types cannot.
+    let _ = write(report, format, options, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Write the report to `out` as it is serialised, without building it in memory first (the
+/// JSON of 10,000 objects' verdicts is tens of MB).
+pub fn write(
+    report: &CheckReport,
+    format: Format,
+    options: TextOptions,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     match format {
-        Format::Text => text(report, options),
+        Format::Text => out.write_all(text(report, options).as_bytes())?,
         Format::Json => {
-            serde_json::to_string_pretty(&report.verdicts)
-                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-                + "\n"
+            serde_json::to_writer_pretty(&mut out, &report.verdicts)?;
+            out.write_all(b"\n")?;
         }
-        Format::Sarif => serde_json::to_string_pretty(&sarif(report)).unwrap_or_default() + "\n",
+        Format::Sarif => {
+            serde_json::to_writer_pretty(&mut out, &sarif(report))?;
+            out.write_all(b"\n")?;
+        }
     }
+    out.flush()
 }
 
 struct Paint(bool);
