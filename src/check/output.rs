@@ -190,7 +190,39 @@ fn text(report: &CheckReport, options: TextOptions) -> String {
     out
 }
 
-fn sarif(report: &CheckReport) -> serde_json::Value {
+/// The SARIF log. Results are made one at a time as they are written: the log of 10,000
+/// objects' findings is hundreds of MB as a JSON tree. Fields in the order `serde_json` sorts
+/// them, as before.
+#[derive(serde::Serialize)]
+struct SarifLog<'a> {
+    #[serde(rename = "$schema")]
+    schema: &'static str,
+    runs: [SarifRun<'a>; 1],
+    version: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct SarifRun<'a> {
+    results: SarifResults<'a>,
+    tool: serde_json::Value,
+}
+
+struct SarifResults<'a>(&'a CheckReport);
+
+impl serde::Serialize for SarifResults<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let report = self.0;
+        s.collect_seq(
+            report
+                .verdicts
+                .iter()
+                .filter(|v| v.is_finding())
+                .map(|v| sarif_result(report, v)),
+        )
+    }
+}
+
+fn sarif(report: &CheckReport) -> SarifLog<'_> {
     // A rule's ids: every check of the control, under the providers judged in this run.
     let mut providers: BTreeSet<Provider> = report.verdicts.iter().map(|v| v.provider).collect();
     if providers.is_empty() {
@@ -218,59 +250,55 @@ fn sarif(report: &CheckReport) -> serde_json::Value {
             })
         })
         .collect();
-    let results: Vec<serde_json::Value> = report
-        .verdicts
-        .iter()
-        .filter(|v| v.is_finding())
-        .map(|v| {
-            let level = match (v.result, v.action) {
-                (Outcome::Warn, _) | (_, Action::Warn) => "warning",
-                (_, Action::Deny) => "error",
-                (_, Action::Audit) => "note",
-            };
-            let tags: Vec<String> = std::iter::once("security".to_string())
-                .chain(v.frameworks.tags())
-                .collect();
-            let mut r = json!({
-                "ruleId": v.control.as_str(),
-                "ruleIndex": ControlId::ALL.iter().position(|c| *c == v.control).unwrap_or(0),
-                "level": level,
-                "message": {"text": match &v.remediation { Some(f) => format!("{} Fix: {f}", v.message), None => v.message.clone() }},
-                "properties": {
-                    "tags": tags,
-                    "frameworks": v.frameworks,
-                    "result": v.result.as_str(),
-                    "action": v.action.as_str(),
-                    "owner": v.owner.as_str(),
-                    "rule": v.rule,
-                    "cloudResource": v.cloud_resource,
-                    "baseline": v.baseline,
-                },
-                "partialFingerprints": {"onus/v1": format!("{}|{}|{}|{}", v.control, v.rule, v.resource, v.cloud_resource.as_deref().unwrap_or(""))},
-            });
-            let logical = json!([{"name": v.resource.name, "fullyQualifiedName": v.resource.to_string(), "kind": "object"}]);
-            let location = match report.source_of(&v.resource) {
-                Some((file, _, line)) => json!([{
-                    "physicalLocation": {"artifactLocation": {"uri": file}, "region": {"startLine": line}},
-                    "logicalLocations": logical,
-                }]),
-                None => json!([{"logicalLocations": logical}]),
-            };
-            r["locations"] = location;
-            r
-        })
-        .collect();
-    json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
+    SarifLog {
+        schema: "https://json.schemastore.org/sarif-2.1.0.json",
+        runs: [SarifRun {
+            results: SarifResults(report),
+            tool: json!({"driver": {
                 "name": "onus",
                 "version": env!("CARGO_PKG_VERSION"),
                 "informationUri": "https://onus.dev",
                 "rules": rules,
-            }},
-            "results": results,
+            }}),
         }],
-    })
+        version: "2.1.0",
+    }
+}
+
+fn sarif_result(report: &CheckReport, v: &Verdict) -> serde_json::Value {
+    let level = match (v.result, v.action) {
+        (Outcome::Warn, _) | (_, Action::Warn) => "warning",
+        (_, Action::Deny) => "error",
+        (_, Action::Audit) => "note",
+    };
+    let tags: Vec<String> = std::iter::once("security".to_string())
+        .chain(v.frameworks.tags())
+        .collect();
+    let mut r = json!({
+        "ruleId": v.control.as_str(),
+        "ruleIndex": ControlId::ALL.iter().position(|c| *c == v.control).unwrap_or(0),
+        "level": level,
+        "message": {"text": match &v.remediation { Some(f) => format!("{} Fix: {f}", v.message), None => v.message.clone() }},
+        "properties": {
+            "tags": tags,
+            "frameworks": v.frameworks,
+            "result": v.result.as_str(),
+            "action": v.action.as_str(),
+            "owner": v.owner.as_str(),
+            "rule": v.rule,
+            "cloudResource": v.cloud_resource,
+            "baseline": v.baseline,
+        },
+        "partialFingerprints": {"onus/v1": format!("{}|{}|{}|{}", v.control, v.rule, v.resource, v.cloud_resource.as_deref().unwrap_or(""))},
+    });
+    let logical = json!([{"name": v.resource.name, "fullyQualifiedName": v.resource.to_string(), "kind": "object"}]);
+    let location = match report.source_of(&v.resource) {
+        Some((file, _, line)) => json!([{
+            "physicalLocation": {"artifactLocation": {"uri": file}, "region": {"startLine": line}},
+            "logicalLocations": logical,
+        }]),
+        None => json!([{"logicalLocations": logical}]),
+    };
+    r["locations"] = location;
+    r
 }
