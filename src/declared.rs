@@ -8,7 +8,7 @@ use crate::model::ControlId;
 use crate::network::{aws_port_range, normalise_protocol, nsg_ingress};
 use crate::object::{Object, list, truthy};
 use crate::posture::{
-    CloudResource, EncryptionAtRest, IngressRule, NetworkAccess, Posture, PublicAccess, Source,
+    CloudResource, EncryptionAtRest, IngressRule, Posture, PublicAccess, Source, StorageNetwork,
     Transit,
 };
 
@@ -682,10 +682,13 @@ fn aso_storage_account(obj: &Object) -> Declared {
             .map(|v| v.trim_start_matches("TLS").replace('_', ".")),
         secure_transport_policy: None,
     });
-    p.network_access = Some(NetworkAccess::of(
+    match StorageNetwork::read(
         obj.str_at("spec.publicNetworkAccess"),
-        obj.str_at("spec.networkAcls.defaultAction"),
-    ));
+        obj.at("spec.networkAcls"),
+    ) {
+        Ok(n) => p.storage_network = Some(n),
+        Err(e) => p.error = Some(format!("{}: {e}", obj.id)),
+    }
     let key_source = obj.str_at("spec.encryption.keySource");
     p.encryption_at_rest = Some(EncryptionAtRest {
         // Azure Storage encrypts every account; only the key owner varies.

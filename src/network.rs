@@ -128,89 +128,214 @@ pub fn parse_port_range(s: &str) -> Option<(u16, u16)> {
     }
 }
 
-/// The most (source, port range) pairs onus expands the rules of one NSG into. Azure allows
-/// 1,000 rules per NSG and 4,000 prefixes in all; a rule set past this is refused as unjudgeable
-/// rather than costing unbounded memory.
+/// The most (source, port range) pairs onus expands the rules of one NSG into, and the most
+/// comparisons against deny rules it makes. Azure allows 1,000 rules per NSG and 4,000 prefixes
+/// in all; a rule set past these is refused as unjudgeable rather than costing unbounded time
+/// or memory.
 pub const MAX_NSG_PAIRS: usize = 10_000;
+const MAX_NSG_COMPARISONS: usize = 2_000_000;
+
+/// Which addresses a deny rule's source shuts out, for shadowing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shuts {
+    /// `*`, `Internet`, `Any`: every address of both families.
+    Everything,
+    /// `0.0.0.0/0`: IPv4 only.
+    V4,
+    /// `::/0`: IPv6 only.
+    V6,
+}
+
+impl Shuts {
+    fn of(source: &str) -> Option<Shuts> {
+        let s = source.trim();
+        if s == "*" || s.eq_ignore_ascii_case("internet") || s.eq_ignore_ascii_case("any") {
+            return Some(Shuts::Everything);
+        }
+        match s.parse::<IpNet>() {
+            Ok(IpNet::V4(n)) if n.prefix_len() == 0 => Some(Shuts::V4),
+            Ok(IpNet::V6(n)) if n.prefix_len() == 0 => Some(Shuts::V6),
+            _ => None,
+        }
+    }
+
+    /// Does it shut out every internet address an allow from `source` admits? An allow from
+    /// `*`/`Internet` admits both families, so only a deny of everything shuts it.
+    fn covers(self, source: &str) -> bool {
+        let family = match source.trim().parse::<IpNet>() {
+            Ok(IpNet::V4(_)) => Some(Shuts::V4),
+            Ok(IpNet::V6(_)) => Some(Shuts::V6),
+            Err(_) => match source.trim().parse::<IpAddr>() {
+                Ok(IpAddr::V4(_)) => Some(Shuts::V4),
+                Ok(IpAddr::V6(_)) => Some(Shuts::V6),
+                Err(_) => None,
+            },
+        };
+        self == Shuts::Everything || family == Some(self)
+    }
+}
+
+/// One NSG rule as read.
+struct NsgRule {
+    allow: bool,
+    inbound: bool,
+    /// `None` when absent: an allow without one is never shadowed, a deny never shadows.
+    priority: Option<i64>,
+    protocol: String,
+    sources: Vec<String>,
+    ranges: Vec<(u16, u16)>,
+}
+
+/// Read one rule's fields, refusing what Azure would not send: a field present with the wrong
+/// type or an unreadable value is an error, never a rule that silently opens or shuts nothing.
+fn nsg_rule(r: &Value, i: usize) -> Result<NsgRule, String> {
+    let at = |f: &str| format!("rule {i}: {f}");
+    let text = |f: &str| -> Result<Option<&str>, String> {
+        match r.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(other) => Err(format!("{} is {other}, not a string", at(f))),
+        }
+    };
+    let texts = |f: &str| -> Result<Vec<&str>, String> {
+        match r.get(f) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .ok_or_else(|| format!("{} holds {v}, not a string", at(f)))
+                })
+                .collect(),
+            Some(other) => Err(format!("{} is {other}, not a list", at(f))),
+        }
+    };
+    let one_of = |f: &str, a: &str, b: &str| -> Result<bool, String> {
+        match text(f)?.map(str::trim) {
+            Some(v) if v.eq_ignore_ascii_case(a) => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case(b) => Ok(false),
+            Some(v) => Err(format!("{} is {v:?}, not {a} or {b}", at(f))),
+            None => Err(format!("{} is missing", at(f))),
+        }
+    };
+    let inbound = one_of("direction", "Inbound", "Outbound")?;
+    let allow = one_of("access", "Allow", "Deny")?;
+    let priority = match r.get("priority") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_i64()
+                .ok_or_else(|| format!("{} is {v}, not an integer", at("priority")))?,
+        ),
+    };
+    let protocol = normalise_protocol(
+        text("protocol")?.ok_or_else(|| format!("{} is missing", at("protocol")))?,
+    );
+    let sources: Vec<String> = text("sourceAddressPrefix")?
+        .into_iter()
+        .chain(texts("sourceAddressPrefixes")?)
+        .map(str::to_string)
+        .collect();
+    let groups = r
+        .get("sourceApplicationSecurityGroups")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    if sources.is_empty() && !groups {
+        return Err(format!(
+            "{} has no sourceAddressPrefix(es) and no sourceApplicationSecurityGroups",
+            at("source")
+        ));
+    }
+    let ports: Vec<&str> = text("destinationPortRange")?
+        .into_iter()
+        .chain(texts("destinationPortRanges")?)
+        .collect();
+    if ports.is_empty() {
+        return Err(format!("{} is missing", at("destinationPortRange(s)")));
+    }
+    let ranges = ports
+        .iter()
+        .map(|p| {
+            parse_port_range(p).ok_or_else(|| {
+                format!(
+                    "{} holds {p:?}, not a port or range",
+                    at("destinationPortRange")
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(NsgRule {
+        allow,
+        inbound,
+        priority,
+        protocol,
+        sources,
+        ranges,
+    })
+}
 
 /// The inbound rules of an Azure NSG that let traffic in, from the rules' properties as both ARM
 /// (`securityRules[].properties`) and ASO (`spec`) spell them: singular and plural source and
-/// port fields together, `*`/`Any`/`Internet` sources, Azure protocol names. An `Allow` is
-/// dropped when a `Deny` of higher precedence (lower priority number) shuts the whole internet
-/// out of all its ports for its protocol; partial overlaps are kept, which errs toward a finding.
+/// port fields together, `*`/`Any`/`Internet` sources, Azure protocol names. An `Allow` from a
+/// source is dropped when a `Deny` of higher precedence (lower priority number) shuts that
+/// source's address family out of the whole port range for its protocol (`0.0.0.0/0` shuts
+/// IPv4 only, `::/0` IPv6 only, `*`/`Internet`/`Any` both); partial overlaps are kept, which
+/// errs toward a finding. A rule Azure would not send is an error.
 pub fn nsg_ingress<'a>(rules: impl Iterator<Item = &'a Value>) -> Result<Vec<IngressRule>, String> {
-    struct Rule {
-        allow: bool,
-        priority: i64,
-        protocol: String,
-        sources: Vec<String>,
-        ranges: Vec<(u16, u16)>,
-    }
     let mut parsed = Vec::new();
-    for r in rules {
-        let s = |k: &str| r.get(k).and_then(Value::as_str);
-        let many = |k: &str| {
-            r.get(k)
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>())
-                .unwrap_or_default()
-        };
-        if !s("direction").is_none_or(|d| d.eq_ignore_ascii_case("Inbound")) {
-            continue;
+    let (mut sources, mut ranges) = (0usize, 0usize);
+    for (i, r) in rules.enumerate() {
+        let rule = nsg_rule(r, i)?;
+        sources += rule.sources.len();
+        ranges += rule.ranges.len();
+        if sources > MAX_NSG_PAIRS || ranges > MAX_NSG_PAIRS {
+            return Err(too_large());
         }
-        parsed.push(Rule {
-            allow: s("access").is_none_or(|a| a.eq_ignore_ascii_case("Allow")),
-            priority: r
-                .get("priority")
-                .and_then(Value::as_i64)
-                .unwrap_or(i64::MAX),
-            protocol: normalise_protocol(s("protocol").unwrap_or("*")),
-            sources: s("sourceAddressPrefix")
-                .into_iter()
-                .chain(many("sourceAddressPrefixes"))
-                .map(str::to_string)
-                .collect(),
-            ranges: s("destinationPortRange")
-                .into_iter()
-                .chain(many("destinationPortRanges"))
-                .filter_map(parse_port_range)
-                .collect(),
-        });
+        if rule.inbound {
+            parsed.push(rule);
+        }
     }
-    let whole_internet = |src: &str| {
-        let src = src.trim();
-        matches!(src, "*" | "0.0.0.0/0")
-            || src.eq_ignore_ascii_case("internet")
-            || src.eq_ignore_ascii_case("any")
-    };
-    let shut = |allow: &Rule, protocol: &str, (from, to): (u16, u16)| {
-        parsed.iter().any(|d| {
-            !d.allow
-                && d.priority < allow.priority
-                && (d.protocol == "all" || d.protocol == protocol)
-                && d.sources.iter().any(|s| whole_internet(s))
-                && d.ranges.iter().any(|&(f, t)| f <= from && to <= t)
+    // Deny rules that shut something out, as (priority, protocol, what, range).
+    let denies: Vec<(i64, &str, Shuts, (u16, u16))> = parsed
+        .iter()
+        .filter(|d| !d.allow)
+        .filter_map(|d| Some((d.priority?, d)))
+        .flat_map(|(p, d)| {
+            d.sources
+                .iter()
+                .filter_map(|s| Shuts::of(s))
+                .flat_map(move |shuts| {
+                    d.ranges
+                        .iter()
+                        .map(move |&r| (p, d.protocol.as_str(), shuts, r))
+                })
         })
-    };
+        .collect();
+    let mut comparisons = 0usize;
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let mut pairs = 0usize;
     for rule in parsed.iter().filter(|r| r.allow) {
-        for &range in &rule.ranges {
-            if shut(rule, &rule.protocol, range) {
-                continue;
-            }
+        for &(from, to) in &rule.ranges {
             for src in &rule.sources {
-                pairs += 1;
-                if pairs > MAX_NSG_PAIRS {
-                    return Err(format!(
-                        "the rules expand to more than {MAX_NSG_PAIRS} (source, port range) pairs; onus does not judge a rule set this large"
-                    ));
+                comparisons += denies.len() + 1;
+                if out.len() >= MAX_NSG_PAIRS || comparisons > MAX_NSG_COMPARISONS {
+                    return Err(too_large());
+                }
+                let shut = rule.priority.is_some_and(|prio| {
+                    denies.iter().any(|&(p, proto, shuts, (f, t))| {
+                        p < prio
+                            && (proto == "all" || proto == rule.protocol)
+                            && f <= from
+                            && to <= t
+                            && shuts.covers(src)
+                    })
+                });
+                if shut {
+                    continue;
                 }
                 let r = IngressRule {
                     protocol: rule.protocol.clone(),
-                    from_port: range.0,
-                    to_port: range.1,
+                    from_port: from,
+                    to_port: to,
                     source: src.clone(),
                 };
                 if seen.insert(r.clone()) {
@@ -220,6 +345,12 @@ pub fn nsg_ingress<'a>(rules: impl Iterator<Item = &'a Value>) -> Result<Vec<Ing
         }
     }
     Ok(out)
+}
+
+fn too_large() -> String {
+    format!(
+        "the rules expand to more than {MAX_NSG_PAIRS} (source, port range) pairs or {MAX_NSG_COMPARISONS} comparisons; onus does not judge a rule set this large"
+    )
 }
 
 /// Port range of an AWS rule: protocol `all` or ports -1 mean every port.
@@ -402,5 +533,125 @@ mod tests {
             huge.contains("52.0.0.0/8 (a public range wider than /16)"),
             "{huge}"
         );
+    }
+
+    fn nsg(rules: serde_json::Value) -> Result<Vec<String>, String> {
+        let rules = rules.as_array().unwrap().clone();
+        nsg_ingress(rules.iter()).map(|rs| {
+            rs.iter()
+                .map(|r| format!("{} {}-{} {}", r.protocol, r.from_port, r.to_port, r.source))
+                .collect()
+        })
+    }
+
+    fn allow(priority: i64, source: &str, port: &str) -> serde_json::Value {
+        serde_json::json!({"direction": "Inbound", "access": "Allow", "priority": priority,
+            "protocol": "Tcp", "sourceAddressPrefix": source, "destinationPortRange": port})
+    }
+
+    fn deny(priority: i64, source: &str, port: &str) -> serde_json::Value {
+        serde_json::json!({"direction": "Inbound", "access": "Deny", "priority": priority,
+            "protocol": "*", "sourceAddressPrefix": source, "destinationPortRange": port})
+    }
+
+    /// `0.0.0.0/0` shuts IPv4 only: what it does not shut of an allow stays open.
+    #[test]
+    fn a_deny_shuts_only_its_address_family() {
+        let v4 = deny(100, "0.0.0.0/0", "*");
+        assert_eq!(
+            nsg(serde_json::json!([allow(300, "::/0", "22"), v4])).unwrap(),
+            ["tcp 22-22 ::/0"]
+        );
+        assert_eq!(
+            nsg(serde_json::json!([allow(300, "*", "22"), v4])).unwrap(),
+            ["tcp 22-22 *"]
+        );
+        assert_eq!(
+            nsg(serde_json::json!([allow(300, "52.0.0.0/8", "22"), v4])).unwrap(),
+            Vec::<String>::new()
+        );
+        // A deny of everything shuts both; one after the allow (higher number) shuts nothing.
+        let all = deny(100, "Internet", "0-65535");
+        assert!(
+            nsg(serde_json::json!([allow(300, "*", "22"), all]))
+                .unwrap()
+                .is_empty()
+        );
+        let late = deny(400, "*", "*");
+        assert_eq!(
+            nsg(serde_json::json!([allow(300, "*", "22"), late]))
+                .unwrap()
+                .len(),
+            1
+        );
+        // Without a priority an allow is never shadowed, a deny never shadows.
+        let mut unranked = allow(0, "*", "22");
+        unranked.as_object_mut().unwrap().remove("priority");
+        assert_eq!(
+            nsg(serde_json::json!([unranked, deny(100, "*", "*")]))
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    /// What Azure would not send is an error, never a rule that silently opens or shuts nothing.
+    #[test]
+    fn unreadable_rule_fields_are_errors() {
+        let with = |field: &str, value: serde_json::Value| {
+            let mut r = allow(300, "*", "22");
+            r.as_object_mut().unwrap().insert(field.into(), value);
+            nsg(serde_json::json!([r]))
+        };
+        let without = |field: &str| {
+            let mut r = allow(300, "*", "22");
+            r.as_object_mut().unwrap().remove(field);
+            nsg(serde_json::json!([r]))
+        };
+        for (field, value) in [
+            ("destinationPortRange", serde_json::json!(22)),
+            ("destinationPortRange", serde_json::json!("Any")),
+            ("destinationPortRange", serde_json::json!("22,3389")),
+            ("sourceAddressPrefix", serde_json::json!(["*"])),
+            ("priority", serde_json::json!("200")),
+            ("priority", serde_json::json!(200.5)),
+            ("access", serde_json::json!("Permit")),
+            ("direction", serde_json::json!("Sideways")),
+        ] {
+            assert!(with(field, value.clone()).is_err(), "{field}: {value}");
+        }
+        for field in [
+            "direction",
+            "access",
+            "protocol",
+            "destinationPortRange",
+            "sourceAddressPrefix",
+        ] {
+            assert!(without(field).is_err(), "without {field}");
+        }
+        // Spacing and case are Azure's own leniency, not errors.
+        assert_eq!(
+            with("access", serde_json::json!(" allow ")).unwrap().len(),
+            1
+        );
+        assert_eq!(
+            with("direction", serde_json::json!("INBOUND"))
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    /// Rules without sources still cost comparisons: the bound counts them.
+    #[test]
+    fn the_work_per_nsg_is_bounded() {
+        let ports: Vec<String> = (1..=5000).map(|p| p.to_string()).collect();
+        let rules = serde_json::json!([
+            {"direction": "Inbound", "access": "Allow", "priority": 300, "protocol": "Tcp",
+             "sourceAddressPrefixes": ["1.0.0.0/8", "2.0.0.0/8"], "destinationPortRanges": ports},
+            {"direction": "Inbound", "access": "Deny", "priority": 100, "protocol": "*",
+             "sourceAddressPrefix": "*", "destinationPortRanges": ports},
+        ]);
+        assert!(nsg(rules).unwrap_err().contains("comparisons"));
     }
 }

@@ -175,6 +175,66 @@ impl NetworkAccess {
     }
 }
 
+/// A storage account's network rules: who reaches its public endpoint, and the address ranges
+/// its IP rules let in when the default action denies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageNetwork {
+    pub access: NetworkAccess,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_rules: Vec<String>,
+}
+
+/// Azure allows 400 IP rules per storage account.
+pub const MAX_IP_RULES: usize = 400;
+
+impl StorageNetwork {
+    /// From `publicNetworkAccess` and `networkAcls` (`defaultAction`, `ipRules[].value`), as ARM
+    /// and ASO spell them; an `ipRules` that is not a list of `{value}` objects, or longer than
+    /// Azure allows, is an error.
+    pub fn read(
+        public_network_access: Option<&str>,
+        network_acls: Option<&serde_json::Value>,
+    ) -> Result<StorageNetwork, String> {
+        use serde_json::Value;
+        let acls = network_acls.filter(|v| !v.is_null());
+        let default_action = acls
+            .and_then(|a| a.get("defaultAction"))
+            .and_then(Value::as_str);
+        let rules = match acls.and_then(|a| a.get("ipRules")) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) if a.len() <= MAX_IP_RULES => a
+                .iter()
+                .map(|r| {
+                    // `action` is Allow or absent (Allow is the only action ARM offers).
+                    let allow = r
+                        .get("action")
+                        .and_then(Value::as_str)
+                        .is_none_or(|a| a.trim().eq_ignore_ascii_case("allow"));
+                    match r.get("value").and_then(Value::as_str) {
+                        Some(v) => Ok(allow.then(|| v.to_string())),
+                        None => Err(format!(
+                            "networkAcls.ipRules holds {r}, not an {{value}} rule"
+                        )),
+                    }
+                })
+                .filter_map(Result::transpose)
+                .collect::<Result<_, _>>()?,
+            Some(Value::Array(a)) => {
+                return Err(format!(
+                    "networkAcls.ipRules has {} rules, more than the {MAX_IP_RULES} Azure allows",
+                    a.len()
+                ));
+            }
+            Some(other) => return Err(format!("networkAcls.ipRules is {other}, not a list")),
+        };
+        Ok(StorageNetwork {
+            access: NetworkAccess::of(public_network_access, default_action),
+            ip_rules: rules,
+        })
+    }
+}
+
 /// One ingress rule of a security group or network security group.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct IngressRule {
@@ -241,7 +301,7 @@ pub struct Posture {
     pub attached_policies: Vec<String>,
     pub ingress: Option<Vec<IngressRule>>,
     /// Which networks reach a storage account's public endpoint.
-    pub network_access: Option<NetworkAccess>,
+    pub storage_network: Option<StorageNetwork>,
     /// Server access logging on a bucket.
     pub access_logging: Option<bool>,
     pub audit_trail: Option<AuditTrail>,
@@ -273,7 +333,7 @@ impl Posture {
             iam: None,
             attached_policies: Vec::new(),
             ingress: None,
-            network_access: None,
+            storage_network: None,
             access_logging: None,
             audit_trail: None,
             object_ownership: None,
@@ -319,7 +379,7 @@ impl Posture {
             encryption_at_rest,
             observed_at,
             access_logging,
-            network_access,
+            storage_network,
             audit_trail,
             object_ownership,
             cross_account

@@ -160,7 +160,8 @@ impl NsgId {
             return None;
         }
         // Subscription: a GUID; group: 1-90 of letters, digits and `-_.()`; NSG: 1-80 of
-        // letters, digits and `-_.`.
+        // letters, digits and `-_.`; neither ends with `.` (Azure's rule, which also keeps `.`
+        // and `..` from turning into other paths).
         let guid = p[1].len() == 36
             && p[1].bytes().enumerate().all(|(i, b)| {
                 if matches!(i, 8 | 13 | 18 | 23) {
@@ -170,10 +171,12 @@ impl NsgId {
                 }
             });
         let group = (1..=90).contains(&p[3].len())
+            && !p[3].ends_with('.')
             && p[3]
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.()".contains(&b));
         let name = (1..=80).contains(&p[7].len())
+            && !p[7].ends_with('.')
             && p[7]
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
@@ -423,6 +426,9 @@ mod tests {
             format!("{nsg}/securityRules/r1"),
             nsg.replace("web-nsg", "web/../nsg"),
             nsg.replace("web-nsg", "web%2Fnsg"),
+            nsg.replace("web-nsg", ".."),
+            nsg.replace("web-nsg", "."),
+            nsg.replace("shop-rg", ".."),
         ] {
             assert_eq!(parse_reference(&bad), None, "{bad}");
         }

@@ -181,7 +181,7 @@ pub struct PostureFacts {
     pub ingress: Option<Vec<IngressFacts>>,
     /// Which networks reach a storage account's public endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network_access: Option<crate::posture::NetworkAccess>,
+    pub storage_network: Option<crate::posture::StorageNetwork>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_logging: Option<bool>,
     /// S3 Object Ownership (`BucketOwnerEnforced`, ...; empty when the bucket has none).
@@ -456,7 +456,7 @@ impl PostureFacts {
                     })
                     .collect()
             }),
-            network_access: p.network_access,
+            storage_network: p.storage_network.clone(),
             access_logging: p.access_logging,
             trails: p.audit_trail.as_ref().map(|t| t.trails.clone()),
             object_ownership: p.object_ownership.clone(),
@@ -503,7 +503,7 @@ impl PostureFacts {
                 })
                 .collect()
         });
-        p.network_access = self.network_access;
+        p.storage_network.clone_from(&self.storage_network);
         p.access_logging = self.access_logging;
         p.audit_trail = self
             .trails

@@ -26,8 +26,9 @@ const DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Audit every resource that objects in namespaces baselined for its provider use, with the
 /// credentials of each baseline that covers it (tenants with different credentials are audited
-/// apart, as the controller does); results go into `inventory.live`. A failure to set up an
-/// auditor makes each of its resources an `error`.
+/// apart, as the controller does); results go into `inventory.live`, merged where several
+/// credentials read the same resource. A failure to set up an auditor makes each of its
+/// resources an `error`.
 pub fn audit(
     objects: &[&Object],
     baselines: &BaselineSet,
@@ -97,15 +98,11 @@ pub fn audit(
             if let CloudResource::AwsAccount(a) = &p.resource {
                 inventory.aws_account = Some(a.clone());
             }
-            // The same resource audited with other credentials too: a failed read wins, so
-            // that no tenant's broken credentials turn into a pass for another.
-            let keep = match inventory.live.get(&p.resource) {
-                Some(was) => was.error.is_none(),
-                None => true,
-            };
-            if keep {
-                inventory.live.replace(p);
-            }
+            // The same resource audited with other credentials too: the reads are merged fact
+            // by fact (a read without management-plane facts takes nothing from one with
+            // them) and a failed read wins, so that no tenant's broken credentials turn into
+            // a pass for another.
+            inventory.live.add(p);
         }
     }
 }

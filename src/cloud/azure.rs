@@ -293,7 +293,7 @@ impl AzureAuditor {
                     .map(|v| v.trim_start_matches("TLS").replace('_', ".")),
                 secure_transport_policy: None,
             });
-            p.network_access = Some(f.network_access);
+            p.storage_network = Some(f.network.clone());
             p.encryption_at_rest = Some(EncryptionAtRest {
                 // Azure Storage encrypts every account; only the key owner varies.
                 enabled: true,

@@ -50,8 +50,8 @@ pub struct AccountFacts {
     pub allow_blob_public_access: Option<bool>,
     pub minimum_tls_version: Option<String>,
     pub https_only: Option<bool>,
-    /// `publicNetworkAccess` with `networkAcls.defaultAction`.
-    pub network_access: crate::posture::NetworkAccess,
+    /// `publicNetworkAccess` with `networkAcls`.
+    pub network: crate::posture::StorageNetwork,
     /// `Microsoft.Storage` or `Microsoft.Keyvault`.
     pub key_source: Option<String>,
 }
@@ -70,10 +70,10 @@ impl AccountFacts {
             https_only: props
                 .get("supportsHttpsTrafficOnly")
                 .and_then(Value::as_bool),
-            network_access: crate::posture::NetworkAccess::of(
+            network: crate::posture::StorageNetwork::read(
                 text("/publicNetworkAccess").as_deref(),
-                text("/networkAcls/defaultAction").as_deref(),
-            ),
+                props.get("networkAcls"),
+            )?,
             key_source: text("/encryption/keySource"),
         })
     }
@@ -269,7 +269,9 @@ pub fn nsg_rules(v: &Value) -> Result<Vec<IngressRule>, String> {
     let mut rules = Vec::new();
     for field in ["securityRules", "defaultSecurityRules"] {
         let list = match props.get(field) {
-            None | Some(Value::Null) => continue,
+            // A group without rules of its own has none; ARM always lists Azure's defaults.
+            None | Some(Value::Null) if field == "securityRules" => continue,
+            None | Some(Value::Null) => return Err(format!("no {field}")),
             Some(Value::Array(a)) => a,
             Some(_) => return Err(format!("{field} is not a list")),
         };
@@ -321,19 +323,19 @@ mod tests {
         assert_eq!(f.minimum_tls_version.as_deref(), Some("TLS1_2"));
         assert_eq!(f.key_source.as_deref(), Some("Microsoft.Keyvault"));
         assert_eq!(
-            f.network_access,
+            f.network.access,
             crate::posture::NetworkAccess::SelectedNetworks
         );
         // Absent means permitted (older accounts): not a guard.
         let old = AccountFacts::from_json(&json!({"properties": {}})).unwrap();
         assert!(old.guard().unwrap_err().contains("not set"));
         assert_eq!(
-            old.network_access,
+            old.network.access,
             crate::posture::NetworkAccess::AllNetworks
         );
         let private = json!({"properties": {"publicNetworkAccess": "Disabled", "networkAcls": {"defaultAction": "Allow"}}});
         assert_eq!(
-            AccountFacts::from_json(&private).unwrap().network_access,
+            AccountFacts::from_json(&private).unwrap().network.access,
             crate::posture::NetworkAccess::Disabled
         );
         assert!(AccountFacts::from_json(&json!({"error": {}})).is_err());
@@ -391,7 +393,15 @@ mod tests {
         assert!(nsg_rules(&json!({"error": {"code": "x"}})).is_err());
         assert!(nsg_rules(&json!({"properties": {"securityRules": {}}})).is_err());
         assert!(nsg_rules(&json!({"properties": {"securityRules": [{"name": "r"}]}})).is_err());
-        assert_eq!(nsg_rules(&json!({"properties": {}})).unwrap(), vec![]);
+        assert!(
+            nsg_rules(&json!({"properties": {}}))
+                .unwrap_err()
+                .contains("no defaultSecurityRules")
+        );
+        assert_eq!(
+            nsg_rules(&json!({"properties": {"defaultSecurityRules": []}})).unwrap(),
+            vec![]
+        );
     }
 
     /// A rule set that would expand past the bound is refused, not judged in part.
@@ -401,7 +411,8 @@ mod tests {
         let ports: Vec<String> = (1..=100).map(|p| p.to_string()).collect();
         let v = json!({"properties": {"securityRules": [{"properties": {
             "access": "Allow", "direction": "Inbound", "protocol": "Tcp", "priority": 100,
-            "sourceAddressPrefixes": sources, "destinationPortRanges": ports}}]}});
+            "sourceAddressPrefixes": sources, "destinationPortRanges": ports}}],
+            "defaultSecurityRules": []}});
         assert!(nsg_rules(&v).unwrap_err().contains("more than 10000"));
     }
 }

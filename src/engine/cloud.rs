@@ -184,8 +184,8 @@ pub(super) fn judge_posture(
             DataEncryptionAtRest => data::encryption_at_rest(ctx, p, found_at),
             DataEncryptionInTransit => data::encryption_in_transit(ctx, p, found_at),
             IdentityLeastPrivilege => identity::least_privilege(ctx, p, found_at),
-            NetworkExposure => match p.network_access {
-                Some(access) => network::storage_network(ctx, p, access, found_at),
+            NetworkExposure => match &p.storage_network {
+                Some(n) => network::storage_network(ctx, p, n, found_at),
                 None => network::security_group(ctx, p, found_at),
             },
             LoggingAuditTrail => logging::audit_trail(ctx, p, found_at),

@@ -5,7 +5,7 @@ use serde_json::Value;
 use crate::model::ControlId::{NetworkExposure, NetworkSegmentation};
 use crate::network::{exposure, normalise_protocol};
 use crate::object::list;
-use crate::posture::{CloudResource, IngressRule, NetworkAccess, Posture};
+use crate::posture::{CloudResource, IngressRule, NetworkAccess, Posture, StorageNetwork};
 use crate::refs::{AWS_LB_SECURITY_GROUPS, Reference, parse_reference};
 
 use super::cloud::{found, judge_references};
@@ -252,28 +252,55 @@ pub(super) fn security_group(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&s
 }
 
 /// A storage account's public endpoint: open to every network unless public network access is
-/// disabled or the default action denies (CIS Azure: default network access rule set to deny).
+/// disabled or the default action denies (CIS Azure: default network access rule set to deny);
+/// with a default deny, an IP rule that lets in a range the baseline counts as the internet
+/// opens it all the same.
 pub(super) fn storage_network(
     ctx: &mut Ctx<'_>,
     p: &Posture,
-    access: NetworkAccess,
+    n: &StorageNetwork,
     found_at: Option<&str>,
 ) {
     let check = Check::new("storage-network");
-    let (outcome, what, fix) = match access {
-        NetworkAccess::AllNetworks => {
-            let name = match &p.resource {
-                CloudResource::AzureStorageAccount(a) => a.as_str(),
-                _ => "ACCOUNT",
-            };
-            (
-                Outcome::Fail,
-                "accepts connections from every network (public network access enabled, networkAcls.defaultAction Allow)",
-                Some(format!(
-                    "`az storage account update --name {name} --resource-group RG --default-action Deny` and allow the networks that need it with `az storage account network-rule add`, or `--public-network-access Disabled` behind a private endpoint"
-                )),
-            )
-        }
+    let name = match &p.resource {
+        CloudResource::AzureStorageAccount(a) => a.as_str(),
+        _ => "ACCOUNT",
+    };
+    let internet = ctx.b.params.internet;
+    let wide: Vec<String> = n
+        .ip_rules
+        .iter()
+        .filter(|r| internet.includes(r))
+        .map(|r| internet.describe(r))
+        .collect();
+    if n.access == NetworkAccess::SelectedNetworks && !wide.is_empty() {
+        let what = format!(
+            "{}{} denies by default but its IP rules let in {}",
+            p.resource,
+            found(found_at),
+            wide.join(", ")
+        );
+        let fix = format!(
+            "`az storage account network-rule remove --account-name {name} --resource-group RG --ip-address RANGE` for each, and allow the addresses that need it"
+        );
+        ctx.verdict(
+            NetworkExposure,
+            check,
+            Outcome::Fail,
+            Some(&p.resource),
+            what,
+            Some(fix),
+        );
+        return;
+    }
+    let (outcome, what, fix) = match n.access {
+        NetworkAccess::AllNetworks => (
+            Outcome::Fail,
+            "accepts connections from every network (public network access enabled, networkAcls.defaultAction Allow)",
+            Some(format!(
+                "`az storage account update --name {name} --resource-group RG --default-action Deny` and allow the networks that need it with `az storage account network-rule add`, or `--public-network-access Disabled` behind a private endpoint"
+            )),
+        ),
         NetworkAccess::SelectedNetworks => (
             Outcome::Pass,
             "accepts connections only from selected networks (networkAcls.defaultAction Deny)",

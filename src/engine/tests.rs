@@ -715,6 +715,16 @@ kind: StorageAccount
 metadata: {name: private}
 spec: {allowBlobPublicAccess: false, publicNetworkAccess: Disabled, networkAcls: {defaultAction: Allow}}
 ---
+apiVersion: storage.azure.com/v1api20230101
+kind: StorageAccount
+metadata: {name: ruled}
+spec: {networkAcls: {defaultAction: Deny, ipRules: [{value: 203.0.113.0/24}, {value: 52.0.0.0/8, action: Allow}]}}
+---
+apiVersion: storage.azure.com/v1api20230101
+kind: StorageAccount
+metadata: {name: garbled}
+spec: {networkAcls: {defaultAction: Deny, ipRules: "52.0.0.0/8"}}
+---
 apiVersion: network.azure.com/v1api20240301
 kind: NetworkSecurityGroupsSecurityRule
 metadata: {name: rdp}
@@ -749,6 +759,15 @@ spec: {owner: {name: nsg2}, direction: Inbound, access: Allow, protocol: Tcp, so
     assert!(message(&vs, NetworkExposure, "weak").contains("--default-action Deny"));
     assert_eq!(outcome(&vs, NetworkExposure, "strong"), Outcome::Pass);
     assert_eq!(outcome(&vs, NetworkExposure, "private"), Outcome::Pass);
+    // A default deny whose IP rules let in a range wider than the baseline's public prefix is
+    // open all the same; rules Azure would not send are an error.
+    assert_eq!(outcome(&vs, NetworkExposure, "ruled"), Outcome::Fail);
+    let ruled = message(&vs, NetworkExposure, "ruled");
+    assert!(
+        ruled.contains("52.0.0.0/8") && !ruled.contains("203.0.113.0/24"),
+        "{ruled}"
+    );
+    assert_eq!(outcome(&vs, NetworkExposure, "garbled"), Outcome::Error);
     assert_eq!(outcome(&vs, NetworkExposure, "rdp"), Outcome::Fail);
     assert!(message(&vs, NetworkExposure, "rdp").contains("Internet"));
     assert_eq!(
