@@ -6,6 +6,10 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
+// The allocator of the `onus` binary, so that the numbers are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use onus::api::BaselineSpec;
 use onus::baseline::EffectiveBaseline;
 use onus::check::{CheckOptions, run};
@@ -169,5 +173,36 @@ fn bench_iam(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_evaluate, bench_check, bench_iam);
+/// The webhook's work on one review, without HTTP and TLS: parse the AdmissionReview, judge
+/// the Deployment against the snapshot, build the response (what `benches/webhook/run.sh`
+/// sends, under manifests/examples/aws-shop's baseline).
+fn bench_review(c: &mut Criterion) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut index = onus::index::Index::default();
+    let baseline =
+        std::fs::read_to_string(root.join("manifests/examples/aws-shop/00-baseline.yaml")).unwrap();
+    for o in parse(&baseline) {
+        index.upsert(o);
+    }
+    let snapshot = index.snapshot(chrono::Duration::minutes(15));
+    let body = std::fs::read(root.join("benches/webhook/review.json")).unwrap();
+    let now = chrono::Utc::now();
+    let d = onus::webhook::review::review(&body, &snapshot, now).unwrap();
+    assert_eq!(
+        d.decision, "warn",
+        "the review is allowed with a warning (its bucket is not audited): {:?}",
+        d.review
+    );
+    c.bench_function("webhook/review-deployment", |b| {
+        b.iter(|| onus::webhook::review::review(black_box(&body), &snapshot, now))
+    });
+}
+
+criterion_group!(
+    benches,
+    bench_evaluate,
+    bench_check,
+    bench_iam,
+    bench_review
+);
 criterion_main!(benches);

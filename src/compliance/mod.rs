@@ -14,7 +14,7 @@ pub use requirements::{Requirement, RequirementStatus, Responsibility, requireme
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -325,11 +325,50 @@ pub fn for_verdict(
         Some(a) if !WHOLE_CONTROL_RULES.contains(&check.rule) => a,
         _ => return Cow::Borrowed(for_check(control, check.rule, provider)),
     };
+    let key: MergeKey = (control, provider, check.rule, aspects.clone());
+    let merged = MERGED.get_or_init(Default::default);
+    if let Some(ids) = merged.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Cow::Borrowed(ids);
+    }
+    let ids = merge_aspects(control, check.rule, aspects, provider);
+    let mut cache = merged.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(done) = cache.get(&key) {
+        // Another thread merged the same meanwhile: one copy is kept.
+        return Cow::Borrowed(done);
+    }
+    if cache.len() >= MERGED_MAX {
+        return ids;
+    }
+    // Bounded (MERGED_MAX entries in all), so leaking them for 'static is bounded too.
+    let ids: &'static FrameworkIds = match ids {
+        Cow::Borrowed(b) => b,
+        Cow::Owned(o) => Box::leak(Box::new(o)),
+    };
+    cache.insert(key, ids);
+    Cow::Borrowed(ids)
+}
+
+/// A check's aspects, with the evaluated aspects named as they were: the key of a merge.
+type MergeKey = (ControlId, Provider, &'static str, Vec<Cow<'static, str>>);
+
+/// Merged ids of the aspect combinations verdicts carry. Verdicts ask for the same few
+/// combinations again and again (the webhook, per review), and a merge sorts; aspects can come
+/// from baseline parameters (forbidden ports), so past `MERGED_MAX` combinations the merge is
+/// done per verdict instead of remembered.
+static MERGED: OnceLock<RwLock<HashMap<MergeKey, &'static FrameworkIds>>> = OnceLock::new();
+const MERGED_MAX: usize = 4096;
+
+fn merge_aspects(
+    control: ControlId,
+    rule: &'static str,
+    aspects: &[Cow<'static, str>],
+    provider: Provider,
+) -> Cow<'static, FrameworkIds> {
     let Some(rules) = tables().by_check.get(&(control, provider)) else {
         return Cow::Borrowed(&EMPTY);
     };
-    let mut found = std::iter::once(format!("{}/", check.rule))
-        .chain(aspects.iter().map(|a| format!("{}/{a}", check.rule)))
+    let mut found = std::iter::once(format!("{rule}/"))
+        .chain(aspects.iter().map(|a| format!("{rule}/{a}")))
         .filter_map(|key| rules.get(&key));
     let Some(first) = found.next() else {
         return Cow::Borrowed(&EMPTY);

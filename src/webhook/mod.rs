@@ -66,6 +66,8 @@ impl WebhookState {
 
 /// Reviews judged at once (and HTTP/2 streams per connection).
 pub const MAX_IN_FLIGHT: usize = 32;
+/// How long a review waits for a turn when `MAX_IN_FLIGHT` are being judged.
+pub const QUEUE_WAIT: Duration = Duration::from_millis(500);
 /// Body bytes buffered at once, all requests together: 64 MiB.
 pub const MAX_BUFFERED_KIB: usize = 64 * 1024;
 /// Time to receive a whole body; the API server sends one at once.
@@ -184,9 +186,11 @@ async fn validate(State(state): State<WebhookState>, headers: HeaderMap, body: B
                 .into_response();
         }
     };
-    // Past the cap, say so at once rather than queue: the API server retries or applies its
-    // failurePolicy, and CPU stays bounded.
-    let Ok(permit) = state.in_flight.clone().try_acquire_owned() else {
+    // Past the cap, wait a little for a turn (a burst of the API server's concurrent calls is
+    // no reason to refuse: it does not retry a webhook, so a 429 is a denied create), then say
+    // so. CPU stays bounded by the cap, memory by the buffered-bytes budget.
+    let turn = tokio::time::timeout(QUEUE_WAIT, state.in_flight.clone().acquire_owned()).await;
+    let Ok(Ok(permit)) = turn else {
         count(&state.metrics, "busy");
         return (
             StatusCode::TOO_MANY_REQUESTS,

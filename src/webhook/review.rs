@@ -105,7 +105,15 @@ pub fn review_with(
     onus_user: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Decision, ReviewError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
+    let mut v: Value =
+        serde_json::from_slice(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
+    // The objects are moved out, not copied: they are most of the review.
+    let mut take = |field: &str| {
+        v.get_mut("request")
+            .and_then(|r| r.get_mut(field))
+            .map(Value::take)
+    };
+    let (new_object, old_object) = (take("object"), take("oldObject"));
     let api_version = v.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = v.get("kind").and_then(Value::as_str).unwrap_or("");
     if api_version != "admission.k8s.io/v1" || kind != "AdmissionReview" {
@@ -149,12 +157,14 @@ pub fn review_with(
     // A broken baseline falls back to its status.lastValidSpec: only onus may write it, or
     // whoever may write status could make a namespace's guard whatever they like.
     if sub == "status" && field("group") == "onus.dev" && operation == "UPDATE" {
-        let copy = |o: &str| req.get(o).and_then(|o| o.pointer("/status/lastValidSpec"));
+        fn copy(o: &Option<Value>) -> Option<&Value> {
+            o.as_ref()?.pointer("/status/lastValidSpec")
+        }
         let by = req
             .pointer("/userInfo/username")
             .and_then(Value::as_str)
             .unwrap_or("");
-        if copy("object") != copy("oldObject") && onus_user != Some(by) {
+        if copy(&new_object) != copy(&old_object) && onus_user != Some(by) {
             decision.decision = "deny";
             decision.review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {
                 "uid": uid, "allowed": false,
@@ -173,10 +183,8 @@ pub fn review_with(
         decision.review = allow(json!({}));
         return Ok(decision);
     }
-    let body = req
-        .get("object")
+    let body = new_object
         .filter(|o| o.is_object())
-        .cloned()
         .ok_or_else(|| ReviewError::BadRequest(format!("{operation} without object")))?;
     let namespace = req
         .get("namespace")
@@ -263,8 +271,8 @@ pub fn review_with(
     // Like Pod Security Admission and Kyverno's allowExistingViolations: an UPDATE is refused
     // only for gaps it opens. What already failed before it (a label added, a finalizer removed,
     // a replica count changed) is allowed, with a warning that the gap is still open.
-    let before: BTreeSet<GapKey> = match (operation, req.get("oldObject")) {
-        ("UPDATE", Some(old)) if old.is_object() => object(old.clone(), namespace)
+    let before: BTreeSet<GapKey> = match (operation, old_object) {
+        ("UPDATE", Some(old)) if old.is_object() => object(old, namespace)
             .map(|old| {
                 judge(&old)
                     .iter()

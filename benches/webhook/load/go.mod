@@ -1,0 +1,3 @@
+module onus.dev/benches/webhook/load
+
+go 1.22
