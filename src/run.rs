@@ -21,7 +21,7 @@ use crate::watch;
 use crate::webhook::certs::{self, CertSource};
 use crate::webhook::{WebhookState, router};
 
-/// The HTTPS server for `/validate`, with every wait bounded: the TLS handshake (10 s, the
+/// The HTTPS server for `/validate`, with TCP_NODELAY and every wait bounded: the TLS handshake (10 s, the
 /// acceptor's default), the first request on a connection, each request's headers (which also
 /// ends idle keep-alive connections), the body (in the handler), and HTTP/2 streams per
 /// connection.
@@ -31,7 +31,12 @@ fn webhook_server(
     state: WebhookState,
     handle: axum_server::Handle<SocketAddr>,
 ) -> impl std::future::Future<Output = std::io::Result<()>> {
-    let mut server = axum_server::bind_rustls(addr, tls)
+    // TCP_NODELAY: a review's answer is one small write; without it, Nagle's algorithm and the
+    // client's delayed ACK can hold an answer back for tens of milliseconds.
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+        .acceptor(axum_server::accept::NoDelayAcceptor::new());
+    let mut server = axum_server::bind(addr)
+        .acceptor(acceptor)
         .handle(handle)
         .first_request_timeout(Duration::from_secs(10));
     let http = server.http_builder();

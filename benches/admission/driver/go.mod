@@ -1,0 +1,3 @@
+module onus.dev/benches/admission/driver
+
+go 1.22
