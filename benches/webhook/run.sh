@@ -31,7 +31,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-RUST_LOG=warn "$ONUS" run --webhook-addr "127.0.0.1:$PORT" --metrics-addr "127.0.0.1:$MPORT" \
+RUST_LOG=warn "$ONUS" run --webhook-only --webhook-addr "127.0.0.1:$PORT" --metrics-addr "127.0.0.1:$MPORT" \
   --tls-cert-file "$WORK/tls.crt" --tls-key-file "$WORK/tls.key" >"$WORK/onus.log" 2>&1 &
 ONUS_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$MPORT/readyz" >/dev/null && break; sleep 0.1; done
