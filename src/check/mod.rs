@@ -129,8 +129,9 @@ const BATCH: usize = 256;
 struct Later {
     name: String,
     path: PathBuf,
-    /// How many documents the file had, to notice a file that changed between the passes.
-    documents: usize,
+    /// A digest of the whole text, to notice a file that changed between the passes (what the
+    /// snapshot was built from must be what is judged).
+    digest: [u8; 32],
     indexes: Vec<usize>,
 }
 
@@ -225,7 +226,7 @@ pub fn run(opts: &CheckOptions) -> CheckReport {
             later.push(Later {
                 name,
                 path,
-                documents: chunks.len(),
+                digest: digest(&text),
                 indexes: streamed.iter().map(|c| c.index).collect(),
             });
         }
@@ -321,6 +322,12 @@ pub fn run(opts: &CheckOptions) -> CheckReport {
     report
 }
 
+/// SHA-256 of a file's text.
+fn digest(text: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).into()
+}
+
 /// Is this document, by its plainly written head, of a streamed kind?
 fn streamed_head(text: &str) -> bool {
     load::head(text).is_some_and(|(api, kind)| {
@@ -349,13 +356,10 @@ fn stream(
         Ok(t) => t,
         Err(e) => return changed(errors, e),
     };
-    let chunks = load::split(&text);
-    if chunks.len() != l.documents {
-        return changed(
-            errors,
-            format!("{} documents, then {}", l.documents, chunks.len()),
-        );
+    if digest(&text) != l.digest {
+        return changed(errors, "its content differs from the first read".into());
     }
+    let chunks = load::split(&text);
     let wanted: Vec<&load::Chunk> = l.indexes.iter().map(|&i| &chunks[i - 1]).collect();
     if let Some(c) = wanted.iter().find(|c| !streamed_head(&c.text)) {
         return changed(
@@ -421,4 +425,46 @@ fn in_reading_order(report: &mut CheckReport, files: &[String]) {
     // Stable: an object's verdicts keep the engine's order.
     keyed.sort_by_key(|(k, _)| *k);
     report.verdicts = keyed.into_iter().map(|(_, v)| v).collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What was judged in the second pass must be what the snapshot was built from: a file
+    /// whose content changed in between (same documents, same heads) is an error, not a mix.
+    #[test]
+    fn a_file_changed_between_the_passes_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.yaml");
+        let first = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, image: x}]}\n";
+        std::fs::write(&path, first.replace("image: x", "image: y")).unwrap();
+        let opts = CheckOptions {
+            baselines: Vec::new(),
+            paths: vec![path.clone()],
+            namespace: "default".into(),
+            now: Utc::now(),
+            live: false,
+        };
+        let (baselines, inventory) = (BaselineSet::default(), Inventory::default());
+        let mut judge = Judge {
+            opts: &opts,
+            baselines: &baselines,
+            inventory: &inventory,
+            namespaces: BTreeSet::new(),
+        };
+        let later = Later {
+            name: "app.yaml".into(),
+            path,
+            digest: digest(first),
+            indexes: vec![1],
+        };
+        let (mut report, mut errors) = (CheckReport::default(), Vec::new());
+        stream(&later, &mut judge, &mut report, &mut errors);
+        assert_eq!(report.objects, 0, "nothing judged");
+        assert!(
+            errors[0].message.contains("changed while onus read it"),
+            "{errors:?}"
+        );
+    }
 }

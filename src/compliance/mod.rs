@@ -325,6 +325,10 @@ pub fn for_verdict(
         Some(a) if !WHOLE_CONTROL_RULES.contains(&check.rule) => a,
         _ => return Cow::Borrowed(for_check(control, check.rule, provider)),
     };
+    // Long aspect lists are rare and would make long keys: merged per verdict instead.
+    if aspects.len() > MERGED_MAX_ASPECTS {
+        return merge_aspects(control, check.rule, aspects, provider);
+    }
     let key: MergeKey = (control, provider, check.rule, aspects.clone());
     let merged = MERGED.get_or_init(Default::default);
     if let Some(ids) = merged.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
@@ -357,6 +361,7 @@ type MergeKey = (ControlId, Provider, &'static str, Vec<Cow<'static, str>>);
 /// done per verdict instead of remembered.
 static MERGED: OnceLock<RwLock<HashMap<MergeKey, &'static FrameworkIds>>> = OnceLock::new();
 const MERGED_MAX: usize = 4096;
+const MERGED_MAX_ASPECTS: usize = 32;
 
 fn merge_aspects(
     control: ControlId,

@@ -150,13 +150,15 @@ pub const MAPPED_PORTS: &[u16] = &[
 ];
 
 /// The aspects of `ingress-rules` that a rule open to the internet fails.
-fn open_aspects(rule: &IngressRule, forbidden: &[u16], check: &mut Check) {
+fn open_aspects(rule: &IngressRule, check: &mut Check) {
     check.aspect("forbidden-port");
     if rule.from_port == 0 && rule.to_port == 65535 {
         check.aspect("all-ports");
     }
     if matches!(normalise_protocol(&rule.protocol).as_str(), "tcp" | "all") {
-        for p in MAPPED_PORTS.iter().chain(forbidden) {
+        // Only ports some requirement names are aspects: the others would only make the
+        // aspect list (and the compliance lookup) as long as the baseline's port list.
+        for p in MAPPED_PORTS {
             if (rule.from_port..=rule.to_port).contains(p) {
                 check.aspect(format!("tcp-{p}"));
             }
@@ -184,7 +186,7 @@ pub(super) fn security_group(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&s
         // Met: no forbidden port and not every port is open; ports the baseline allows say
         // nothing about requirements on them (Kibana's 5601 open is no pass for Kibana's check).
         let mut met = Check::new("ingress-rules").with(&["forbidden-port", "all-ports"]);
-        for port in &forbidden {
+        for port in forbidden.iter().filter(|p| MAPPED_PORTS.contains(p)) {
             met.aspect(format!("tcp-{port}"));
         }
         ctx.verdict(
@@ -199,7 +201,7 @@ pub(super) fn security_group(ctx: &mut Ctx<'_>, p: &Posture, found_at: Option<&s
     }
     let mut check = Check::new("ingress-rules");
     for (r, _) in &open {
-        open_aspects(r, &forbidden, &mut check);
+        open_aspects(r, &mut check);
     }
     let what = format!(
         "{}{} allows {}",

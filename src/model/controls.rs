@@ -86,6 +86,9 @@ impl ControlId {
     }
 }
 
+/// The most ports `network.exposure`'s `forbiddenPorts` may list.
+pub const MAX_FORBIDDEN_PORTS: usize = 1024;
+
 /// Typed parameters of every control, with their defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ControlParameters {
@@ -205,14 +208,25 @@ impl ControlParameters {
                         bool_of(value).ok_or_else(|| err("expected true or false"))?
                 }
                 "forbiddenPorts" => {
-                    self.forbidden_ports = value
+                    let mut ports: Vec<u16> = value
                         .as_array()
                         .and_then(|a| {
                             a.iter()
                                 .map(|v| v.as_u64().and_then(|n| u16::try_from(n).ok()))
                                 .collect()
                         })
-                        .ok_or_else(|| err("expected a list of port numbers 0-65535"))?
+                        .ok_or_else(|| err("expected a list of port numbers 0-65535"))?;
+                    ports.sort_unstable();
+                    ports.dedup();
+                    // Every open rule is compared with each: a list as long as the port space
+                    // would make one review cost seconds.
+                    if ports.len() > MAX_FORBIDDEN_PORTS {
+                        return Err(err(&format!(
+                            "{} ports; at most {MAX_FORBIDDEN_PORTS}",
+                            ports.len()
+                        )));
+                    }
+                    self.forbidden_ports = ports
                 }
                 "maxPublicPrefix" => {
                     self.internet.max_public_prefix_v4 = value
@@ -305,6 +319,10 @@ mod tests {
 
         let bad = BTreeMap::from([("forbiddenPorts".to_string(), json!([70000]))]);
         assert!(p.apply(ControlId::NetworkExposure, &bad).is_err());
+        let all: Vec<u16> = (1..=2000).collect();
+        let long = BTreeMap::from([("forbiddenPorts".to_string(), json!(all))]);
+        let e = p.apply(ControlId::NetworkExposure, &long).unwrap_err();
+        assert!(e.to_string().contains("at most 1024"), "{e}");
         let prefixes = BTreeMap::from([
             ("maxPublicPrefix".to_string(), json!(24)),
             ("maxPublicPrefixV6".to_string(), json!(48)),
