@@ -275,42 +275,29 @@ pub(super) fn storage_network(
         .filter(|r| internet.includes(r))
         .map(|r| internet.describe(r))
         .collect();
-    if n.access == NetworkAccess::SelectedNetworks && !wide.is_empty() {
-        let what = format!(
-            "{}{} denies by default but its IP rules let in {}",
-            p.resource,
-            found(found_at),
-            wide.join(", ")
-        );
-        let fix = format!(
-            "`az storage account network-rule remove --account-name {name} --resource-group RG --ip-address RANGE` for each, and allow the addresses that need it"
-        );
-        ctx.verdict(
-            NetworkExposure,
-            check,
-            Outcome::Fail,
-            Some(&p.resource),
-            what,
-            Some(fix),
-        );
-        return;
-    }
     let (outcome, what, fix) = match n.access {
+        NetworkAccess::SelectedNetworks if !wide.is_empty() => (
+            Outcome::Fail,
+            format!("denies by default but its IP rules let in {}", wide.join(", ")),
+            Some(format!(
+                "`az storage account network-rule remove --account-name {name} --resource-group RG --ip-address RANGE` for each, and allow the addresses that need it"
+            )),
+        ),
         NetworkAccess::AllNetworks => (
             Outcome::Fail,
-            "accepts connections from every network (public network access enabled, networkAcls.defaultAction Allow)",
+            "accepts connections from every network (public network access enabled, networkAcls.defaultAction Allow)".to_string(),
             Some(format!(
                 "`az storage account update --name {name} --resource-group RG --default-action Deny` and allow the networks that need it with `az storage account network-rule add`, or `--public-network-access Disabled` behind a private endpoint"
             )),
         ),
         NetworkAccess::SelectedNetworks => (
             Outcome::Pass,
-            "accepts connections only from selected networks (networkAcls.defaultAction Deny)",
+            "accepts connections only from selected networks (networkAcls.defaultAction Deny)".into(),
             None,
         ),
         NetworkAccess::Disabled => (
             Outcome::Pass,
-            "has public network access disabled (private endpoints only)",
+            "has public network access disabled (private endpoints only)".into(),
             None,
         ),
     };

@@ -156,16 +156,7 @@ impl Azurite {
     /// Start again on the same port, empty.
     pub fn start_again(&self) {
         self.stop();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match self.launch() {
-                Ok(()) => return,
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(300));
-                }
-                Err(e) => panic!("azurite did not restart on port {}: {e}", self.port),
-            }
-        }
+        super::relaunch(&format!("azurite on port {}", self.port), || self.launch());
     }
 
     pub fn log_tail(&self, lines: usize) -> String {

@@ -184,16 +184,7 @@ impl Gcs {
     /// [`Gcs::set_metadata`] and [`Gcs::set_iam`]).
     pub fn start_again(&self) {
         self.stop();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match self.launch() {
-                Ok(()) => return,
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(300));
-                }
-                Err(e) => panic!("fake-gcs-server did not restart: {e}"),
-            }
-        }
+        super::relaunch("fake-gcs-server", || self.launch());
     }
 
     fn launch(&self) -> Result<(), String> {

@@ -56,6 +56,21 @@ pub fn hostile_server(head: &'static str, body_len: usize) -> u16 {
     port
 }
 
+/// Start an emulator again on the port it had: the old socket may linger for a moment, so a
+/// launch that fails is retried for 30 s. Panics when it cannot.
+pub fn relaunch(what: &str, launch: impl Fn() -> Result<(), String>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match launch() {
+            Ok(()) => return,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            Err(e) => panic!("{what} did not restart: {e}"),
+        }
+    }
+}
+
 /// A free loopback port (the kernel picks it; a tiny race with other processes is accepted).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -215,17 +215,9 @@ impl Moto {
     /// requests: the state is as before the stop. Panics when it cannot.
     pub fn restart(&self) {
         self.stop();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match self.launch() {
-                Ok(()) => break,
-                // The old socket may linger for a moment.
-                Err(e) if Instant::now() < deadline && e.contains("in use") => {
-                    std::thread::sleep(Duration::from_millis(300));
-                }
-                Err(e) => panic!("moto_server did not restart on port {}: {e}", self.port),
-            }
-        }
+        super::relaunch(&format!("moto_server on port {}", self.port), || {
+            self.launch()
+        });
         self.post(&format!("/moto-api/seed?a={SEED}"))
             .unwrap_or_else(|e| panic!("seed moto: {e}"));
         if self.dir.join("recording.jsonl").is_file() {
